@@ -1,0 +1,4 @@
+"""``python -m rnnkit`` runs the command-line interface."""
+from rnnkit.cli import main
+
+raise SystemExit(main())

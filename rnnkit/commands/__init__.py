@@ -1,0 +1,1 @@
+"""One module per ``rnnkit`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""Arrays in, arrays out: text, series and sequence data pipelines."""

@@ -1,0 +1,1 @@
+"""The neural-network engine: pure NumPy layers with hand-derived gradients (no I/O, no printing)."""

@@ -1,0 +1,1 @@
+"""The applications: text, forecast, memory. Plain functions and small classes; no argparse, no plotting."""
