@@ -1,0 +1,141 @@
+"""The shared machinery of one recurrent layer in one direction (a "core").
+
+A core works time-major, ``xs`` of shape (T, B, D), because each time step then reads one contiguous (B, .)
+block. What every cell shares lives here: parameters in PyTorch's layout, the input projection of all T
+steps as one GEMM before the time loop, the input-side gradients as one GEMM each after the reverse loop,
+reusable work buffers (no allocation inside the time loop), and the mask arithmetic that freezes the state
+past the end of a sequence. The cell modules (``lstm``, ``gru``, ``elman``, ``jordan``) write only their time
+loops. Backward must follow the forward it inverts; a second backward of the same forward is not supported.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.nn.base import Layer
+
+
+class Core(Layer):
+    """One layer, one direction. Subclasses set ``gates`` and implement the forward and backward loops.
+
+    Parameters (PyTorch layout transposed, so ``x @ W_x`` is the projection):
+    ``W_x`` (D, G*H), ``W_h`` (R, G*H), ``b_x`` and ``b_h`` (G*H,), where G is the number of gate blocks and
+    R the size of what is fed back (H, or the output size for a Jordan core). Two biases, as in PyTorch, so
+    weights port both ways exactly.
+    """
+
+    gates: tuple[str, ...] = ("h",)
+    n_state = 1  # how many arrays the state has: LSTM 2 (h, c), the others 1
+
+    def __init__(self, input_size: int, hidden_size: int, *, feedback_size: int | None = None,
+                 dtype=np.float32, rng: np.random.Generator):
+        super().__init__(dtype)
+        G, H = len(self.gates), hidden_size
+        R = hidden_size if feedback_size is None else feedback_size
+        self.input_size, self.hidden_size = input_size, hidden_size
+        bound = 1.0 / np.sqrt(H)  # PyTorch's default U(-1/sqrt(H), 1/sqrt(H))
+        self.add_param("W_x", rng.uniform(-bound, bound, (input_size, G * H)))
+        self.add_param("W_h", rng.uniform(-bound, bound, (R, G * H)))
+        self.add_param("b_x", rng.uniform(-bound, bound, G * H))
+        self.add_param("b_h", rng.uniform(-bound, bound, G * H))
+        self.record_dh = False
+        self.dh_record_ = None  # (T, B, H) total dL/dh_t of the last backward, when record_dh is set
+        self._work: dict[str, np.ndarray] = {}
+
+    # -- sizes ----------------------------------------------------------------------------------
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size,) * self.n_state
+
+    # -- work buffers ---------------------------------------------------------------------------
+    def buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A scratch array kept between calls; reallocated only when the shape changes."""
+        arr = self._work.get(name)
+        if arr is None or arr.shape != shape:
+            arr = np.empty(shape, dtype=self.dtype)
+            self._work[name] = arr
+        return arr
+
+    # -- the input side, shared by every cell ------------------------------------------------------
+    def project(self, xs: np.ndarray, fused_bias: np.ndarray) -> np.ndarray:
+        """All T input projections in one GEMM: (T, B, D) @ (D, G*H) + bias -> (T, B, G*H) work buffer."""
+        T, B, D = xs.shape
+        GH = self.params["W_x"].shape[1]
+        xg = self.buffer("xg", (T, B, GH))
+        np.matmul(xs.reshape(T * B, D), self.params["W_x"], out=xg.reshape(T * B, GH))
+        xg += fused_bias
+        self._xs = xs
+        return xg
+
+    def input_grads(self, dgx: np.ndarray) -> np.ndarray:
+        """After the reverse loop: dW_x, db_x and dxs, each one GEMM (or sum) over all T*B rows."""
+        xs = self._xs
+        T, B, D = xs.shape
+        dgx2 = dgx.reshape(T * B, -1)
+        self.grads["W_x"] += xs.reshape(T * B, D).T @ dgx2
+        self.grads["b_x"] += dgx2.sum(axis=0)
+        return (dgx2 @ self.params["W_x"].T).reshape(T, B, D)
+
+    def recurrent_weight_grads(self, prev: np.ndarray, dgh: np.ndarray) -> None:
+        """dW_h and db_h in one GEMM: ``prev`` (T, B, R) holds what was fed back at each step."""
+        T, B, R = prev.shape
+        dgh2 = dgh.reshape(T * B, -1)
+        self.grads["W_h"] += prev.reshape(T * B, R).T @ dgh2
+        self.grads["b_h"] += dgh2.sum(axis=0)
+
+    def start_record(self, T: int, B: int) -> np.ndarray | None:
+        if not self.record_dh:
+            self.dh_record_ = None
+            return None
+        self.dh_record_ = np.empty((T, B, self.hidden_size), dtype=self.dtype)
+        return self.dh_record_
+
+    # -- interface for subclasses -----------------------------------------------------------------
+    def forward(self, xs, state, mask=None):  # pragma: no cover - interface
+        """xs (T, B, D), state tuple of (B, S) arrays, mask (T, B, 1) of 0/1 or None.
+
+        Returns (outputs (T, B, O) — zero where masked —, final state tuple of new arrays)."""
+        raise NotImplementedError
+
+    def backward(self, dys, dstate):  # pragma: no cover - interface
+        """dys (T, B, O) or None, dstate tuple of (B, S) or None -> (dxs (T, B, D), dstate0 tuple)."""
+        raise NotImplementedError
+
+    def step(self, x, state, projected: bool = False):  # pragma: no cover - interface
+        """One step for generation: x (B, D) (or its projection, (B, G*H)) -> (y, new state tuple)."""
+        raise NotImplementedError
+
+    def gate_values(self) -> dict[str, np.ndarray]:
+        """Gate activations of the last forward, time-major (T, B, H) per gate; empty for ungated cells."""
+        return {}
+
+
+# -- masks: past a sequence's end the state is frozen ------------------------------------------------
+def freeze(new: np.ndarray, prev: np.ndarray, m: np.ndarray) -> None:
+    """In place: new = m * new + (1 - m) * prev, with m in {0, 1} of shape (B, 1)."""
+    new -= prev
+    new *= m
+    new += prev
+
+
+def split_masked(d: np.ndarray, m: np.ndarray, carry: np.ndarray) -> None:
+    """Inverse of :func:`freeze`: ``carry`` gets (1 - m) * d (it flows to the previous state), d keeps m * d."""
+    np.multiply(d, 1 - m, out=carry)
+    d *= m
+
+
+def outputs(states: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """What a core emits: its states, zeroed where the mask says the sequence has ended."""
+    return states if mask is None else states * mask
+
+
+def sigmoid_(a: np.ndarray) -> np.ndarray:
+    """In-place logistic sigmoid, as 0.5 * tanh(0.5 a) + 0.5 (stable for any a, and one transcendental)."""
+    a *= 0.5
+    np.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+    return a

@@ -1,0 +1,90 @@
+"""Elman core: the simple recurrent network, hidden state fed back (Elman 1990)."""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.nn.recurrent.core import Core, freeze, outputs, split_masked
+
+
+class ElmanCore(Core):
+    """Elman RNN (PyTorch's ``nn.RNN``):
+
+        h' = act(x W_x + b_x + h W_h + b_h),   act = tanh (default) or relu
+
+    ``W_x`` (D, H), ``W_h`` (H, H), ``b_x``, ``b_h`` (H,). State (h,), (B, H).
+    """
+
+    gates = ("h",)
+
+    def __init__(self, input_size, hidden_size, *, nonlinearity: str = "tanh", dtype=np.float32, rng):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, dtype=dtype, rng=rng)
+        self.nonlinearity = nonlinearity
+
+    def _act(self, a):
+        if self.nonlinearity == "tanh":
+            np.tanh(a, out=a)
+        else:
+            np.maximum(a, 0, out=a)
+        return a
+
+    def forward(self, xs, state, mask=None):
+        T, B, _ = xs.shape
+        H = self.hidden_size
+        W_h = self.params["W_h"]
+        pre = self.project(xs, self.params["b_x"] + self.params["b_h"])  # (T, B, H)
+        hs = self.buffer("hs", (T + 1, B, H))
+        tmp_h = self.buffer("tmp_h", (B, H))
+        hs[0] = state[0]
+        for t in range(T):
+            np.matmul(hs[t], W_h, out=tmp_h)
+            self._act(np.add(pre[t], tmp_h, out=hs[t + 1]))
+            if mask is not None:
+                freeze(hs[t + 1], hs[t], mask[t])
+        self._mask = mask
+        return outputs(hs[1:], mask), (hs[T].copy(),)
+
+    def backward(self, dys, dstate):
+        hs, mask = self._work["hs"], self._mask
+        T1, B, H = hs.shape
+        T = T1 - 1
+        W_hT = self.params["W_h"].T
+        # act'(pre) from the outputs, for all T at once; dpre_t = dh_t * act'_t becomes the gate gradient
+        dpre = self.buffer("dpre", (T, B, H))
+        if self.nonlinearity == "tanh":
+            np.square(hs[1:], out=dpre)
+            np.subtract(1, dpre, out=dpre)
+        else:
+            np.greater(hs[1:], 0, out=dpre, casting="unsafe")
+        if dys is not None and mask is not None:
+            dys = dys * mask
+        dh_next = (np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None
+                   else dstate[0].astype(self.dtype))
+        dh = np.empty_like(dh_next)
+        carry = np.empty_like(dh) if mask is not None else None
+        record = self.start_record(T, B)
+        for t in range(T - 1, -1, -1):
+            if dys is not None:
+                np.add(dys[t], dh_next, out=dh)
+            else:
+                dh[...] = dh_next
+            if record is not None:
+                record[t] = dh
+            if mask is not None:
+                split_masked(dh, mask[t], carry)
+            dpre[t] *= dh
+            np.matmul(dpre[t], W_hT, out=dh_next)
+            if mask is not None:
+                dh_next += carry
+        self.recurrent_weight_grads(hs[:-1], dpre)
+        return self.input_grads(dpre), (dh_next,)
+
+    def step(self, x, state, projected=False):
+        (h,) = state
+        p = self.params
+        a = x + p["b_x"] if projected else x @ p["W_x"] + p["b_x"]
+        a += p["b_h"]
+        a += h @ p["W_h"]
+        h = self._act(a)
+        return h, (h,)

@@ -1,0 +1,128 @@
+"""GRU core: one layer, one direction, with its fused forward loop and hand-derived BPTT."""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.nn.recurrent.core import Core, freeze, outputs, sigmoid_, split_masked
+
+
+class GRUCore(Core):
+    """Gated recurrent unit (Cho et al. 2014) in the PyTorch/cuDNN form ("reset after").
+
+    Gate order r, z, n in blocks of H columns of ``W_x`` (D, 3H), ``W_h`` (H, 3H), ``b_x``, ``b_h`` (3H,):
+
+        r  = sigmoid(x W_xr + b_xr + h W_hr + b_hr)     reset gate
+        z  = sigmoid(x W_xz + b_xz + h W_hz + b_hz)     update gate
+        n  = tanh(x W_xn + b_xn + r * (h W_hn + b_hn))  candidate
+        h' = (1 - z) * n + z * h
+
+    State (h,), (B, H). The reset gate acts after the recurrent product, so ``b_hn`` stays inside it: this is
+    what lets one GEMM per step serve all three gates.
+    """
+
+    gates = ("r", "z", "n")
+
+    def forward(self, xs, state, mask=None):
+        T, B, _ = xs.shape
+        H = self.hidden_size
+        W_h, b_h = self.params["W_h"], self.params["b_h"]
+        gates = self.project(xs, self.params["b_x"])  # (T, B, 3H): x-side pre-activations
+        hg = self.buffer("hg", (T, B, 3 * H))  # h W_h + b_h, kept for the backward of n
+        hs = self.buffer("hs", (T + 1, B, H))
+        tmp_h = self.buffer("tmp_h", (B, H))
+        hs[0] = state[0]
+        for t in range(T):
+            gt, hgt = gates[t], hg[t]
+            np.matmul(hs[t], W_h, out=hgt)
+            hgt += b_h
+            rz = gt[:, :2 * H]
+            rz += hgt[:, :2 * H]
+            sigmoid_(rz)
+            r, z, n = gt[:, :H], gt[:, H:2 * H], gt[:, 2 * H:]
+            np.multiply(r, hgt[:, 2 * H:], out=tmp_h)
+            n += tmp_h
+            np.tanh(n, out=n)
+            # h' = n + z * (h - n)
+            np.subtract(hs[t], n, out=tmp_h)
+            tmp_h *= z
+            np.add(n, tmp_h, out=hs[t + 1])
+            if mask is not None:
+                freeze(hs[t + 1], hs[t], mask[t])
+        self._mask = mask
+        return outputs(hs[1:], mask), (hs[T].copy(),)
+
+    def backward(self, dys, dstate):
+        gates, hg, hs, mask = self._work["xg"], self._work["hg"], self._work["hs"], self._mask
+        T, B, H3 = gates.shape
+        H = H3 // 3
+        W_hT = self.params["W_h"].T
+        r, z, n = gates[:, :, :H], gates[:, :, H:2 * H], gates[:, :, 2 * H:]
+        # Forward-only factors for all T at once; dgx holds [P_r, P_z, P_n] and becomes the x-side gradient:
+        #   d pre_n = dh' (1 - z)(1 - n^2)         = dh' P_n
+        #   d pre_z = dh' (h - n) z (1 - z)        = dh' P_z
+        #   d pre_r = d pre_n (h W_hn + b_hn) r (1 - r) = d pre_n P_r
+        dgx = self.buffer("dgx", (T, B, H3))
+        P = dgx.reshape(T, B, 3, H)
+        np.subtract(1, z, out=P[:, :, 2])
+        P[:, :, 2] *= 1 - np.square(n)
+        np.subtract(hs[:-1], n, out=P[:, :, 1])
+        P[:, :, 1] *= z
+        P[:, :, 1] *= 1 - z
+        np.subtract(1, r, out=P[:, :, 0])
+        P[:, :, 0] *= r
+        P[:, :, 0] *= hg[:, :, 2 * H:]
+        dgh = self.buffer("dgh", (T, B, H3))  # h-side gradient: differs from dgx only in the n block (times r)
+
+        if dys is not None and mask is not None:
+            dys = dys * mask
+        dh_next = (np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None
+                   else dstate[0].astype(self.dtype))
+        dh = np.empty_like(dh_next)
+        tmp_h = self.buffer("tmp_h", (B, H))
+        carry = np.empty_like(dh) if mask is not None else None
+        record = self.start_record(T, B)
+        for t in range(T - 1, -1, -1):
+            if dys is not None:
+                np.add(dys[t], dh_next, out=dh)
+            else:
+                dh[...] = dh_next
+            if record is not None:
+                record[t] = dh
+            if mask is not None:
+                split_masked(dh, mask[t], carry)
+            Pt = P[t]
+            Pt[:, 2] *= dh                 # d pre_n
+            Pt[:, 1] *= dh                 # d pre_z
+            Pt[:, 0] *= Pt[:, 2]           # d pre_r
+            dgh[t, :, :2 * H] = dgx[t, :, :2 * H]
+            np.multiply(Pt[:, 2], r[t], out=dgh[t, :, 2 * H:])
+            # h' = (1 - z) n + z h  ->  direct path z * dh', plus the path through all three gates
+            np.matmul(dgh[t], W_hT, out=dh_next)
+            np.multiply(dh, z[t], out=tmp_h)
+            dh_next += tmp_h
+            if mask is not None:
+                dh_next += carry
+        self.recurrent_weight_grads(hs[:-1], dgh)
+        return self.input_grads(dgx), (dh_next,)
+
+    def step(self, x, state, projected=False):
+        (h,) = state
+        H = self.hidden_size
+        p = self.params
+        gt = x + p["b_x"] if projected else x @ p["W_x"] + p["b_x"]
+        hgt = h @ p["W_h"]
+        hgt += p["b_h"]
+        rz = sigmoid_(gt[:, :2 * H] + hgt[:, :2 * H])
+        n = hgt[:, 2 * H:] * rz[:, :H]
+        n += gt[:, 2 * H:]
+        np.tanh(n, out=n)
+        h = (h - n) * rz[:, H:]
+        h += n
+        return h, (h,)
+
+    def gate_values(self):
+        gates = self._work.get("xg")
+        if gates is None:
+            return {}
+        H = self.hidden_size
+        return {name: gates[:, :, k * H:(k + 1) * H] for k, name in enumerate(self.gates)}

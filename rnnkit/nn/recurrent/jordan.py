@@ -1,0 +1,129 @@
+"""Jordan core: the network's previous *output* is fed back, not its hidden state (Jordan 1986)."""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.nn.recurrent.core import Core, freeze, outputs, split_masked
+
+_OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "identity")
+
+
+class JordanCore(Core):
+    """Jordan RNN:
+
+        h_t = tanh(x_t W_x + b_x + y_{t-1} W_h + b_h)     hidden, (B, H)
+        y_t = out(h_t W_o + b_o)                           output, (B, O), fed back at t+1
+
+    ``W_x`` (D, H), ``W_h`` (O, H), ``b_x``, ``b_h`` (H,), ``W_o`` (H, O), ``b_o`` (O,);
+    ``out`` is tanh (default), sigmoid or identity. State (y_prev,), (B, O).
+    """
+
+    gates = ("h",)
+
+    def __init__(self, input_size, hidden_size, *, output_size: int, output_activation: str = "tanh",
+                 dtype=np.float32, rng):
+        if output_activation not in _OUTPUT_ACTIVATIONS:
+            raise ValueError(f"output_activation must be one of {_OUTPUT_ACTIVATIONS}, got {output_activation!r}")
+        super().__init__(input_size, hidden_size, feedback_size=output_size, dtype=dtype, rng=rng)
+        bound = 1.0 / np.sqrt(hidden_size)
+        self.add_param("W_o", rng.uniform(-bound, bound, (hidden_size, output_size)))
+        self.add_param("b_o", rng.uniform(-bound, bound, output_size))
+        self.output_activation = output_activation
+        self._output_size = output_size
+
+    @property
+    def output_size(self) -> int:
+        return self._output_size
+
+    @property
+    def state_sizes(self):
+        return (self._output_size,)
+
+    def _out(self, a):
+        if self.output_activation == "tanh":
+            np.tanh(a, out=a)
+        elif self.output_activation == "sigmoid":
+            a *= 0.5
+            np.tanh(a, out=a)
+            a *= 0.5
+            a += 0.5
+        return a
+
+    def forward(self, xs, state, mask=None):
+        T, B, _ = xs.shape
+        O = self._output_size
+        p = self.params
+        hid = self.project(xs, p["b_x"] + p["b_h"])  # (T, B, H), becomes h_t in place
+        ys = self.buffer("ys", (T + 1, B, O))
+        tmp_h = self.buffer("tmp_h", (B, hid.shape[2]))
+        ys[0] = state[0]
+        for t in range(T):
+            np.matmul(ys[t], p["W_h"], out=tmp_h)
+            hid[t] += tmp_h
+            np.tanh(hid[t], out=hid[t])
+            np.matmul(hid[t], p["W_o"], out=ys[t + 1])
+            ys[t + 1] += p["b_o"]
+            self._out(ys[t + 1])
+            if mask is not None:
+                freeze(ys[t + 1], ys[t], mask[t])
+        self._mask = mask
+        return outputs(ys[1:], mask), (ys[T].copy(),)
+
+    def backward(self, dys, dstate):
+        hid, ys, mask = self._work["xg"], self._work["ys"], self._mask
+        T, B, H = hid.shape
+        O = self._output_size
+        W_hT, W_oT = self.params["W_h"].T, self.params["W_o"].T
+        # out'(.) from the outputs and tanh'(.) from the hidden values, for all T at once
+        dpo = self.buffer("dpo", (T, B, O))
+        if self.output_activation == "tanh":
+            np.square(ys[1:], out=dpo)
+            np.subtract(1, dpo, out=dpo)
+        elif self.output_activation == "sigmoid":
+            np.subtract(1, ys[1:], out=dpo)
+            dpo *= ys[1:]
+        else:
+            dpo.fill(1)
+        dpre = self.buffer("dpre", (T, B, H))
+        np.square(hid, out=dpre)
+        np.subtract(1, dpre, out=dpre)
+        if dys is not None and mask is not None:
+            dys = dys * mask
+        dy_next = (np.zeros((B, O), self.dtype) if dstate is None or dstate[0] is None
+                   else dstate[0].astype(self.dtype))
+        dy = np.empty_like(dy_next)
+        dh = np.empty((B, H), self.dtype)
+        carry = np.empty_like(dy) if mask is not None else None
+        record = self.start_record(T, B)
+        for t in range(T - 1, -1, -1):
+            if dys is not None:
+                np.add(dys[t], dy_next, out=dy)
+            else:
+                dy[...] = dy_next
+            if mask is not None:
+                split_masked(dy, mask[t], carry)
+            dpo[t] *= dy                          # y = out(h W_o + b_o)
+            np.matmul(dpo[t], W_oT, out=dh)
+            if record is not None:
+                record[t] = dh
+            dpre[t] *= dh                         # h = tanh(x W_x + y_prev W_h + b)
+            np.matmul(dpre[t], W_hT, out=dy_next)
+            if mask is not None:
+                dy_next += carry
+        dpo2 = dpo.reshape(T * B, O)
+        self.grads["W_o"] += hid.reshape(T * B, H).T @ dpo2
+        self.grads["b_o"] += dpo2.sum(axis=0)
+        self.recurrent_weight_grads(ys[:-1], dpre)
+        return self.input_grads(dpre), (dy_next,)
+
+    def step(self, x, state, projected=False):
+        (y,) = state
+        p = self.params
+        a = x + p["b_x"] if projected else x @ p["W_x"] + p["b_x"]
+        a += p["b_h"]
+        a += y @ p["W_h"]
+        np.tanh(a, out=a)
+        y = a @ p["W_o"]
+        y += p["b_o"]
+        y = self._out(y)
+        return y, (y,)

@@ -1,0 +1,156 @@
+"""LSTM core: one layer, one direction, with its fused forward loop and hand-derived BPTT."""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.nn.recurrent.core import Core, freeze, outputs, sigmoid_, split_masked
+
+
+class LSTMCore(Core):
+    """Long short-term memory (Hochreiter & Schmidhuber 1997, with a forget gate; PyTorch's equations).
+
+    Gate order i, f, g, o in blocks of H columns of ``W_x`` (D, 4H), ``W_h`` (H, 4H), ``b_x``, ``b_h`` (4H,):
+
+        i = sigmoid(x W_xi + b_xi + h W_hi + b_hi)      input gate
+        f = sigmoid(x W_xf + b_xf + h W_hf + b_hf)      forget gate
+        g = tanh(x W_xg + b_xg + h W_hg + b_hg)         candidate
+        o = sigmoid(x W_xo + b_xo + h W_ho + b_ho)      output gate
+        c' = f * c + i * g
+        h' = o * tanh(c')
+
+    State (h, c), each (B, H). The forget gate's bias starts at ``forget_bias`` (1.0 by default) so that a
+    fresh cell keeps its memory; set 0.0 for PyTorch's initialisation.
+    """
+
+    gates = ("i", "f", "g", "o")
+    n_state = 2
+
+    def __init__(self, input_size, hidden_size, *, forget_bias: float | None = 1.0, dtype=np.float32, rng):
+        super().__init__(input_size, hidden_size, dtype=dtype, rng=rng)
+        H = hidden_size
+        if forget_bias is not None:
+            self.params["b_x"][H:2 * H] = forget_bias
+            self.params["b_h"][H:2 * H] = 0.0
+        # sigmoid(a) = 0.5 tanh(0.5 a) + 0.5 and tanh(a) share one tanh call over all 4H columns
+        self._scale = np.full(4 * H, 0.5, dtype=self.dtype)
+        self._scale[2 * H:3 * H] = 1.0
+        self._shift = np.full(4 * H, 0.5, dtype=self.dtype)
+        self._shift[2 * H:3 * H] = 0.0
+
+    def _activate(self, gt: np.ndarray) -> None:
+        """(B, 4H) pre-activations -> [sigmoid i, sigmoid f, tanh g, sigmoid o], in place."""
+        gt *= self._scale
+        np.tanh(gt, out=gt)
+        gt *= self._scale
+        gt += self._shift
+
+    def forward(self, xs, state, mask=None):
+        T, B, _ = xs.shape
+        H = self.hidden_size
+        W_h = self.params["W_h"]
+        gates = self.project(xs, self.params["b_x"] + self.params["b_h"])  # (T, B, 4H)
+        hs = self.buffer("hs", (T + 1, B, H))
+        cs = self.buffer("cs", (T + 1, B, H))
+        tanh_cs = self.buffer("tanh_cs", (T, B, H))
+        tmp = self.buffer("tmp", (B, 4 * H))
+        tmp_h = self.buffer("tmp_h", (B, H))
+        hs[0], cs[0] = state
+        for t in range(T):
+            gt = gates[t]
+            np.matmul(hs[t], W_h, out=tmp)
+            gt += tmp
+            self._activate(gt)
+            i, f, g, o = gt[:, :H], gt[:, H:2 * H], gt[:, 2 * H:3 * H], gt[:, 3 * H:]
+            c = cs[t + 1]
+            np.multiply(f, cs[t], out=c)
+            np.multiply(i, g, out=tmp_h)
+            c += tmp_h
+            np.tanh(c, out=tanh_cs[t])
+            np.multiply(o, tanh_cs[t], out=hs[t + 1])
+            if mask is not None:
+                freeze(c, cs[t], mask[t])
+                freeze(hs[t + 1], hs[t], mask[t])
+        self._mask = mask
+        return outputs(hs[1:], mask), (hs[T].copy(), cs[T].copy())
+
+    def backward(self, dys, dstate):
+        gates, hs, cs, tanh_cs, mask = (self._work["xg"], self._work["hs"], self._work["cs"],
+                                        self._work["tanh_cs"], self._mask)
+        T, B, H4 = gates.shape
+        H = H4 // 4
+        W_hT = self.params["W_h"].T
+        g4 = gates.reshape(T, B, 4, H)
+        i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
+        # Everything that depends only on the forward pass, for all T at once (outside the loop):
+        #   dL/dc' += dh' * o * (1 - tanh(c')^2)                   -> dh' * A
+        #   d pre-activations = [dc' g, dc' c, dc' i, dh' tanh c'] * [sig', sig', tanh', sig']  -> in dg
+        A = self.buffer("A", (T, B, H))
+        np.square(tanh_cs, out=A)
+        np.subtract(1, A, out=A)
+        A *= o
+        dg = self.buffer("dg", (T, B, H4))
+        np.subtract(1, gates, out=dg)  # (1 - a) times a for sigmoids, times (1 + a) for tanh
+        dg4 = dg.reshape(T, B, 4, H)
+        dg4[:, :, 0] *= i
+        dg4[:, :, 1] *= f
+        dg4[:, :, 2] *= g + 1
+        dg4[:, :, 3] *= o
+        dg4[:, :, 0] *= g
+        dg4[:, :, 1] *= cs[:-1]
+        dg4[:, :, 2] *= i
+        dg4[:, :, 3] *= tanh_cs
+
+        if dys is not None and mask is not None:
+            dys = dys * mask  # outputs were zeroed past the end
+        dh = np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None else dstate[0].astype(self.dtype)
+        dc = np.zeros((B, H), self.dtype) if dstate is None or dstate[1] is None else dstate[1].astype(self.dtype)
+        dh_next = dh
+        dh = np.empty_like(dh_next)
+        tmp_h = self.buffer("tmp_h", (B, H))
+        carry_h = np.empty_like(dh) if mask is not None else None
+        carry_c = np.empty_like(dh) if mask is not None else None
+        record = self.start_record(T, B)
+        for t in range(T - 1, -1, -1):
+            # dL/dh_t: from the output at t and from step t+1
+            if dys is not None:
+                np.add(dys[t], dh_next, out=dh)
+            else:
+                dh[...] = dh_next
+            if record is not None:
+                record[t] = dh
+            if mask is not None:  # inverts freeze(): past the end the gradient flows straight through
+                split_masked(dh, mask[t], carry_h)
+                split_masked(dc, mask[t], carry_c)
+            # c' = f*c + i*g ; h' = o*tanh(c')
+            np.multiply(dh, A[t], out=tmp_h)
+            dc += tmp_h
+            dg4[t, :, :3] *= dc[:, None, :]
+            dg4[t, :, 3] *= dh
+            dc *= f[t]
+            # gates = x W_x + h W_h + b
+            np.matmul(dg[t], W_hT, out=dh_next)
+            if mask is not None:
+                dh_next += carry_h
+                dc += carry_c
+        self.recurrent_weight_grads(hs[:-1], dg)
+        return self.input_grads(dg), (dh_next, dc)
+
+    def step(self, x, state, projected=False):
+        h, c = state
+        H = self.hidden_size
+        p = self.params
+        gt = x + p["b_x"] + p["b_h"] if projected else x @ p["W_x"] + (p["b_x"] + p["b_h"])
+        gt += h @ p["W_h"]
+        self._activate(gt)
+        c = gt[:, H:2 * H] * c
+        c += gt[:, :H] * gt[:, 2 * H:3 * H]
+        h = np.tanh(c)
+        h *= gt[:, 3 * H:]
+        return h, (h, c)
+
+    def gate_values(self):
+        gates = self._work.get("xg")
+        if gates is None:
+            return {}
+        H = self.hidden_size
+        return {name: gates[:, :, k * H:(k + 1) * H] for k, name in enumerate(self.gates)}

@@ -1,0 +1,347 @@
+"""Public recurrent layers: stacks of cores over layers and directions, with PyTorch's state layout.
+
+``LSTM``, ``GRU``, ``ElmanRNN`` and ``JordanRNN`` share one class, :class:`RecurrentLayer`: batch-first
+input, explicit state in and out, masks for padded batches, dropout between layers, bidirectional
+concatenation, one-step streaming, and weight interchange with ``torch.nn.LSTM``/``GRU``/``RNN`` by name.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.nn.base import Layer, as_rng
+from rnnkit.nn.recurrent.core import Core
+from rnnkit.nn.recurrent.elman import ElmanCore
+from rnnkit.nn.recurrent.gru import GRUCore
+from rnnkit.nn.recurrent.jordan import JordanCore
+from rnnkit.nn.recurrent.lstm import LSTMCore
+
+
+class RecurrentLayer(Layer):
+    """A stack of ``num_layers`` recurrent layers, each one- or two-directional.
+
+    forward(xs (B, T, D), state=None, mask=None, training=False) -> (ys, state)
+        ys: (B, T, O*dirs) with ``return_sequences`` (zero where the mask is False), else (B, O*dirs): the
+        top layer's final output of each direction (the last valid step going forward, step 0 going back).
+        state: a tuple like PyTorch's, each array (num_layers*dirs, B, S): (h,) or (h, c) for LSTM.
+        mask: (B, T), True where a row has data; padding must come at the end of each row. Past the end
+        the state is frozen and outputs and gradients are zero, so a padded row gives the numbers it would
+        give alone.
+    backward(dys, dstate=None) -> (dxs (B, T, D), dstate0): accumulates into ``grads``; either argument may be
+        None. The state returned by forward may be fed to the next forward (truncated BPTT): gradients
+        stop there.
+    step(x (B, D), state=None) -> (y (B, O), state): one time step (unidirectional only), any batch size.
+
+    Parameters are named ``l{k}.W_x``, ``l{k}.W_h``, ``l{k}.b_x``, ``l{k}.b_h`` (``l{k}_reverse.*`` for the
+    backward direction); see the core classes for the equations and gate order.
+    """
+
+    core_class: type[Core] = Core
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
+                 dropout: float = 0.0, return_sequences: bool = True, dtype=np.float32, rng=None,
+                 **core_options):
+        super().__init__(dtype)
+        if input_size < 1 or hidden_size < 1 or num_layers < 1:
+            raise ValueError(f"input_size, hidden_size and num_layers must be >= 1, got "
+                             f"{input_size}, {hidden_size}, {num_layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.rng = as_rng(rng)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bidirectional, self.dropout, self.return_sequences = bidirectional, dropout, return_sequences
+        self.num_directions = 2 if bidirectional else 1
+        self.cores: list[Core] = []
+        size = input_size
+        for layer in range(num_layers):
+            for direction in range(self.num_directions):
+                core = self.core_class(size, hidden_size, dtype=dtype, rng=self.rng, **core_options)
+                self.cores.append(self.add_child(self._name(layer, direction), core))
+            size = self.cores[-1].output_size * self.num_directions
+        self.output_size = size
+        self._dropout_masks: list[np.ndarray | None] = []
+        self._shape = None
+
+    @staticmethod
+    def _name(layer: int, direction: int) -> str:
+        return f"l{layer}" + ("_reverse" if direction else "")
+
+    # -- state and input checks -----------------------------------------------------------------
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return self.cores[0].state_sizes
+
+    def initial_state(self, batch_size: int) -> tuple[np.ndarray, ...]:
+        """Zeros, shaped like the state forward returns."""
+        n = self.num_layers * self.num_directions
+        return tuple(np.zeros((n, batch_size, s), self.dtype) for s in self.state_sizes)
+
+    def _check_input(self, xs) -> np.ndarray:
+        xs = np.asarray(xs)
+        name = type(self).__name__
+        if xs.dtype.kind not in "fc" and xs.dtype.kind not in "iub":
+            raise ValueError(f"{name} expects a float array, got dtype {xs.dtype}")
+        if xs.dtype.kind in "iub":
+            raise ValueError(f"{name} expects float features of shape (batch, time, {self.input_size}), got "
+                             f"integers of shape {xs.shape}; for token ids put an Embedding in front")
+        if xs.ndim != 3:
+            hint = ("add the batch axis with xs[None] for one sequence, or the feature axis with xs[..., None] "
+                    "for one feature per step" if xs.ndim == 2 else "reshape it to (batch, time, features)")
+            raise ValueError(f"{name} expects input of shape (batch, time, features) = (B, T, "
+                             f"{self.input_size}), got a {xs.ndim}-D array of shape {xs.shape}: {hint}")
+        if xs.shape[2] != self.input_size:
+            raise ValueError(f"{name} input axis 2 (features) has size {xs.shape[2]}, but the layer was built "
+                             f"with input_size={self.input_size}; build it with input_size={xs.shape[2]} or "
+                             f"fix the data")
+        if xs.shape[0] < 1 or xs.shape[1] < 1:
+            raise ValueError(f"{name} input has an empty axis: shape {xs.shape} (need batch >= 1 and time >= 1)")
+        return xs.astype(self.dtype, copy=False)
+
+    def _check_state(self, state, batch_size: int) -> tuple[np.ndarray, ...]:
+        if state is None:
+            return self.initial_state(batch_size)
+        if isinstance(state, np.ndarray):
+            state = (state,)
+        state = tuple(state)
+        name = type(self).__name__
+        n = self.num_layers * self.num_directions
+        if len(state) != len(self.state_sizes):
+            raise ValueError(f"{name} state must be a tuple of {len(self.state_sizes)} array(s), got {len(state)}")
+        out = []
+        for k, (s, size) in enumerate(zip(state, self.state_sizes)):
+            s = np.asarray(s, dtype=self.dtype)
+            expected = (n, batch_size, size)
+            if s.shape != expected:
+                axis = next((a for a in range(min(s.ndim, 3)) if s.shape[a] != expected[a]), None)
+                where = (f" (axis {axis}: {['layers*directions', 'batch', 'size'][axis]})"
+                         if axis is not None and s.ndim == 3 else "")
+                raise ValueError(f"{name} state[{k}] must have shape (num_layers*directions, batch, size) = "
+                                 f"{expected}, got {s.shape}{where}")
+            out.append(s)
+        return tuple(out)
+
+    def _check_mask(self, mask, B: int, T: int) -> np.ndarray | None:
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        if mask.shape != (B, T):
+            raise ValueError(f"mask must have shape (batch, time) = {(B, T)}, got {mask.shape}")
+        return np.ascontiguousarray(mask.T[:, :, None], dtype=self.dtype)  # (T, B, 1) of 0/1
+
+    # -- forward / backward ---------------------------------------------------------------------
+    def forward(self, xs, state=None, mask=None, training: bool = False):
+        xs = self._check_input(xs)
+        B, T, _ = xs.shape
+        state = self._check_state(state, B)
+        m = self._check_mask(mask, B, T)
+        dirs = self.num_directions
+        x = np.ascontiguousarray(xs.transpose(1, 0, 2))  # (T, B, D): each step one contiguous block
+        finals: list[tuple[np.ndarray, ...]] = []
+        self._dropout_masks = []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(dirs):
+                k = layer * dirs + d
+                core_state = tuple(s[k] for s in state)
+                if d == 0:
+                    ys, final = self.cores[k].forward(x, core_state, m)
+                else:  # the reverse direction runs on the time-reversed sequence
+                    ys, final = self.cores[k].forward(np.ascontiguousarray(x[::-1]), core_state,
+                                                      None if m is None else np.ascontiguousarray(m[::-1]))
+                    ys = ys[::-1]
+                outs.append(ys)
+                finals.append(final)
+            x = outs[0] if dirs == 1 else np.concatenate(outs, axis=2)
+            drop = None
+            if training and self.dropout > 0 and layer < self.num_layers - 1:
+                drop = (self.rng.random(x.shape) >= self.dropout).astype(self.dtype) / (1 - self.dropout)
+                x = x * drop
+            self._dropout_masks.append(drop)
+        new_state = tuple(np.stack([f[j] for f in finals]) for j in range(len(self.state_sizes)))
+        self._shape = (B, T)
+        if self.return_sequences:
+            return np.ascontiguousarray(x.transpose(1, 0, 2)), new_state
+        top = finals[-dirs:]
+        return np.concatenate([f[0] for f in top], axis=1), new_state
+
+    def backward(self, dys, dstate=None):
+        if self._shape is None:
+            raise RuntimeError("backward called before forward")
+        B, T = self._shape
+        dirs, n_state = self.num_directions, len(self.state_sizes)
+        n_cores = len(self.cores)
+        # per-core incoming state gradients
+        core_dstate: list[list[np.ndarray | None]] = [[None] * n_state for _ in range(n_cores)]
+        if dstate is not None:
+            if isinstance(dstate, np.ndarray):
+                dstate = (dstate,)
+            for j, ds in enumerate(dstate):
+                if ds is not None:
+                    for k in range(n_cores):
+                        core_dstate[k][j] = np.array(ds[k], dtype=self.dtype)
+        dx = None
+        if dys is not None:
+            dys = np.asarray(dys, dtype=self.dtype)
+            if self.return_sequences:
+                dx = np.ascontiguousarray(dys.transpose(1, 0, 2))
+            else:  # the output was the top layer's final state: its gradient joins dstate
+                O = self.cores[-1].output_size
+                for d in range(dirs):
+                    k = n_cores - dirs + d
+                    g = dys[:, d * O:(d + 1) * O]
+                    core_dstate[k][0] = g.copy() if core_dstate[k][0] is None else core_dstate[k][0] + g
+        dstate0: list[tuple] = [()] * n_cores
+        for layer in range(self.num_layers - 1, -1, -1):
+            if dx is not None and self._dropout_masks[layer] is not None:
+                dx = dx * self._dropout_masks[layer]
+            O = self.cores[layer * dirs].output_size
+            dinput = None
+            for d in range(dirs):
+                k = layer * dirs + d
+                dy = None
+                if dx is not None:
+                    dy = dx[:, :, d * O:(d + 1) * O]
+                    dy = np.ascontiguousarray(dy[::-1] if d else dy)
+                dxs, ds0 = self.cores[k].backward(dy, tuple(core_dstate[k]))
+                if d:
+                    dxs = dxs[::-1]
+                dinput = dxs if dinput is None else dinput + dxs
+                dstate0[k] = ds0
+            dx = dinput
+        dstate0 = tuple(np.stack([ds[j] for ds in dstate0]) for j in range(n_state))
+        return np.ascontiguousarray(dx.transpose(1, 0, 2)), dstate0
+
+    # -- streaming ------------------------------------------------------------------------------
+    def step(self, x, state=None, projected: bool = False):
+        """One time step for every row of a batch. ``projected=True`` means ``x`` is already ``x @ W_x`` of
+        the first layer, shape (B, G*H) (for example rows of a precomputed ``embedding @ W_x`` table)."""
+        if self.bidirectional:
+            raise ValueError("step() needs the whole sequence for a bidirectional layer; use forward()")
+        x = np.asarray(x, dtype=self.dtype)
+        if x.ndim != 2:
+            raise ValueError(f"step() expects one time step of shape (batch, features), got shape {x.shape}")
+        state = self._check_state(state, x.shape[0])
+        new = []
+        for k, core in enumerate(self.cores):
+            x, st = core.step(x, tuple(s[k] for s in state), projected=projected and k == 0)
+            new.append(st)
+        return x, tuple(np.stack([st[j] for st in new]) for j in range(len(self.state_sizes)))
+
+    # -- introspection --------------------------------------------------------------------------
+    @property
+    def record_dh(self) -> bool:
+        return self.cores[0].record_dh
+
+    @record_dh.setter
+    def record_dh(self, value: bool) -> None:
+        for core in self.cores:
+            core.record_dh = bool(value)
+
+    @property
+    def dhs_(self) -> list[np.ndarray]:
+        """Per core (index layer*dirs + d), the total dL/dh_t of the last backward, (B, T, H) in time order."""
+        out = []
+        for d_index, core in enumerate(self.cores):
+            rec = core.dh_record_
+            if rec is None:
+                raise RuntimeError("set layer.record_dh = True before backward to record dL/dh_t")
+            if d_index % self.num_directions:
+                rec = rec[::-1]
+            out.append(np.ascontiguousarray(rec.transpose(1, 0, 2)))
+        return out
+
+    def gate_activations(self) -> dict[str, dict[str, np.ndarray]]:
+        """Gate values of the last forward per core name, each gate (B, T, H) in time order."""
+        out = {}
+        for k, core in enumerate(self.cores):
+            values = core.gate_values()
+            if not values:
+                continue
+            rev = k % self.num_directions == 1
+            out[self._name(k // self.num_directions, k % self.num_directions)] = {
+                g: np.ascontiguousarray((v[::-1] if rev else v).transpose(1, 0, 2)) for g, v in values.items()}
+        return out
+
+    # -- PyTorch interchange --------------------------------------------------------------------
+    _TORCH = {"W_x": "weight_ih", "W_h": "weight_hh", "b_x": "bias_ih", "b_h": "bias_hh"}
+
+    def torch_state_dict(self, grads: bool = False) -> dict[str, np.ndarray]:
+        """Parameters (or accumulated gradients) under ``torch.nn.LSTM/GRU/RNN`` names and layouts."""
+        source = self.grads if grads else self.params
+        out = {}
+        for k in range(len(self.cores)):
+            layer, d = divmod(k, self.num_directions)
+            name = self._name(layer, d)
+            suffix = "_reverse" if d else ""
+            for ours, theirs in self._TORCH.items():
+                a = source[f"{name}.{ours}"]
+                out[f"{theirs}_l{layer}{suffix}"] = np.ascontiguousarray(a.T if a.ndim == 2 else a)
+        return out
+
+    def load_torch_state_dict(self, state: dict) -> None:
+        """Load weights from a ``torch.nn.LSTM/GRU/RNN`` state dict (tensors or arrays), exactly."""
+        ours = self.torch_state_dict()
+        missing = sorted(set(ours) - set(state))
+        unexpected = sorted(set(state) - set(ours))
+        if missing or unexpected:
+            raise ValueError(f"torch state dict does not fit this {type(self).__name__}: missing {missing}, "
+                             f"unexpected {unexpected}")
+        for k in range(len(self.cores)):
+            layer, d = divmod(k, self.num_directions)
+            name, suffix = self._name(layer, d), ("_reverse" if d else "")
+            for mine, theirs in self._TORCH.items():
+                v = state[f"{theirs}_l{layer}{suffix}"]
+                v = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)
+                target = self.params[f"{name}.{mine}"]
+                v = v.T if v.ndim == 2 else v
+                if v.shape != target.shape:
+                    raise ValueError(f"{theirs}_l{layer}{suffix}: expected shape {target.T.shape if v.ndim == 2 else target.shape}, "
+                                     f"got {v.T.shape if v.ndim == 2 else v.shape}")
+                target[...] = v
+
+
+class LSTM(RecurrentLayer):
+    """Stacked LSTM; see :class:`RecurrentLayer` and :class:`~rnnkit.nn.recurrent.lstm.LSTMCore`.
+
+    ``forget_bias`` (default 1.0) sets the initial forget-gate bias; pass None for PyTorch's initialisation.
+    """
+
+    core_class = LSTMCore
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+                 return_sequences=True, forget_bias=1.0, dtype=np.float32, rng=None):
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
+                         dtype, rng, forget_bias=forget_bias)
+
+
+class GRU(RecurrentLayer):
+    """Stacked GRU (PyTorch's reset-after form); see :class:`~rnnkit.nn.recurrent.gru.GRUCore`."""
+
+    core_class = GRUCore
+
+
+class ElmanRNN(RecurrentLayer):
+    """Stacked Elman RNN (PyTorch's ``nn.RNN``), ``nonlinearity`` 'tanh' or 'relu'."""
+
+    core_class = ElmanCore
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+                 return_sequences=True, nonlinearity="tanh", dtype=np.float32, rng=None):
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
+                         dtype, rng, nonlinearity=nonlinearity)
+
+
+class JordanRNN(RecurrentLayer):
+    """Stacked Jordan RNN: each layer feeds back its previous output y (size ``output_size``)."""
+
+    core_class = JordanCore
+
+    def __init__(self, input_size, hidden_size, output_size, num_layers=1, bidirectional=False, dropout=0.0,
+                 return_sequences=True, output_activation="tanh", dtype=np.float32, rng=None):
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
+                         dtype, rng, output_size=output_size, output_activation=output_activation)
+
+    def torch_state_dict(self, grads=False):
+        raise NotImplementedError("PyTorch has no Jordan RNN; use params/state_dict() instead")
+
+    def load_torch_state_dict(self, state):
+        raise NotImplementedError("PyTorch has no Jordan RNN; use load_state_dict() instead")
