@@ -1,0 +1,387 @@
+"""Forecasting task: fit a recurrent (or windowed feed-forward) forecaster, predict, save and load it.
+
+Honest by construction: each series is split by time into train / validation / test spans first; its
+scaler (optional log, then standardisation) is fitted on the training span only; windows are cut so that
+targets never cross a span boundary. Inputs and targets are expressed relative to the last observed value
+of each window (differencing to the forecast origin), so trends and level shifts do not push the network
+out of the range it was trained on. Forecasts come back on the original scale with Gaussian intervals.
+
+    model = Forecaster(horizon=12, season=12).fit(y)       # y: array, pandas Series, list of arrays
+    fc = model.predict()                                     # next 12 values + intervals
+    report = evaluate(model)                                 # test metrics beside the baselines
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from rnnkit.data.series import (ColumnScaler, Series, SeriesScaler, check_length, detect_season,
+                                from_python, split_points, window_starts)
+from rnnkit.errors import UserError
+from rnnkit.nn.base import as_rng
+from rnnkit.tasks.forecast_models import CELLS, ForecastNet
+from rnnkit.tasks.forecast_train import train_net
+
+STRATEGIES = ("direct", "recursive")
+TRANSFORMS = ("auto", "none", "log")
+
+
+@dataclass
+class ForecastConfig:
+    """Everything that defines a forecaster; saved as JSON with the model."""
+
+    horizon: int
+    lookback: int | None = None  # None: chosen from the season and the data length
+    cell: str = "gru"
+    strategy: str = "direct"
+    hidden_size: int = 32
+    num_layers: int = 1
+    season: int | None = None  # None: detected on the training span
+    transform: str = "auto"  # auto: log when the training span is positive and grows multiplicatively
+    val_size: int | None = None  # None: one horizon
+    test_size: int | None = None  # None: one horizon
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 5e-3
+    weight_decay: float = 0.0
+    patience: int = 40
+    clip: float = 5.0
+    interval: float = 0.9
+    highway: bool = True
+    ensemble: int = 1
+    seed: int = 0
+    dtype: str = "float32"
+    quiet: bool = True
+
+    def check(self) -> None:
+        """Reject impossible or contradictory settings with a UserError."""
+        if int(self.horizon) < 1:
+            raise UserError(f"horizon must be at least 1, got {self.horizon}")
+        if self.lookback is not None and int(self.lookback) < 1:
+            raise UserError(f"lookback must be at least 1, got {self.lookback}")
+        if self.cell not in CELLS:
+            raise UserError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.transform not in TRANSFORMS:
+            raise UserError(f"unknown transform {self.transform!r}; choose one of {', '.join(TRANSFORMS)}")
+        if self.cell == "mlp" and self.num_layers != 1:
+            raise UserError("--num-layers applies to recurrent cells; the window MLP (--cell mlp) has one "
+                            "hidden layer, so drop --num-layers or choose a recurrent cell")
+        if not 0 < self.interval < 1:
+            raise UserError(f"interval must be a probability between 0 and 1, got {self.interval}")
+        if self.season is not None and int(self.season) < 1:
+            raise UserError(f"season must be at least 1 (1 means no seasonality), got {self.season}")
+        for name in ("hidden_size", "epochs", "batch_size", "ensemble"):
+            if int(getattr(self, name)) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.val_size is not None and self.val_size < 0 or self.test_size is not None and self.test_size < 0:
+            raise UserError("val_size and test_size cannot be negative")
+        if self.dtype not in ("float32", "float64"):
+            raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+
+def _check_strategy(cfg: ForecastConfig, series: list[Series]) -> None:
+    """Settings a strategy would silently ignore are errors."""
+    if cfg.strategy == "recursive" and series[0].past.shape[1]:
+        raise UserError(
+            "the recursive strategy feeds its own forecasts back and cannot know future values of past "
+            f"covariates ({', '.join(series[0].past_names)}); use --strategy direct, or pass known-ahead "
+            "columns as --future-covariates"
+        )
+    names = [(s.past_names, s.future_names) for s in series]
+    if any(n != names[0] for n in names):
+        raise UserError("all series must have the same covariate columns")
+
+
+def _is_multiplicative(y: np.ndarray) -> bool:
+    """Positive series whose variation grows with the level (so a log makes it additive)."""
+    if np.any(y <= 0) or len(y) < 8:
+        return False
+    q = len(y) // 4
+    first, last = y[:q], y[-q:]
+    spread_ratio = np.std(np.diff(last)) / max(np.std(np.diff(first)), 1e-12)
+    level_ratio = np.mean(last) / np.mean(first)
+    return bool(level_ratio > 1.5 and spread_ratio > 1.5) or bool(level_ratio < 1 / 1.5 and spread_ratio < 1 / 1.5)
+
+
+class Forecaster:
+    """A trained forecaster: config, the network, per-series scalers, and the data it was fitted on.
+
+    Learned attributes (trailing underscore): ``season_``, ``lookback_``, ``scalers_`` (series name ->
+    SeriesScaler), ``past_scaler_``/``future_scaler_`` (ColumnScaler), ``nets_`` (the networks; several
+    when ``ensemble > 1``), ``history_`` (training log), ``series_`` (the data seen by ``fit``).
+    """
+
+    def __init__(self, horizon: int | None = None, config: ForecastConfig | None = None, **kwargs):
+        if config is None:
+            if horizon is None:
+                raise UserError("say how far ahead to forecast: Forecaster(horizon=H)")
+            config = ForecastConfig(horizon=int(horizon), **kwargs)
+        elif horizon is not None or kwargs:
+            config = dataclasses.replace(config, **({"horizon": horizon} if horizon else {}), **kwargs)
+        config.check()
+        self.config = config
+
+    # -- data preparation -----------------------------------------------------------------------
+    @property
+    def out_steps(self) -> int:
+        return self.config.horizon if self.config.strategy == "direct" else 1
+
+    def _spans(self, n: int, name: str) -> tuple[int, int]:
+        cfg = self.config
+        val = cfg.horizon if cfg.val_size is None else cfg.val_size
+        test = cfg.horizon if cfg.test_size is None else cfg.test_size
+        return split_points(n, val, test)
+
+    def _choose(self, series: list[Series]) -> None:
+        """Season, transform and lookback from the training spans (never from val/test)."""
+        cfg = self.config
+        trains = [s.y[: self._spans(len(s), s.name)[0]] for s in series]
+        log = cfg.transform == "log" or (cfg.transform == "auto" and all(_is_multiplicative(t) for t in trains))
+        self.log_ = bool(log)
+        if cfg.season is not None:
+            self.season_ = int(cfg.season)
+        else:
+            longest = max(trains, key=len)
+            self.season_ = detect_season(np.log(longest) if log else longest)
+        if cfg.lookback is not None:
+            self.lookback_ = int(cfg.lookback)
+        else:
+            shortest = min(len(t) for t in trains)
+            want = max(2 * self.season_, 2 * cfg.horizon, 8)
+            # keep at least about half of the shortest training span as windows
+            cap = max(1, (shortest - cfg.horizon) // 2)
+            self.lookback_ = int(max(1, min(want, cap)))
+
+    def _fit_scalers(self, series: list[Series]) -> None:
+        self.scalers_ = {}
+        pasts, futs = [], []
+        for s in series:
+            a, _ = self._spans(len(s), s.name)
+            self.scalers_[s.name] = SeriesScaler(log=self.log_).fit(s.y[:a], name=f"series {s.name!r}")
+            pasts.append(s.past[:a])
+            futs.append(s.future[:a])
+        self.past_scaler_ = ColumnScaler().fit(np.concatenate(pasts))
+        self.future_scaler_ = ColumnScaler().fit(np.concatenate(futs))
+
+    def _scaled(self, s: Series, future_extra=None):
+        """z (N,), past (N, P), future (N + extra, F) on the model's scale."""
+        sc = self.scalers_.get(s.name)
+        if sc is None:
+            raise UserError(f"series {s.name!r} was not seen in training; the model knows "
+                            f"{', '.join(self.scalers_)}")
+        fut = s.future if future_extra is None else np.concatenate([s.future, future_extra])
+        return (sc.transform(s.y, name=f"series {s.name!r}"), self.past_scaler_.transform(s.past),
+                self.future_scaler_.transform(fut))
+
+    def _window_inputs(self, z, P, F, origins):
+        """Network inputs for forecast origins o (first forecast index): xs (S, L, D), fut (S, K, F)."""
+        L, K = self.lookback_, self.out_steps
+        past = np.arange(-L, 0)[None, :] + origins[:, None]  # (S, L)
+        last = z[origins - 1][:, None]
+        parts = [(z[past] - last)[..., None]]
+        if P.shape[1]:
+            parts.append(P[past])
+        if F.shape[1]:
+            parts.append(F[past])
+        xs = np.concatenate(parts, axis=2)
+        ahead = np.arange(K)[None, :] + origins[:, None]
+        fut = F[ahead] if F.shape[1] else None
+        return xs, fut, last[:, 0]
+
+    def _windows(self, series: list[Series], span: str):
+        """Training (span='train') or validation windows pooled over series: xs, fut, targets (S, K)."""
+        K = self.out_steps
+        xs, futs, ys = [], [], []
+        for s in series:
+            a, b = self._spans(len(s), s.name)
+            lo, hi = (0, a) if span == "train" else (a, b)
+            origins = window_starts(len(s), self.lookback_, K, lo, hi)
+            if len(origins) == 0:
+                continue
+            z, P, F = self._scaled(s)
+            x, f, last = self._window_inputs(z, P, F, origins)
+            ahead = np.arange(K)[None, :] + origins[:, None]
+            xs.append(x)
+            futs.append(f)
+            ys.append(z[ahead] - last[:, None])
+        if not xs:
+            return None
+        fut = np.concatenate(futs) if futs[0] is not None else None
+        return np.concatenate(xs), fut, np.concatenate(ys)
+
+    # -- fitting --------------------------------------------------------------------------------
+    def fit(self, data, target=None, time=None, covariates=(), future_covariates=(), series_col=None,
+            fill=None, callback=None) -> "Forecaster":
+        """Fit on ``data`` (array, pandas object, list of arrays, or Series list from ``load_csv``)."""
+        cfg = self.config
+        series = from_python(data, target=target, time=time, covariates=covariates,
+                             future_covariates=future_covariates, series_col=series_col, fill=fill)
+        _check_strategy(cfg, series)
+        self._choose(series)
+        for s in series:
+            a, _ = self._spans(len(s), s.name)
+            check_length(a, self.lookback_, self.out_steps,
+                         what=f"the training span of series {s.name!r} (length {len(s)} minus "
+                              f"validation and test)")
+        self._fit_scalers(series)
+        train = self._windows(series, "train")
+        val = self._windows(series, "val")
+        self.input_size_ = train[0].shape[2]
+        self.future_size_ = series[0].future.shape[1]
+        rng = as_rng(cfg.seed)
+        self.nets_, self.history_ = [], []
+        for k in range(cfg.ensemble):
+            net = self._new_net(rng)
+            self.history_.append(train_net(net, train, val, cfg, rng, callback=callback))
+            self.nets_.append(net)
+        self.series_ = series
+        return self
+
+    def _new_net(self, rng=None) -> ForecastNet:
+        cfg = self.config
+        return ForecastNet(cfg.cell, self.input_size_, self.lookback_, self.out_steps, self.future_size_,
+                           cfg.hidden_size, cfg.num_layers, cfg.highway, np.dtype(cfg.dtype), rng)
+
+    # -- forecasting ------------------------------------------------------------------------------
+    def _net_outputs(self, xs, fut):
+        """Ensemble mean of mu and the pooled log sigma (mixture variance)."""
+        mus, vars_ = [], []
+        for net in self.nets_:
+            mu, ls = net.forward(xs, fut)
+            mus.append(mu.astype(np.float64))
+            vars_.append(np.exp(2 * ls.astype(np.float64)))
+        mus = np.stack(mus)
+        mu = mus.mean(axis=0)
+        var = np.mean(np.stack(vars_) + mus ** 2, axis=0) - mu ** 2
+        return mu, 0.5 * np.log(np.maximum(var, 1e-30))
+
+    def forecast_at(self, s: Series, origins, future_extra=None, horizon: int | None = None):
+        """Forecasts on the original scale from origins (indices of the first forecast step) of ``s``.
+
+        Returns mean, lower, upper arrays of shape (len(origins), horizon).
+        """
+        H = self.config.horizon if horizon is None else horizon
+        origins = np.asarray(origins, dtype=np.int64)
+        z, P, F = self._scaled(s, future_extra)
+        sc = self.scalers_[s.name]
+        q = NormalDist().inv_cdf(0.5 + self.config.interval / 2)
+        if np.any(origins < self.lookback_):
+            check_length(int(origins.min()), self.lookback_, 0, what=f"the history of series {s.name!r}")
+        if self.config.strategy == "direct":
+            xs, fut, last = self._window_inputs(z, P, F, origins)
+            mu, ls = self._net_outputs(xs, fut)
+            mu, sd = mu[:, :H], np.exp(ls[:, :H])
+            center = last[:, None] + mu
+            return sc.inverse(center), sc.inverse(center - q * sd), sc.inverse(center + q * sd)
+        return self._recursive(z, F, origins, H, sc, q)
+
+    def _recursive(self, z, F, origins, H, sc, q, samples: int = 200):
+        """One step at a time, feeding forecasts back; intervals from simulated sample paths."""
+        S, L = len(origins), self.lookback_
+        rng = np.random.default_rng(12345)
+        R = samples + 1  # row 0 of each origin is the mean path, the rest are sample paths
+        hist = np.repeat(np.stack([z[o - L:o] for o in origins]), R, axis=0)  # (S*R, L)
+        Fh = np.repeat(np.stack([F[o - L:o + H] for o in origins]), R, axis=0) if F.shape[1] else None
+        out = np.empty((S * R, H))
+        for h in range(H):
+            last = hist[:, -1]
+            parts = [(hist - last[:, None])[..., None]]
+            if Fh is not None:
+                parts.append(Fh[:, h:h + L])
+            xs = np.concatenate(parts, axis=2)
+            fut = Fh[:, h + L:h + L + 1] if Fh is not None else None
+            mu, ls = self._net_outputs(xs, fut)
+            noise = rng.standard_normal(S * R) * np.exp(ls[:, 0])
+            noise[::R] = 0.0
+            nxt = last + mu[:, 0] + noise
+            out[:, h] = nxt
+            hist = np.concatenate([hist[:, 1:], nxt[:, None]], axis=1)
+        out = out.reshape(S, R, H)
+        mean = sc.inverse(out[:, 0])
+        lo_q, hi_q = 0.5 - self.config.interval / 2, 0.5 + self.config.interval / 2
+        paths = sc.inverse(out[:, 1:])
+        return mean, np.quantile(paths, lo_q, axis=1), np.quantile(paths, hi_q, axis=1)
+
+    def predict(self, data=None, future=None, **load_kw) -> dict:
+        """Forecast ``horizon`` steps past the end of each series (the fitted data if ``data`` is None).
+
+        ``future``: known-ahead covariates for the next ``horizon`` steps, (horizon, F) array or a dict
+        series name -> array, required when the model uses future covariates.
+        Returns {series name: {"mean", "lower", "upper"} arrays of length horizon}.
+        """
+        series = self.series_ if data is None else from_python(data, **load_kw)
+        H = self.config.horizon
+        out = {}
+        for s in series:
+            extra = None
+            if self.future_size_:
+                extra = future.get(s.name) if isinstance(future, dict) else future
+                if extra is None:
+                    raise UserError(f"the model uses future covariates; give their values for the next "
+                                    f"{H} steps (Python: future=..., CLI: --future FILE.csv)")
+                extra = np.asarray(extra, np.float64).reshape(-1, self.future_size_)
+                if len(extra) < H:
+                    raise UserError(f"future covariates cover {len(extra)} steps but the horizon is {H}")
+                extra = extra[:H]
+            elif future is not None:
+                raise UserError("this model was trained without future covariates; drop future=/--future")
+            check_length(len(s), self.lookback_, 0, what=f"series {s.name!r}")
+            mean, lo, hi = self.forecast_at(s, [len(s)], extra)
+            out[s.name] = {"mean": mean[0], "lower": lo[0], "upper": hi[0]}
+        return out
+
+    # -- persistence ----------------------------------------------------------------------------
+    def state(self) -> tuple[dict, dict]:
+        """(tensors, meta) for a checkpoint: every net's weights plus config, scalers and history tails."""
+        tensors = {f"net{k}.{name}": v for k, net in enumerate(self.nets_) for name, v in net.params.items()}
+        L = self.lookback_
+        for s in self.series_:
+            tensors[f"tail.{s.name}.y"] = s.y[-L:].astype(np.float64)
+            tensors[f"tail.{s.name}.past"] = s.past[-L:].astype(np.float64)
+            tensors[f"tail.{s.name}.future"] = s.future[-L:].astype(np.float64)
+        meta = {
+            "task": "forecast", "config": dataclasses.asdict(self.config), "season_": self.season_,
+            "lookback_": self.lookback_, "log_": self.log_, "input_size_": self.input_size_,
+            "future_size_": self.future_size_,
+            "scalers_": {k: v.to_json() for k, v in self.scalers_.items()},
+            "past_scaler_": self.past_scaler_.to_json(), "future_scaler_": self.future_scaler_.to_json(),
+            "series": [{"name": s.name, "target": s.target, "past_names": list(s.past_names),
+                        "future_names": list(s.future_names), "length": len(s)} for s in self.series_],
+        }
+        return tensors, meta
+
+    def save(self, path) -> str:
+        from rnnkit.io import save_checkpoint
+
+        tensors, meta = self.state()
+        return os.fspath(save_checkpoint(path, tensors, meta))
+
+    @classmethod
+    def load(cls, path) -> "Forecaster":
+        from rnnkit.io import load_checkpoint
+
+        tensors, meta = load_checkpoint(path)
+        if meta.get("task") != "forecast":
+            raise UserError(f"{path} is not a forecast checkpoint (task {meta.get('task')!r})")
+        self = cls(config=ForecastConfig(**meta["config"]))
+        for k in ("season_", "lookback_", "log_", "input_size_", "future_size_"):
+            setattr(self, k, meta[k])
+        self.scalers_ = {k: SeriesScaler.from_json(v) for k, v in meta["scalers_"].items()}
+        self.past_scaler_ = ColumnScaler.from_json(meta["past_scaler_"])
+        self.future_scaler_ = ColumnScaler.from_json(meta["future_scaler_"])
+        self.nets_, self.history_ = [], []
+        for k in range(self.config.ensemble):
+            net = self._new_net(0)
+            net.load_state_dict({n[len(f"net{k}."):]: v for n, v in tensors.items() if n.startswith(f"net{k}.")})
+            self.nets_.append(net)
+        self.series_ = [Series(tensors[f"tail.{d['name']}.y"], tensors[f"tail.{d['name']}.past"],
+                               tensors[f"tail.{d['name']}.future"], None, d["name"], d["target"],
+                               tuple(d["past_names"]), tuple(d["future_names"])) for d in meta["series"]]
+        return self

@@ -1,0 +1,121 @@
+"""Evaluating forecasters honestly: test-span metrics beside the naive, seasonal-naive and window-MLP
+baselines on the same split, the lag (echo) check, and rolling-origin backtesting.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from rnnkit.data.series import from_python
+from rnnkit.errors import UserError
+from rnnkit.tasks import forecast_metrics as fm
+from rnnkit.tasks.forecast import Forecaster
+
+
+def _test_origins(n: int, b: int, horizon: int) -> list[int]:
+    """Forecast origins covering the test span [b, n) in blocks of ``horizon``."""
+    return list(range(b, n, horizon))
+
+
+def _collect(model: Forecaster, s, b: int, kind: str, mlp: Forecaster | None = None):
+    """Forecasts over the test span [b, n) of series ``s`` for one forecaster kind: (mean, lower, upper)
+    each (n - b,), and the last observed value before each forecast step."""
+    H, n = model.config.horizon, len(s)
+    means, lows, highs, lasts = [], [], [], []
+    for o in _test_origins(n, b, H):
+        k = min(H, n - o)
+        hist = s.y[:o]
+        lo = hi = None
+        if kind == "model" or kind == "window_mlp":
+            src = model if kind == "model" else mlp
+            m, lo, hi = (a[0, :k] for a in src.forecast_at(s, [o]))
+        elif kind == "naive":
+            m = fm.naive_forecast(hist, k)
+        else:
+            m = fm.seasonal_naive_forecast(hist, k, model.season_)
+        means.append(m)
+        lasts.append(np.full(k, hist[-1]))
+        if lo is not None:
+            lows.append(lo)
+            highs.append(hi)
+    cat = np.concatenate
+    return cat(means), (cat(lows) if lows else None), (cat(highs) if highs else None), cat(lasts)
+
+
+def window_mlp_for(model: Forecaster, data=None) -> Forecaster:
+    """The window feed-forward network with the model's split, lookback, horizon and seed."""
+    if model.config.cell == "mlp":
+        return model
+    cfg = dataclasses.replace(model.config, cell="mlp", num_layers=1, lookback=model.lookback_,
+                              season=model.season_, transform="log" if model.log_ else "none",
+                              strategy="direct")
+    return Forecaster(config=cfg).fit(model.series_ if data is None else data)
+
+
+def evaluate(model: Forecaster, data=None, mlp: Forecaster | None = None, **load_kw) -> dict:
+    """Metrics on the test span for the model and the baselines; warnings; the test forecasts.
+
+    ``data`` defaults to the series the model was fitted on (it must be the same series: the split is
+    recomputed from their lengths). Returns {"metrics", "warnings", "echo", "forecasts", "season"}.
+    """
+    series = model.series_ if data is None else from_python(data, **load_kw)
+    if any(s.name not in model.scalers_ for s in series):
+        raise UserError("evaluate needs the series the model was fitted on")
+    if mlp is None:
+        mlp = window_mlp_for(model, series)
+    per = {k: [] for k in ("model", "naive", "seasonal_naive", "window_mlp")}
+    forecasts, echo_num, echo_den = {}, 0.0, 0.0
+    for s in series:
+        a, b = model._spans(len(s), s.name)
+        if b >= len(s):
+            raise UserError("the test span is empty: set test_size/--test to at least 1 to evaluate")
+        truth = s.y[b:]
+        scale = fm.mase_scale(s.y[:a], model.season_)
+        for kind in per:
+            mean, lo, hi, last = _collect(model, s, b, kind, mlp)
+            d = fm.point_metrics(truth, mean, scale)
+            d["n"] = len(truth)
+            if kind == "model":
+                d["coverage"] = fm.coverage(truth, lo, hi)
+                forecasts[s.name] = {"start": b, "mean": mean, "lower": lo, "upper": hi}
+                echo_num += float(np.sum(np.abs(mean - last)))
+                echo_den += float(np.sum(np.abs(truth - last)))
+            per[kind].append(d)
+    metrics = {k: fm.summarize(v) for k, v in per.items()}
+    metrics["model"]["interval"] = model.config.interval
+    echo = echo_num / echo_den if echo_den > 0 else float("inf")
+    return {"metrics": metrics, "warnings": fm.warnings_for(metrics, echo), "echo": echo,
+            "forecasts": forecasts, "season": model.season_}
+
+
+def backtest(data, config, folds: int = 3, step: int | None = None, callback=None, **load_kw) -> dict:
+    """Rolling-origin evaluation: refit at ``folds`` origins, ``step`` apart (default one horizon),
+    each time on the data before the origin only, and score the next horizon against the baselines.
+
+    Returns {"folds": [per-fold metrics], "mean": metrics averaged over folds}.
+    """
+    series = from_python(data, **load_kw)
+    H = config.horizon
+    step = H if step is None else int(step)
+    if folds < 1 or step < 1:
+        raise UserError("backtest needs --folds >= 1 and --step >= 1")
+    n_min = min(len(s) for s in series)
+    results = []
+    for k in range(folds):
+        cut = n_min - (folds - 1 - k) * step  # this fold's data ends here; its last H points are the test
+        if cut - H < 8:
+            raise UserError(f"{folds} folds {step} apart leave too little data for the first fold "
+                            f"(series length {n_min}); use fewer --folds or a smaller --step")
+        cfg = dataclasses.replace(config, test_size=H, seed=config.seed + k)
+        fold = [s.head(len(s) - (n_min - cut)) for s in series]
+        model = Forecaster(config=cfg).fit(fold)
+        rep = evaluate(model)
+        rep["origin"] = cut - H
+        results.append(rep)
+        if callback is not None:
+            callback(k, rep)
+    keys = results[0]["metrics"].keys()
+    mean = {k: {m: float(np.mean([r["metrics"][k][m] for r in results]))
+                for m in results[0]["metrics"][k] if m != "n"} for k in keys}
+    return {"folds": results, "mean": mean}
