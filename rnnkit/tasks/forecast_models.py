@@ -108,9 +108,3 @@ def gaussian_loss(mu, log_sigma, target):
     dlog_sigma = (1.0 - r ** 2 * inv_var) / N
     return mse + nll, dmu.astype(mu.dtype), dlog_sigma.astype(mu.dtype)
 
-
-def batches(n: int, batch_size: int, rng: np.random.Generator):
-    """Shuffled index batches covering 0..n-1 once."""
-    order = rng.permutation(n)
-    for i in range(0, n, batch_size):
-        yield order[i:i + batch_size]

@@ -1,65 +1,61 @@
-"""Training a forecast network: Adam on shuffled mini-batches of windows, global-norm clipping, early
-stopping on the validation windows (the best weights are restored), non-finite losses never applied.
+"""Training a forecast network through :func:`rnnkit.train.fit`: Adam on shuffled mini-batches of windows,
+global-norm clipping, early stopping on the validation windows with the best weights restored.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from rnnkit.errors import UserError
-from rnnkit.nn.optim import Adam, clip_grad_norm
-from rnnkit.tasks.forecast_models import batches, gaussian_loss
+from rnnkit.nn.optim import Adam
+from rnnkit.tasks.forecast_models import gaussian_loss
+from rnnkit.train import EarlyStopping, fit
 
 
-def _val_loss(net, val) -> float:
-    xs, fut, ys = val
-    mu, _ = net.forward(xs, fut)
-    return float(np.mean((ys - mu) ** 2))
+class _ShuffledBatches:
+    """Re-iterable: every pass is a new permutation of the window indices, cut into batches."""
+
+    def __init__(self, n: int, batch_size: int, rng: np.random.Generator):
+        self.n, self.batch_size, self.rng = n, batch_size, rng
+
+    def __iter__(self):
+        order = self.rng.permutation(self.n)
+        return (order[i:i + self.batch_size] for i in range(0, self.n, self.batch_size))
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
 
 
-def train_net(net, train, val, cfg, rng: np.random.Generator, callback=None) -> list[dict]:
-    """Train ``net`` in place on ``train`` = (xs, fut, targets); returns the per-epoch log.
+def train_net(net, train, val, cfg, rng: np.random.Generator, callback=None):
+    """Train ``net`` in place on ``train`` = (xs, fut, targets); returns fit's History.
 
-    ``val`` (same form, or None) drives early stopping with ``cfg.patience`` epochs of patience.
-    ``callback(epoch, record)`` is called after each epoch (for progress bars).
+    ``val`` (same form, or None) is scored (MSE of the mean, scaled units) after every epoch; training
+    stops after ``cfg.patience`` epochs without improvement and the best weights are restored.
+    ``callback``: an object with ``on_step``/``on_eval`` hooks (e.g. a progress display), or None.
     """
-    xs, fut, ys = train
     dtype = net.dtype
-    xs, ys = xs.astype(dtype), ys.astype(dtype)
-    fut = None if fut is None else fut.astype(dtype)
+
+    def cast(part):
+        xs, fut, ys = part
+        return xs.astype(dtype), None if fut is None else fut.astype(dtype), ys.astype(dtype)
+
+    xs, fut, ys = cast(train)
+    val = None if val is None else cast(val)
+
+    def train_step(idx):
+        mu, log_sigma = net.forward(xs[idx], None if fut is None else fut[idx], training=True)
+        loss, dmu, dlog_sigma = gaussian_loss(mu, log_sigma, ys[idx])
+        net.backward(dmu, dlog_sigma)
+        return loss
+
+    def eval_fn():
+        vx, vf, vy = val
+        mu, _ = net.forward(vx, vf)
+        return {"val_mse": float(np.mean((vy - mu) ** 2))}
+
+    batches = _ShuffledBatches(len(xs), cfg.batch_size, rng)
+    callbacks = [] if callback is None else [callback]
     if val is not None:
-        val = (val[0].astype(dtype), None if val[1] is None else val[1].astype(dtype), val[2].astype(dtype))
+        callbacks.append(EarlyStopping("val_mse", patience=cfg.patience, model=net, restore_best=True))
     opt = Adam(net.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    best, best_state, since_best, log = math.inf, net.state_dict(), 0, []
-    for epoch in range(1, cfg.epochs + 1):
-        total, count = 0.0, 0
-        for idx in batches(len(xs), cfg.batch_size, rng):
-            net.zero_grad()
-            mu, ls = net.forward(xs[idx], None if fut is None else fut[idx], training=True)
-            loss, dmu, dls = gaussian_loss(mu, ls, ys[idx])
-            if not math.isfinite(loss):
-                net.load_state_dict(best_state)
-                raise UserError(f"training diverged at epoch {epoch} (loss {loss}); the last good weights "
-                                "were restored; lower --lr")
-            net.backward(dmu, dls)
-            clip_grad_norm(net.grads, cfg.clip)
-            opt.step(net.grads)
-            total += loss * len(idx)
-            count += len(idx)
-        record = {"epoch": epoch, "train_loss": total / count}
-        if val is not None:
-            v = _val_loss(net, val)
-            record["val_mse"] = v
-            if v < best - 1e-9:
-                best, best_state, since_best = v, net.state_dict(), 0
-            else:
-                since_best += 1
-        log.append(record)
-        if callback is not None:
-            callback(epoch, record)
-        if val is not None and since_best >= cfg.patience:
-            break
-    if val is not None:
-        net.load_state_dict(best_state)
-    return log
+    return fit(net, opt, train_step, batches, epochs=cfg.epochs, clip=cfg.clip,
+               eval_fn=None if val is None else eval_fn, eval_every=len(batches), log_every=len(batches),
+               callbacks=callbacks)

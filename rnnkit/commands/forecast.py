@@ -1,0 +1,255 @@
+"""``rnnkit forecast train|predict|backtest``: time-series forecasting from a CSV file, always scored
+against the naive, seasonal-naive and window-MLP baselines on the same split."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.errors import UserError
+
+MODEL_FILE = "model.safetensors"
+
+
+def _data_args(p, with_horizon=True):
+    p.add_argument("data", help="CSV file with a header row")
+    p.add_argument("--target", required=True, help="column to forecast")
+    if with_horizon:
+        p.add_argument("--horizon", type=int, required=True, help="steps ahead to forecast")
+    p.add_argument("--time", help="time column (labels only; rows must be in time order)")
+    p.add_argument("--covariates", nargs="+", default=[], metavar="COL",
+                   help="past covariates: observed up to the forecast origin (direct strategy only)")
+    p.add_argument("--future-covariates", nargs="+", default=[], metavar="COL",
+                   help="covariates known ahead (calendar features); predict needs them via --future")
+    p.add_argument("--series-col", help="column naming the series: several series, one global model")
+    p.add_argument("--fill", choices=["interpolate", "ffill"], help="fill empty/NaN cells instead of failing")
+
+
+def _model_args(p):
+    p.add_argument("--lookback", type=int, help="input window length (default: from the season)")
+    p.add_argument("--cell", default="gru", choices=["lstm", "gru", "elman", "jordan", "mlp"])
+    p.add_argument("--strategy", default="direct", choices=["direct", "recursive"],
+                   help="direct: all horizons at once; recursive: one step fed back")
+    p.add_argument("--hidden-size", type=int, default=32)
+    p.add_argument("--num-layers", type=int, help="stacked recurrent layers (recurrent cells only; default 1)")
+    p.add_argument("--season", type=int, help="seasonal period (default: detected on the training span)")
+    p.add_argument("--transform", default="auto", choices=["auto", "none", "log"])
+    p.add_argument("--val", type=int, help="validation points at the end of each series (default: horizon)")
+    p.add_argument("--test", type=int, help="test points at the end of each series (default: horizon)")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--patience", type=int, default=40, help="early-stopping patience in epochs")
+    p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--interval", type=float, default=0.9, help="prediction interval probability")
+    p.add_argument("--ensemble", type=int, default=1, help="networks averaged (different seeds)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run folder (default runs/forecast-<time>)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("forecast", help="forecast time series (train / predict / backtest)",
+                                   description=__doc__)
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    tr = sub.add_parser("train", help="fit a forecaster, score it on the test span beside the baselines")
+    _data_args(tr)
+    _model_args(tr)
+    tr.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    tr.set_defaults(func=run_train)
+    pr = sub.add_parser("predict", help="forecast past the end of the data with a trained run")
+    pr.add_argument("run", help="run folder written by 'rnnkit forecast train'")
+    pr.add_argument("--data", help="CSV with newer data (same columns); default: the training data's tail")
+    pr.add_argument("--future", help="CSV with the future covariates for the next horizon steps")
+    pr.add_argument("--out", help="output CSV (default RUN/forecast.csv)")
+    pr.set_defaults(func=run_predict)
+    bt = sub.add_parser("backtest", help="rolling-origin evaluation: refit and score at several origins")
+    _data_args(bt)
+    _model_args(bt)
+    bt.add_argument("--folds", type=int, default=3, help="number of forecast origins")
+    bt.add_argument("--step", type=int, help="distance between origins (default: horizon)")
+    bt.set_defaults(func=run_backtest)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _config(args):
+    from rnnkit.tasks.forecast import ForecastConfig
+
+    if args.cell == "mlp" and args.num_layers is not None:
+        raise UserError("--num-layers applies to recurrent cells; the window MLP (--cell mlp) would ignore "
+                        "it, so drop --num-layers or choose --cell lstm|gru|elman|jordan")
+    if args.strategy == "recursive" and args.covariates:
+        raise UserError("--strategy recursive feeds its forecasts back and would have to ignore the past "
+                        f"covariates {', '.join(args.covariates)}; use --strategy direct, or pass known-ahead "
+                        "columns with --future-covariates")
+    cfg = ForecastConfig(
+        horizon=args.horizon, lookback=args.lookback, cell=args.cell, strategy=args.strategy,
+        hidden_size=args.hidden_size, num_layers=args.num_layers or 1, season=args.season,
+        transform=args.transform, val_size=args.val, test_size=args.test, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience, interval=args.interval,
+        ensemble=args.ensemble, seed=args.seed)
+    cfg.check()
+    return cfg
+
+
+def _load_opts(args) -> dict:
+    return {"target": args.target, "time": args.time, "covariates": list(args.covariates),
+            "future_covariates": list(args.future_covariates), "series_col": args.series_col,
+            "fill": args.fill}
+
+
+def _run_dir(args, kind: str) -> Path:
+    out = Path(args.out) if args.out else Path("runs") / f"forecast-{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _print_report(rep, file=sys.stdout):
+    from rnnkit.tasks.forecast_metrics import format_table
+
+    print(format_table(rep["metrics"]), file=file)
+    for w in rep["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def run_train(args) -> int:
+    from rnnkit.data.series import load_csv
+    from rnnkit.io import write_json
+    from rnnkit.tasks.forecast import Forecaster
+    from rnnkit.tasks.forecast_eval import evaluate, window_mlp_for
+
+    cfg = _config(args)
+    opts = _load_opts(args)
+    series = load_csv(args.data, **opts)
+    out = _run_dir(args, "train")
+    t0 = time.perf_counter()
+    model = Forecaster(config=cfg).fit(series)
+    seconds = time.perf_counter() - t0
+    mlp = window_mlp_for(model)
+    rep = evaluate(model, mlp=mlp)
+    model.save(out / MODEL_FILE)
+    write_json(out / "config.json", {"data": os.path.abspath(args.data), "load": opts,
+                                     "forecast": dataclasses.asdict(cfg), "season": model.season_,
+                                     "lookback": model.lookback_, "log": model.log_})
+    metrics = {k: {m: v for m, v in d.items() if m != "n"} for k, d in rep["metrics"].items()}
+    write_json(out / "metrics.json", {**metrics, "echo_ratio": rep["echo"], "warnings": rep["warnings"],
+                                      "season": model.season_, "lookback": model.lookback_,
+                                      "train_seconds": seconds})
+    _write_history(out / "metrics.csv", model.history_)
+    fut = model.predict() if model.future_size_ == 0 else {}
+    _write_forecast_csv(out / "forecast.csv", fut, model)
+    if not args.no_plot:
+        _plot(out / "forecast.png", model, rep, fut, mlp)
+    n = len(series)
+    print(f"forecast: {cfg.cell} ({cfg.strategy}), {n} series, lookback {model.lookback_}, horizon "
+          f"{cfg.horizon}, season {model.season_}{', log' if model.log_ else ''}; trained in {seconds:.1f}s")
+    _print_report(rep)
+    print(f"run folder: {out}")
+    return 0
+
+
+def _write_history(path, histories):
+    rows = [(k, r["step"], r.get("loss", ""), r.get("val_mse", "")) for k, h in enumerate(histories)
+            for r in h if r["kind"] in ("train", "eval")]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["net", "step", "train_loss", "val_mse"])
+        w.writerows(rows)
+
+
+def _write_forecast_csv(path, forecasts: dict, model):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        pct = round(model.config.interval * 100)
+        w.writerow(["series", "step", "mean", f"lower_{pct}", f"upper_{pct}"])
+        for name, f in forecasts.items():
+            for h in range(len(f["mean"])):
+                w.writerow([name, h + 1, f"{f['mean'][h]:.6g}", f"{f['lower'][h]:.6g}", f"{f['upper'][h]:.6g}"])
+    os.replace(tmp, path)
+
+
+def _plot(path, model, rep, fut, mlp):
+    from rnnkit.plots.forecast import plot_forecasts
+    from rnnkit.tasks.forecast_metrics import seasonal_naive_forecast
+
+    panels = []
+    for s in model.series_:
+        a, b = model._spans(len(s), s.name)
+        test = rep["forecasts"][s.name]
+        base = np.concatenate([seasonal_naive_forecast(s.y[:o], min(model.config.horizon, len(s) - o),
+                                                       model.season_)
+                               for o in range(b, len(s), model.config.horizon)])
+        panels.append({"name": f"{s.target} ({s.name})" if len(model.series_) > 1 else s.target,
+                       "y": s.y, "train_end": a, "val_end": b, "test": test, "future": fut.get(s.name),
+                       "baseline": {"label": f"seasonal naive (m={model.season_})", "values": base}})
+    plot_forecasts(path, panels, model.config.interval,
+                   title=f"{model.config.cell} forecaster, test MASE {rep['metrics']['model']['mase']:.3f} "
+                         f"vs seasonal naive {rep['metrics']['seasonal_naive']['mase']:.3f}")
+
+
+def run_predict(args) -> int:
+    from rnnkit.data.series import load_csv
+    from rnnkit.tasks.forecast import Forecaster
+
+    run = Path(args.run)
+    if not (run / MODEL_FILE).is_file() or not (run / "config.json").is_file():
+        raise UserError(f"{run} is not a forecast run folder (no {MODEL_FILE} and config.json); "
+                        "give the --out folder of 'rnnkit forecast train'")
+    conf = json.loads((run / "config.json").read_text())
+    model = Forecaster.load(run / MODEL_FILE)
+    opts = dict(conf["load"])
+    data = None
+    if args.data:
+        data = load_csv(args.data, **opts)
+    future = None
+    if args.future:
+        names = opts["future_covariates"]
+        if not names:
+            raise UserError("this model has no future covariates; drop --future")
+        fseries = load_csv(args.future, target=names[0], covariates=names[1:],
+                           series_col=opts["series_col"], fill=opts["fill"])
+        future = {s.name: np.column_stack([s.y, s.past]) for s in fseries}
+    fc = model.predict(data, future=future)
+    out = Path(args.out) if args.out else run / "forecast.csv"
+    _write_forecast_csv(out, fc, model)
+    for name, f in fc.items():
+        vals = ", ".join(f"{v:.4g}" for v in f["mean"][:6])
+        more = ", ..." if len(f["mean"]) > 6 else ""
+        print(f"{name}: {vals}{more}")
+    print(f"wrote {out}")
+    return 0
+
+
+def run_backtest(args) -> int:
+    from rnnkit.data.series import load_csv
+    from rnnkit.io import write_json
+    from rnnkit.tasks.forecast_eval import backtest
+    from rnnkit.tasks.forecast_metrics import format_table
+
+    cfg = _config(args)
+    series = load_csv(args.data, **_load_opts(args))
+    out = _run_dir(args, "backtest")
+
+    def show(k, rep):
+        m = rep["metrics"]
+        print(f"fold {k + 1}/{args.folds} (origin {rep['origin']}): model MASE {m['model']['mase']:.3f}, "
+              f"seasonal naive {m['seasonal_naive']['mase']:.3f}, naive {m['naive']['mase']:.3f}, "
+              f"window MLP {m['window_mlp']['mase']:.3f}", flush=True)
+
+    res = backtest(series, cfg, folds=args.folds, step=args.step, callback=show)
+    print(f"mean over {args.folds} folds:")
+    print(format_table(res["mean"]))
+    if res["mean"]["model"]["mase"] >= res["mean"]["seasonal_naive"]["mase"]:
+        print("warning: the model does not beat seasonal naive on average over the folds", file=sys.stderr)
+    folds = [{"origin": r["origin"], **{k: {m: v for m, v in d.items() if m != "n"}
+                                        for k, d in r["metrics"].items()}} for r in res["folds"]]
+    write_json(out / "backtest.json", {"mean": res["mean"], "folds": folds})
+    print(f"run folder: {out}")
+    return 0
