@@ -81,7 +81,7 @@ class Dense(Layer):
             raise UserError(f"Dense.backward: dy has shape {np.shape(dy)}, expected {(*self._lead, self.out_features)}")
         self.grads["W"] += self._x2.T @ dy2
         if self.b is not None:
-            self.grads["b"] += dy2.sum(axis=0)
+            self.grads["b"] += np.ones(dy2.shape[0], self.dtype) @ dy2  # GEMV: faster than dy2.sum(0)
         return (dy2 @ self.W.T).reshape(*self._lead, self.in_features)
 
 

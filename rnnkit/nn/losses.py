@@ -83,22 +83,22 @@ def softmax_cross_entropy(logits, targets, mask=None, ignore_index=None) -> tupl
         )
     if n == 0:
         return 0.0, np.zeros_like(logits)
-    rows = np.arange(t.size)
+    flat = np.arange(t.size) * V + t  # flat positions of the target logits
     probs = z - z.max(axis=1, keepdims=True)  # (N, V) shifted logits, reused as the gradient buffer
-    picked = probs[rows, t]  # shifted logit of the target
+    picked = probs.reshape(-1).take(flat)  # shifted logit of each target
     np.exp(probs, out=probs)
-    sums = probs.sum(axis=1)
+    sums = probs @ np.ones(V, dtype=probs.dtype)  # row sums as a GEMV: several times faster than .sum(1)
     nll = np.log(sums) - picked  # (N,)
     if valid is not None:
         loss = float(nll[valid].sum(dtype=np.float64)) / n
     else:
         loss = float(nll.sum(dtype=np.float64)) / n
-    # d/dz of mean NLL: (softmax(z) - onehot(t)) / n, zero on invalid rows
+    # d/dz of the mean NLL: (softmax(z) - onehot(t)) / n, zero on invalid rows
     scale = (1.0 / n) / sums
     if valid is not None:
         scale *= valid
     probs *= scale[:, None].astype(probs.dtype, copy=False)
-    probs[rows, t] -= (valid if valid is not None else 1.0) * (1.0 / n)
+    probs.reshape(-1)[flat] -= (valid if valid is not None else 1.0) * (1.0 / n)
     return loss, probs.reshape(logits.shape)
 
 
