@@ -90,8 +90,10 @@ def gradcheck(layer, x, *, state=None, mask=None, rng=None, eps: float = 1e-6, c
     forward_kwargs: extra keyword arguments for forward. Returns a :class:`GradcheckResult`.
     """
     rng = as_rng(rng)
-    if getattr(layer, "dtype", np.dtype(np.float64)) != np.float64:
-        raise UserError(f"gradcheck: {type(layer).__name__} is {layer.dtype}; build it with dtype=np.float64")
+    not64 = sorted(k for k, p in layer.params.items() if p.dtype != np.float64)
+    if not64:
+        raise UserError(f"gradcheck: {type(layer).__name__} has non-float64 parameters {not64}; "
+                        "build it with dtype=np.float64")
     recurrent = _is_recurrent(layer)
     kwargs = dict(forward_kwargs or {})
     x = np.array(x, copy=True)

@@ -137,3 +137,25 @@ def test_activation_functions_stable():
     np.testing.assert_allclose(act.log_softmax(z), np.log(act.softmax(z)), rtol=1e-12)
     np.testing.assert_allclose(act.log_softmax(np.array([0.0, np.log(3.0)])), np.log([0.25, 0.75]))
     assert act.sigmoid(np.zeros(3, np.float32)).dtype == np.float32
+
+
+def test_initialisers():
+    from rnnkit.nn import init
+
+    rng = np.random.default_rng(8)
+    w = init.xavier_uniform((30, 50), rng)
+    assert w.dtype == np.float32 and np.abs(w).max() <= np.sqrt(6 / 80)
+    assert init.kaiming_normal((400, 300), rng, F64).std() == pytest.approx(np.sqrt(2 / 400), rel=0.05)
+    assert np.abs(init.kaiming_uniform((40, 30), rng)).max() <= np.sqrt(2) * np.sqrt(3 / 40)
+    for shape in [(6, 6), (4, 9), (9, 4)]:
+        q = init.orthogonal(shape, rng, F64)
+        small = min(shape)
+        gram = q.T @ q if shape[0] >= shape[1] else q @ q.T
+        np.testing.assert_allclose(gram, np.eye(small), atol=1e-12)
+    u = init.uniform_rnn((8, 16), 16, rng)
+    assert np.abs(u).max() <= 0.25 and u.dtype == np.float32
+    a = init.orthogonal((5, 5), np.random.default_rng(0))
+    np.testing.assert_array_equal(a, init.orthogonal((5, 5), np.random.default_rng(0)))
+    with pytest.raises(UserError, match="init"):
+        Dense(2, 2, init="zeros")
+    assert np.abs(Dense(20, 5, init="xavier", rng=0).W).max() <= np.sqrt(6 / 25)
