@@ -110,10 +110,10 @@ def _run_dir(args, kind: str) -> Path:
     return out
 
 
-def _print_report(rep, file=sys.stdout):
+def _print_report(rep):
     from rnnkit.tasks.forecast_metrics import format_table
 
-    print(format_table(rep["metrics"]), file=file)
+    print(format_table(rep["metrics"]))
     for w in rep["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
 

@@ -145,6 +145,10 @@ class Forecaster:
         trains = [s.y[: self._spans(len(s), s.name)[0]] for s in series]
         log = cfg.transform == "log" or (cfg.transform == "auto" and all(_is_multiplicative(t) for t in trains))
         self.log_ = bool(log)
+        for s, t in zip(series, trains):
+            if log and np.any(t <= 0):
+                raise UserError(f"series {s.name!r}: transform 'log' needs positive values but the training "
+                                f"span has min {t.min():g}; use --transform none")
         if cfg.season is not None:
             self.season_ = int(cfg.season)
         else:
