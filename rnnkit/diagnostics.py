@@ -172,6 +172,11 @@ class GradientMonitor:
     ratio of dL/dh_t of the first layer, the one farthest from the loss) and ``dh_first`` / ``dh_last``.
     A vanishing or exploding signal issues a :class:`RuntimeWarning` once per kind (and every
     ``warn_every`` steps after that), and is kept in :attr:`warnings_`.
+
+    With :func:`rnnkit.train.fit`, wrap the train step: ``fit(model, opt, monitor.wrap(train_step), ...)``.
+    The wrapped step returns the loss plus the monitor's columns (without ``grad_norm``, which fit logs
+    itself), so they land in fit's history, averaged over each ``log_every`` interval; between records
+    (``every`` > 1) the last recorded values are repeated so those averages stay right.
     """
 
     def __init__(self, layer, every: int = 1, vanish: float = VANISH, explode: float = EXPLODE,
@@ -184,6 +189,24 @@ class GradientMonitor:
         self.warnings_: list[tuple[int, str]] = []
         self._last_warned: dict[str, int] = {}
         layer.record_dh = True
+        self._step = 0
+        self._held: dict[str, float] = {}
+
+    def wrap(self, train_step):
+        """A train step for :func:`rnnkit.train.fit` that also records this monitor's columns."""
+
+        def monitored_step(batch):
+            out = train_step(batch)
+            extras = dict(out) if isinstance(out, dict) else {"loss": out}
+            self._step += 1
+            row = self.record(self._step)
+            if row:
+                row.pop("grad_norm", None)
+                self._held = row
+            extras.update(self._held)
+            return extras
+
+        return monitored_step
 
     def record(self, step: int) -> dict[str, float]:
         if step % self.every:

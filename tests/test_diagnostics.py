@@ -204,3 +204,34 @@ def test_gradient_monitor_records_columns_and_warns_once():
     assert len(caught) == 1 and "vanishing" in str(caught[0].message)
     assert len(mon.warnings_) == 1
     assert D.GradientMonitor(layer, every=5).record(3) == {}
+
+
+@pytest.mark.filterwarnings("ignore:step")
+def test_monitor_wraps_a_fit_train_step():
+    from rnnkit.nn.layers import Dense
+    from rnnkit.nn.losses import mse
+    from rnnkit.nn.optim import Adam
+    from rnnkit.train import fit
+
+    rnn = ElmanRNN(2, 8, return_sequences=False, rng=0)
+    head = Dense(8, 1, rng=1)
+    model = type("M", (), {})()
+    model.params = {**{f"rnn.{k}": v for k, v in rnn.params.items()}, "W": head.params["W"], "b": head.params["b"]}
+    model.grads = {**{f"rnn.{k}": v for k, v in rnn.grads.items()}, "W": head.grads["W"], "b": head.grads["b"]}
+    model.zero_grad = lambda: [g.fill(0) for g in model.grads.values()]
+    rng = np.random.default_rng(0)
+
+    def train_step(batch):
+        xs, ys = batch
+        h, _ = rnn.forward(xs, training=True)
+        loss, dout = mse(head.forward(h), ys)
+        rnn.backward(head.backward(dout))
+        return loss
+
+    mon = D.GradientMonitor(rnn, every=2, prefix="rnn.")
+    batches = lambda step: (rng.normal(size=(4, 12, 2)).astype(np.float32), rng.normal(size=(4, 1)).astype(np.float32))
+    hist = fit(model, Adam(model.params, lr=1e-3), mon.wrap(train_step), batches, steps=6, log_every=3, clip=None)
+    rows = hist.train
+    assert len(rows) == 2
+    assert {"dh_ratio", "dh_first", "dh_last", "grad_norm/rnn.l0.W_h", "grad_norm", "loss"} <= set(rows[0])
+    assert all(np.isfinite(r["dh_ratio"]) and r["dh_ratio"] > 0 for r in rows)

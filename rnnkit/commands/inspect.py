@@ -1,0 +1,179 @@
+"""``rnnkit inspect``: look inside recurrent networks.
+
+``rnnkit inspect gradients [RUN] [--cell lstm --length 100] --out DIR`` plots ||dL/dh_t|| and ||ds_T/dh_t||
+against t (log scale) for several cells side by side (freshly initialised, or the model of a ``memory run``
+folder), and a gate-saturation histogram for LSTM/GRU. ``rnnkit inspect clipping --out DIR`` trains an Elman
+network with large recurrent weights with and without global-norm clipping and plots both loss curves.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.errors import UserError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("inspect", help="gradient flow across time, gate saturation, clipping demo",
+                                   description=__doc__)
+    sub = parser.add_subparsers(dest="inspect_command", metavar="ACTION")
+    g = sub.add_parser("gradients", help="dL/dh_t and ||ds_T/dh_t|| over time, gate saturation")
+    g.add_argument("run", nargs="?", default=None, help="a `rnnkit memory run` folder (default: fresh cells)")
+    g.add_argument("--cell", "--cells", dest="cells", default="elman,jordan,lstm,gru",
+                   help="comma-separated cells for fresh models (default elman,jordan,lstm,gru)")
+    g.add_argument("--length", type=int, default=None, help="sequence length T (default 100, or the run's)")
+    g.add_argument("--task", default="adding", help="task whose sequences are fed in (default adding)")
+    g.add_argument("--hidden-size", type=int, default=64)
+    g.add_argument("--layers", type=int, default=1, dest="num_layers")
+    g.add_argument("--batch-size", type=int, default=8, help="sequences averaged over (default 8)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True, help="output folder")
+    g.set_defaults(func=run_gradients)
+    c = sub.add_parser("clipping", help="exploding gradients: Elman with large recurrent weights, clip vs none")
+    c.add_argument("--clip", type=float, default=1.0, help="global-norm threshold of the clipped run")
+    c.add_argument("--gain", type=float, default=3.0, help="spectral radius of the recurrent matrix (default 3)")
+    c.add_argument("--nonlinearity", default="tanh", choices=("tanh", "relu"))
+    c.add_argument("--length", type=int, default=50)
+    c.add_argument("--steps", type=int, default=300)
+    c.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (default 0.05)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", required=True, help="output folder")
+    c.set_defaults(func=run_clipping)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _out(path) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {out}: {exc.strerror}; pick another --out") from None
+    return out
+
+
+def load_run(run) -> tuple:
+    """The model of a ``rnnkit memory run`` folder and its config (a dict)."""
+    from rnnkit.io import load_checkpoint
+    from rnnkit.tasks import memory as M
+
+    folder = Path(run)
+    path = folder / "model.safetensors" if folder.is_dir() else folder
+    if not path.exists():
+        raise UserError(f"{run} has no model.safetensors; give the folder written by `rnnkit memory run`")
+    from rnnkit.io import read_meta
+
+    cfg = read_meta(path).get("config") or {}
+    try:
+        spec = M.get_task(cfg["task"])
+        model = M.build_model(spec, cfg["cell"], cfg["hidden_size"], cfg["num_layers"], cfg["forget_bias"],
+                              np.dtype(cfg.get("dtype", "float32")), rng=0)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{path} was not written by `rnnkit memory run` (config lacks {exc})") from None
+    tensors, _ = load_checkpoint(path, expected=model.params)  # checks names, shapes, dtypes, finiteness
+    model.load_state_dict(tensors)
+    return model, cfg
+
+
+def flow_for(model, spec, batch) -> dict:
+    """dL/dh_t norms for the task loss (through the head), Jacobian norms and gate saturation."""
+    from rnnkit import diagnostics as D
+    from rnnkit.tasks.memory import loss_and_grad
+
+    rnn = model.rnn
+    saved = {k: g.copy() for k, g in model.grads.items()}
+    rnn.record_dh = True
+    out = model.forward(batch.xs, mask=batch.valid)
+    loss, dout = loss_and_grad(spec, out, batch)
+    model.backward(dout)
+    dh = D.dh_norms(rnn)
+    gates = rnn.gate_activations()
+    rnn.record_dh = False
+    for k, g in model.grads.items():
+        g[...] = saved[k]
+    jac = D.jacobian_norms(rnn, batch.xs, mask=batch.valid)
+    sat = D.gate_saturation(rnn) if gates else {}
+    return {"loss": loss, "dh": dh, "jac": jac, "gates": gates, "saturation": sat,
+            "dh_ratio": D.early_late_ratio(dh[0]), "jac_ratio": D.early_late_ratio(jac[0])}
+
+
+def run_gradients(args) -> int:
+    from rnnkit import diagnostics as D
+    from rnnkit.io import write_json
+    from rnnkit.plots.gradients import gate_histograms, gradient_flow
+    from rnnkit.tasks import memory as M
+
+    out = _out(args.out)
+    if args.run:
+        model, cfg = load_run(args.run)
+        spec = M.get_task(cfg["task"])
+        length = args.length or cfg["length"]
+        models = {f"{cfg['cell']} (trained)": model}
+        what = f"trained run {args.run}"
+    else:
+        spec = M.get_task(args.task)
+        length = args.length or 100
+        cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+        for c in cells:
+            if c not in M.CELLS:
+                raise UserError(f"--cell: unknown cell {c!r}; choose from {', '.join(M.CELLS)}")
+        if args.hidden_size < 1 or args.num_layers < 1:
+            raise UserError("--hidden-size and --layers must be at least 1")
+        models = {c: M.build_model(spec, c, args.hidden_size, args.num_layers, rng=args.seed) for c in cells}
+        what = f"fresh cells, hidden {args.hidden_size}x{args.num_layers}, seed {args.seed}"
+    if (length < 2 and not spec.fixed_data) or args.batch_size < 1:
+        raise UserError("--length must be at least 2 and --batch-size at least 1")
+    batch = spec.make(args.batch_size, length, np.random.default_rng(args.seed + 1))
+    batch.xs = batch.xs.astype(next(iter(models.values())).dtype)
+    results = {name: flow_for(m, spec, batch) for name, m in models.items()}
+    title = f"{spec.name} task, T={batch.xs.shape[1]}, {what}"
+    gradient_flow(results, out / "gradients.png", title=title)
+    written = ["gradients.png"]
+    gates = {name: r["gates"] for name, r in results.items() if r["gates"]}
+    if gates:
+        gate_histograms(gates, out / "gates.png", title=title)
+        written.append("gates.png")
+    summary = {name: {"dh": [d.tolist() for d in r["dh"]], "jacobian": [j.tolist() for j in r["jac"]],
+                      "dh_ratio": r["dh_ratio"], "jacobian_ratio": r["jac_ratio"], "loss": r["loss"],
+                      "saturation": r["saturation"]} for name, r in results.items()}
+    write_json(out / "gradients.json", {"title": title, "cells": summary})
+    written.append("gradients.json")
+    print(f"gradient flow: {title}")
+    print(f"  {'cell':16s} {'dL/dh_0 / dL/dh_T':>18s} {'||ds_T/dh_0||':>14s}  note")
+    for name, r in results.items():
+        note = D.flow_warning(r["dh_ratio"]) or ""
+        print(f"  {name:16s} {r['dh_ratio']:18.3e} {r['jac'][0][0]:14.3e}  {note.split(';')[0]}")
+        for layer, gates_ in r["saturation"].items():
+            parts = ", ".join(f"{g} {v['left']:.0%}/{v['right']:.0%}" for g, v in gates_.items())
+            print(f"    {layer} gates saturated (<0.1 / >0.9): {parts}")
+    print(f"  wrote {', '.join(str(out / w) for w in written)}")
+    return 0
+
+
+def run_clipping(args) -> int:
+    from rnnkit.io import write_json
+    from rnnkit.plots.gradients import clipping_curves
+    from rnnkit.tasks.memory import exploding_demo
+
+    if args.steps < 1 or args.length < 2 or not args.clip > 0 or not args.gain > 0 or not args.lr > 0:
+        raise UserError("--steps >= 1, --length >= 2 and positive --clip, --gain and --lr are required")
+    out = _out(args.out)
+    kw = dict(steps=args.steps, length=args.length, gain=args.gain, lr=args.lr, nonlinearity=args.nonlinearity,
+              seed=args.seed)
+    runs = {"no clipping": exploding_demo(None, **kw), f"clipped at {args.clip:g}": exploding_demo(args.clip, **kw)}
+    title = (f"Elman ({args.nonlinearity}) with recurrent spectral radius {args.gain:g}, adding problem "
+             f"T={args.length}, SGD lr {args.lr:g}")
+    clipping_curves(runs, out / "clipping.png", title=title)
+    write_json(out / "clipping.json", {"title": title, **{k: {m: [x if np.isfinite(x) else None for x in v]
+                                                              for m, v in r.items()} for k, r in runs.items()}})
+    print(f"exploding gradients: {title}")
+    for name, r in runs.items():
+        loss, norm = np.array(r["loss"]), np.array(r["grad_norm"])
+        finite = np.isfinite(loss) & np.isfinite(norm)
+        end = (f"loss non-finite at step {len(loss)}" if not finite.all()
+               else f"final loss {np.mean(loss[-20:]):.4g} (mean of last 20 steps)")
+        print(f"  {name:16s} {len(loss)} steps; largest gradient norm {np.nanmax(np.where(finite, norm, np.nan)):.3g}; "
+              f"{end}")
+    print(f"  wrote {out / 'clipping.png'}, {out / 'clipping.json'}")
+    return 0

@@ -1,0 +1,216 @@
+"""``rnnkit memory``: long-range memory benchmarks.
+
+``rnnkit memory run --task adding --length 200 --cell lstm`` trains one model and says whether it solved
+the task, in how many steps and seconds; ``rnnkit memory table`` runs Elman, Jordan, LSTM and GRU across
+lengths under one budget and writes a Markdown table and a PNG.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from rnnkit.errors import UserError
+
+DEFAULT_LENGTHS = "10,25,50,100,200"
+
+
+def _add_training_options(p) -> None:
+    p.add_argument("--task", default="adding", help="adding, copy, order, schedule or words (default adding)")
+    p.add_argument("--hidden-size", type=int, default=64)
+    p.add_argument("--layers", type=int, default=1, dest="num_layers")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (default 5e-3)")
+    p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip, 0 = off (default 1.0)")
+    p.add_argument("--forget-bias", type=float, default=1.0, help="LSTM forget-gate bias (default 1.0)")
+    p.add_argument("--max-steps", type=int, default=10000)
+    p.add_argument("--max-seconds", type=float, default=600.0, help="time budget per model (default 600)")
+    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: leave as is)")
+    p.add_argument("--out", default=None, help="output folder")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("memory", help="long-range memory tasks: adding, copy, order, schedule, words",
+                                   description=__doc__)
+    sub = parser.add_subparsers(dest="memory_command", metavar="ACTION")
+    run_p = sub.add_parser("run", help="train one model on one task and report whether it solved it")
+    _add_training_options(run_p)
+    run_p.add_argument("--length", type=int, default=100, help="sequence length T (copy: the delay)")
+    run_p.add_argument("--cell", default="lstm", help="elman, jordan, lstm or gru (default lstm)")
+    run_p.add_argument("--diagnostics", type=int, default=10, metavar="N",
+                       help="record gradient norms and the dL/dh ratio every N steps, 0 = off (default 10)")
+    run_p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run_p.set_defaults(func=run_one)
+    table_p = sub.add_parser("table", help="all cells across lengths under a fixed budget: Markdown + PNG")
+    _add_training_options(table_p)
+    table_p.add_argument("--cells", default="elman,jordan,lstm,gru")
+    table_p.add_argument("--lengths", default=DEFAULT_LENGTHS)
+    table_p.set_defaults(func=run_table, max_seconds=300.0, max_steps=4000)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _config(args, cell: str, length: int, monitor_every: int = 0):
+    from rnnkit.tasks.memory import MemoryConfig
+
+    return MemoryConfig(task=args.task, length=length, cell=cell, hidden_size=args.hidden_size,
+                        num_layers=args.num_layers, batch_size=args.batch_size, lr=args.lr, clip=args.clip,
+                        forget_bias=args.forget_bias, max_steps=args.max_steps, max_seconds=args.max_seconds,
+                        eval_every=args.eval_every, monitor_every=monitor_every, seed=args.seed).validate()
+
+
+def _threads(n):
+    from contextlib import nullcontext
+
+    if n is None:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(n))
+
+
+def _out_dir(args, default: str) -> Path:
+    out = Path(args.out or default)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {out}: {exc.strerror}; pick another --out") from None
+    return out
+
+
+def write_metrics(path, rows: list[dict]) -> None:
+    """metrics.csv with the union of the rows' keys (kind and step first); missing values are empty."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    order = {"kind": 0, "step": 1, "loss": 2, "grad_norm": 3, "val_metric": 4, "test_metric": 5}
+    keys.sort(key=lambda k: (order.get(k, 6), k.startswith("grad_norm/"), k))
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _describe(spec, value: float) -> str:
+    name = "test MSE" if spec.metric == "mse" else "test accuracy"
+    rule = f"below {spec.solved_at:g}" if spec.metric == "mse" else f"at least {spec.solved_at:g}"
+    return f"{name} {value:.4g} (chance {spec.chance:.3g}; solved means {rule})"
+
+
+def run_one(args) -> int:
+    from rnnkit.io import save_checkpoint, write_json
+    from rnnkit.plots.gradients import training_diagnostics
+    from rnnkit.tasks import memory as M
+
+    cfg = _config(args, args.cell, args.length, max(0, args.diagnostics))
+    spec = M.get_task(cfg.task)
+    out = _out_dir(args, f"runs/memory-{cfg.task}-{cfg.cell}-T{cfg.length}")
+    print(f"memory run: task {cfg.task} ({spec.about})")
+    print(f"  cell {cfg.cell}, T={cfg.length}, hidden {cfg.hidden_size}x{cfg.num_layers}, batch {cfg.batch_size}, "
+          f"Adam lr {cfg.lr:g}, clip {cfg.clip:g}, budget {cfg.max_steps} steps / {cfg.max_seconds:g} s, "
+          f"seed {cfg.seed} -> {out}")
+    import warnings
+
+    with _threads(args.threads), warnings.catch_warnings():
+        warnings.simplefilter("always", RuntimeWarning)
+        warnings.showwarning = lambda msg, *a, **k: print(f"  warning: {msg}", file=sys.stderr)
+        model, res = M.train(cfg, progress=not args.no_progress, log=lambda line: print(f"  {line}"))
+    write_json(out / "config.json", {"command": "memory run", **asdict(cfg)})
+    write_metrics(out / "metrics.csv", res.history)
+    save_checkpoint(out / "model.safetensors", model.state_dict(), {"config": asdict(cfg), "step": res.steps})
+    training_diagnostics(res.history, out / "learning_curve.png",
+                         title=f"{cfg.cell} on {cfg.task}, T={cfg.length}")
+    summary = {k: v for k, v in asdict(res).items() if k != "history"}
+    lines = []
+    if cfg.task == "words":
+        lines = [M.generate_words(model, s.split()[0]) for s in M.sq.SENTENCES]
+        (out / "generated.txt").write_text("\n".join(lines) + "\n")
+        summary["generated"] = lines
+    write_json(out / "result.json", summary)
+    verdict = "SOLVED" if res.solved else "NOT solved"
+    print(f"{verdict}: {cfg.cell} on {cfg.task} T={cfg.length}: {_describe(spec, res.test_metric)}; "
+          f"{res.steps} steps in {res.seconds:.1f} s (stopped: {res.stopped})")
+    for line in lines:
+        print(f"  generated: {line}")
+    print(f"  wrote {out}/config.json, metrics.csv, model.safetensors, learning_curve.png, result.json")
+    return 0
+
+
+def _parse_list(text: str, kind, what: str):
+    try:
+        items = [kind(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"--{what}: expected a comma-separated list, got {text!r}") from None
+    if not items:
+        raise UserError(f"--{what}: empty list")
+    return items
+
+
+def markdown_table(results: list[dict], spec, budget: str) -> str:
+    lengths = sorted({r["length"] for r in results})
+    cells = list(dict.fromkeys(r["cell"] for r in results))
+    name = "test MSE" if spec.metric == "mse" else "test accuracy"
+    lines = [f"Task `{spec.name}`: {spec.about}. Budget per model: {budget}. Each cell: {name}, then "
+             "steps and seconds to solve (or to the end of the budget); **bold** = solved.", "",
+             "| cell | " + " | ".join(f"T={t}" for t in lengths) + " |",
+             "|---|" + "---|" * len(lengths)]
+    for cell in cells:
+        row = []
+        for t in lengths:
+            r = next((r for r in results if r["cell"] == cell and r["length"] == t), None)
+            if r is None:
+                row.append("")
+                continue
+            m = f"{r['metric']:.3g}"
+            row.append((f"**{m}** ({r['steps']} st, {r['seconds']:.0f} s)" if r["solved"]
+                        else f"{m} ({r['steps']} st, {r['seconds']:.0f} s)"))
+        lines.append(f"| {cell} | " + " | ".join(row) + " |")
+    last = {}
+    for cell in cells:
+        ok = [r["length"] for r in results if r["cell"] == cell and r["solved"]]
+        last[cell] = max(ok) if ok else None
+    lines += ["", "Longest length solved: " + ", ".join(f"{c} {'T=' + str(v) if v else 'none'}"
+                                                   for c, v in last.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def run_table(args) -> int:
+    from rnnkit.io import write_json
+    from rnnkit.plots.gradients import memory_table
+    from rnnkit.tasks import memory as M
+
+    spec = M.get_task(args.task)
+    cells = _parse_list(args.cells, str, "cells")
+    lengths = _parse_list(args.lengths, int, "lengths")
+    for c in cells:
+        if c not in M.CELLS:
+            raise UserError(f"--cells: unknown cell {c!r}; choose from {', '.join(M.CELLS)}")
+    configs = [_config(args, c, t) for c in cells for t in lengths]
+    out = _out_dir(args, f"runs/memory-table-{args.task}")
+    budget = (f"{args.max_steps} steps or {args.max_seconds:g} s, hidden {args.hidden_size}, batch "
+              f"{args.batch_size}, Adam lr {args.lr:g}, clip {args.clip:g}, seed {args.seed}")
+    print(f"memory table: task {spec.name}, cells {', '.join(cells)}, lengths {lengths}; budget {budget} -> {out}")
+    from tqdm import tqdm
+
+    results = []
+    with _threads(args.threads):
+        for cfg in tqdm(configs, unit="model", file=sys.stderr, leave=False, dynamic_ncols=True):
+            _, res = M.train(cfg)
+            results.append(dict(cell=cfg.cell, length=cfg.length, metric=res.test_metric, solved=res.solved,
+                                steps=res.steps, seconds=round(res.seconds, 2), stopped=res.stopped))
+            verdict = "solved" if res.solved else "not solved"
+            print(f"  {cfg.cell:6s} T={cfg.length:<4d} {verdict:10s} {_describe(spec, res.test_metric)}; "
+                  f"{res.steps} steps, {res.seconds:.1f} s", flush=True)
+            write_json(out / "results.json", {"task": spec.name, "budget": budget, "results": results})
+    text = markdown_table(results, spec, budget)
+    (out / "table.md").write_text(text)
+    memory_table(results, out / "table.png", baseline=spec.chance, threshold=spec.solved_at,
+                 metric="test MSE" if spec.metric == "mse" else "test accuracy",
+                 title=f"{spec.name}: {budget}")
+    print(text)
+    print(f"wrote {out}/table.md, table.png, results.json")
+    return 0
