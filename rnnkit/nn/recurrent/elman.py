@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, freeze, outputs, split_masked
+from rnnkit.nn.recurrent.core import Core, transposed, freeze, outputs, split_masked
 
 
 class ElmanCore(Core):
@@ -49,7 +49,7 @@ class ElmanCore(Core):
         hs, mask = self._work["hs"], self._mask
         T1, B, H = hs.shape
         T = T1 - 1
-        W_hT = self.params["W_h"].T
+        W_hT = transposed(self.params["W_h"])
         # act'(pre) from the outputs, for all T at once; dpre_t = dh_t * act'_t becomes the gate gradient
         dpre = self.buffer("dpre", (T, B, H))
         if self.nonlinearity == "tanh":

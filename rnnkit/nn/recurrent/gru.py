@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, freeze, outputs, sigmoid_, split_masked
+from rnnkit.nn.recurrent.core import Core, transposed, freeze, outputs, sigmoid_, split_masked
 
 
 class GRUCore(Core):
@@ -55,7 +55,7 @@ class GRUCore(Core):
         gates, hg, hs, mask = self._work["xg"], self._work["hg"], self._work["hs"], self._mask
         T, B, H3 = gates.shape
         H = H3 // 3
-        W_hT = self.params["W_h"].T
+        W_hT = transposed(self.params["W_h"])
         r, z, n = gates[:, :, :H], gates[:, :, H:2 * H], gates[:, :, 2 * H:]
         # Forward-only factors for all T at once; dgx holds [P_r, P_z, P_n] and becomes the x-side gradient:
         #   d pre_n = dh' (1 - z)(1 - n^2)         = dh' P_n

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, freeze, outputs, split_masked
+from rnnkit.nn.recurrent.core import Core, transposed, weight_grad, freeze, outputs, split_masked
 
 _OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "identity")
 
@@ -73,7 +73,7 @@ class JordanCore(Core):
         hid, ys, mask = self._work["xg"], self._work["ys"], self._mask
         T, B, H = hid.shape
         O = self._output_size
-        W_hT, W_oT = self.params["W_h"].T, self.params["W_o"].T
+        W_hT, W_oT = transposed(self.params["W_h"]), transposed(self.params["W_o"])
         # out'(.) from the outputs and tanh'(.) from the hidden values, for all T at once
         dpo = self.buffer("dpo", (T, B, O))
         if self.output_activation == "tanh":
@@ -111,7 +111,7 @@ class JordanCore(Core):
             if mask is not None:
                 dy_next += carry
         dpo2 = dpo.reshape(T * B, O)
-        self.grads["W_o"] += hid.reshape(T * B, H).T @ dpo2
+        self.grads["W_o"] += weight_grad(hid.reshape(T * B, H), dpo2)
         self.grads["b_o"] += dpo2.sum(axis=0)
         self.recurrent_weight_grads(ys[:-1], dpre)
         return self.input_grads(dpre), (dy_next,)

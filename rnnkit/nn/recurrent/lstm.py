@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, freeze, outputs, sigmoid_, split_masked
+from rnnkit.nn.recurrent.core import Core, transposed, freeze, outputs, sigmoid_, split_masked
 
 
 class LSTMCore(Core):
@@ -78,7 +78,7 @@ class LSTMCore(Core):
                                         self._work["tanh_cs"], self._mask)
         T, B, H4 = gates.shape
         H = H4 // 4
-        W_hT = self.params["W_h"].T
+        W_hT = transposed(self.params["W_h"])
         g4 = gates.reshape(T, B, 4, H)
         i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
         # Everything that depends only on the forward pass, for all T at once (outside the loop):
