@@ -1,9 +1,9 @@
 """The neural-network engine: pure NumPy layers with hand-derived gradients (no I/O, no printing).
 
     from rnnkit.nn import LSTM, Dense, Embedding, Adam, softmax_cross_entropy, clip_grad_norm
+    from rnnkit.nn.gradcheck import gradcheck   # the module rnnkit.nn.gradcheck is the public checker
 """
 from rnnkit.nn.base import Layer, as_rng
-from rnnkit.nn.gradcheck import check_loss, gradcheck
 from rnnkit.nn.layers import Dense, Dropout, Embedding, ReLU, Sequential, Sigmoid, Softmax, Tanh
 from rnnkit.nn.losses import gaussian_nll, mse, pinball, softmax_cross_entropy
 from rnnkit.nn.optim import (SGD, Adagrad, Adam, AdamW, ConstantLR, CosineWarmupLR, RMSprop, StepLR,
@@ -11,7 +11,7 @@ from rnnkit.nn.optim import (SGD, Adagrad, Adam, AdamW, ConstantLR, CosineWarmup
 from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN, JordanRNN, RecurrentLayer
 
 __all__ = [
-    "Layer", "as_rng", "gradcheck", "check_loss",
+    "Layer", "as_rng",
     "Dense", "Dropout", "Embedding", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh",
     "mse", "softmax_cross_entropy", "gaussian_nll", "pinball",
     "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "ConstantLR", "StepLR", "CosineWarmupLR",
