@@ -1,5 +1,6 @@
 """`rnnkit memory` and `rnnkit inspect` end to end into a temporary folder."""
 import json
+import re
 
 import pytest
 
@@ -44,6 +45,13 @@ def test_memory_table_writes_markdown_and_png(tmp_path, capsys):
     assert {(r["cell"], r["length"]) for r in res} == {("lstm", 5), ("lstm", 8), ("elman", 5), ("elman", 8)}
     assert all(r["steps"] <= 40 for r in res)
     assert (out / "table.png").stat().st_size > 0
+    # --resume reuses what was run with the same budget and only runs the new length
+    rc = main(["memory", "table", "--cells", "lstm,elman", "--lengths", "5,8,6", "--max-steps", "40",
+               "--eval-every", "20", "--hidden-size", "8", "--resume", "--out", str(out)])
+    text = capsys.readouterr().out
+    ran = re.findall(r"^  (\w+) +T=(\d+) ", text, flags=re.M)
+    assert rc == 0 and "resuming: 4 results" in text and sorted(ran) == [("elman", "6"), ("lstm", "6")]
+    assert "| cell | T=5 | T=6 | T=8 |" in (out / "table.md").read_text()
 
 
 def test_inspect_gradients_fresh_cells(tmp_path, capsys):
@@ -86,3 +94,7 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path, capsys, argv, needle):
 def test_inspect_missing_run_folder(tmp_path, capsys):
     rc = main(["inspect", "gradients", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
     assert rc == 2 and "model.safetensors" in capsys.readouterr().err
+
+
+def test_memory_without_action_prints_help(capsys):
+    assert main(["memory"]) == 2 and "run" in capsys.readouterr().out

@@ -50,7 +50,9 @@ def register(subparsers) -> None:
     _add_training_options(table_p)
     table_p.add_argument("--cells", default="elman,jordan,lstm,gru")
     table_p.add_argument("--lengths", default=DEFAULT_LENGTHS)
-    table_p.set_defaults(func=run_table, max_seconds=300.0, max_steps=4000)
+    table_p.add_argument("--resume", action="store_true",
+                         help="reuse results already in OUT/results.json that were run with the same budget")
+    table_p.set_defaults(func=run_table, max_seconds=600.0, max_steps=3000)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -123,7 +125,7 @@ def run_one(args) -> int:
     write_metrics(out / "metrics.csv", res.history)
     save_checkpoint(out / "model.safetensors", model.state_dict(), {"config": asdict(cfg), "step": res.steps})
     training_diagnostics(res.history, out / "learning_curve.png",
-                         title=f"{cfg.cell} on {cfg.task}, T={cfg.length}")
+                         title=f"{cfg.cell} on {cfg.task}, T={cfg.length}", metric=spec.metric)
     summary = {k: v for k, v in asdict(res).items() if k != "history"}
     lines = []
     if cfg.task == "words":
@@ -196,9 +198,18 @@ def run_table(args) -> int:
     print(f"memory table: task {spec.name}, cells {', '.join(cells)}, lengths {lengths}; budget {budget} -> {out}")
     from tqdm import tqdm
 
+    done = {}
+    if args.resume and (out / "results.json").exists():
+        old = json.loads((out / "results.json").read_text())
+        if old.get("task") == spec.name and old.get("budget") == budget:
+            done = {(r["cell"], r["length"]): r for r in old["results"]}
+            print(f"  resuming: {len(done)} results with the same budget in {out / 'results.json'}")
     results = []
     with _threads(args.threads):
         for cfg in tqdm(configs, unit="model", file=sys.stderr, leave=False, dynamic_ncols=True):
+            if (cfg.cell, cfg.length) in done:
+                results.append(done[(cfg.cell, cfg.length)])
+                continue
             _, res = M.train(cfg)
             results.append(dict(cell=cfg.cell, length=cfg.length, metric=res.test_metric, solved=res.solved,
                                 steps=res.steps, seconds=round(res.seconds, 2), stopped=res.stopped))

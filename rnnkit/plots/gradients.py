@@ -149,7 +149,7 @@ def memory_table(results: list[dict], path, baseline: float | None = None, thres
     return save(fig, path)
 
 
-def training_diagnostics(rows: list[dict], path, title: str = "") -> str:
+def training_diagnostics(rows: list[dict], path, title: str = "", metric: str = "metric") -> str:
     """A training run's metrics (one dict per logged step): loss, global gradient norm and the
     early-to-late dL/dh ratio with the vanishing/exploding thresholds, on log scales."""
     from rnnkit.diagnostics import EXPLODE, VANISH
@@ -167,7 +167,7 @@ def training_diagnostics(rows: list[dict], path, title: str = "") -> str:
         if key == "loss":
             vals = [(r["step"], r["val_metric"]) for r in rows if r.get("val_metric") not in (None, "")]
             if vals:
-                ax.plot(*zip(*vals), "o-", ms=3, label="validation metric")
+                ax.plot(*zip(*vals), "o-", ms=3, label=f"validation {metric}")
                 ax.legend(fontsize=8)
         if key == "dh_ratio":
             ax.axhline(VANISH, color="grey", ls="--", lw=1)
