@@ -245,8 +245,22 @@ class Forecaster:
             net = self._new_net(rng)
             self.history_.append(train_net(net, train, val, cfg, rng, callback=callback))
             self.nets_.append(net)
+        self.sigma_scale_ = self._calibrate(val)
         self.series_ = series
         return self
+
+    def _calibrate(self, val) -> float:
+        """Widen the intervals when the validation errors are larger than the trained spread says.
+
+        Training residuals understate out-of-sample errors, so the predicted standard deviation is
+        multiplied by sqrt(mean(z^2)) of the validation z-scores, never by less than 1.
+        """
+        if val is None:
+            return 1.0
+        xs, fut, ys = val
+        mu, ls = self._net_outputs(xs, fut)
+        z2 = float(np.mean(((ys - mu) / np.exp(ls)) ** 2))
+        return float(np.clip(np.sqrt(z2), 1.0, 10.0)) if np.isfinite(z2) else 1.0
 
     def _new_net(self, rng=None) -> ForecastNet:
         cfg = self.config
@@ -281,7 +295,7 @@ class Forecaster:
         if self.config.strategy == "direct":
             xs, fut, last = self._window_inputs(z, P, F, origins)
             mu, ls = self._net_outputs(xs, fut)
-            mu, sd = mu[:, :H], np.exp(ls[:, :H])
+            mu, sd = mu[:, :H], np.exp(ls[:, :H]) * self.sigma_scale_
             center = last[:, None] + mu
             return sc.inverse(center), sc.inverse(center - q * sd), sc.inverse(center + q * sd)
         return self._recursive(z, F, origins, H, sc, q)
@@ -302,7 +316,7 @@ class Forecaster:
             xs = np.concatenate(parts, axis=2)
             fut = Fh[:, h + L:h + L + 1] if Fh is not None else None
             mu, ls = self._net_outputs(xs, fut)
-            noise = rng.standard_normal(S * R) * np.exp(ls[:, 0])
+            noise = rng.standard_normal(S * R) * np.exp(ls[:, 0]) * self.sigma_scale_
             noise[::R] = 0.0
             nxt = last + mu[:, 0] + noise
             out[:, h] = nxt
@@ -353,6 +367,7 @@ class Forecaster:
         meta = {
             "task": "forecast", "config": dataclasses.asdict(self.config), "season_": self.season_,
             "lookback_": self.lookback_, "log_": self.log_, "input_size_": self.input_size_,
+            "sigma_scale_": self.sigma_scale_,
             "future_size_": self.future_size_,
             "scalers_": {k: v.to_json() for k, v in self.scalers_.items()},
             "past_scaler_": self.past_scaler_.to_json(), "future_scaler_": self.future_scaler_.to_json(),
@@ -375,7 +390,7 @@ class Forecaster:
         if meta.get("task") != "forecast":
             raise UserError(f"{path} is not a forecast checkpoint (task {meta.get('task')!r})")
         self = cls(config=ForecastConfig(**meta["config"]))
-        for k in ("season_", "lookback_", "log_", "input_size_", "future_size_"):
+        for k in ("season_", "lookback_", "log_", "input_size_", "future_size_", "sigma_scale_"):
             setattr(self, k, meta[k])
         self.scalers_ = {k: SeriesScaler.from_json(v) for k, v in meta["scalers_"].items()}
         self.past_scaler_ = ColumnScaler.from_json(meta["past_scaler_"])
