@@ -235,3 +235,32 @@ def test_monitor_wraps_a_fit_train_step():
     assert len(rows) == 2
     assert {"dh_ratio", "dh_first", "dh_last", "grad_norm/rnn.l0.W_h", "grad_norm", "loss"} <= set(rows[0])
     assert all(np.isfinite(r["dh_ratio"]) and r["dh_ratio"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_jacobians_match_pytorch_autograd(kind, xs):
+    torch = pytest.importorskip("torch")
+    layer = (LSTM if kind == "lstm" else GRU)(DIN, H, dtype=np.float64, rng=11)
+    (J,) = D.state_jacobians(layer, xs)
+    sd = {k.replace("_l0", ""): torch.from_numpy(v) for k, v in layer.torch_state_dict().items()}
+    cell = (torch.nn.LSTMCell if kind == "lstm" else torch.nn.GRUCell)(DIN, H, dtype=torch.float64)
+    cell.load_state_dict(sd)
+    x = torch.from_numpy(xs)
+    with torch.no_grad():  # states along the sequence
+        h = torch.zeros(B, H, dtype=torch.float64)
+        c = torch.zeros(B, H, dtype=torch.float64)
+        hs, cs = [], []
+        for t in range(T):
+            h, c = cell(x[:, t], (h, c)) if kind == "lstm" else (cell(x[:, t], h), c)
+            hs.append(h)
+            cs.append(c)
+
+    for t in range(T):
+        def h_T(h_t, t=t):
+            h, c = h_t, cs[t]  # the cell state at t is held fixed
+            for s in range(t + 1, T):
+                h, c = cell(x[:, s], (h, c)) if kind == "lstm" else (cell(x[:, s], h), c)
+            return h
+        jac = torch.autograd.functional.jacobian(h_T, hs[t])  # (B, H, B, H)
+        want = torch.stack([jac[b, :, b, :] for b in range(B)]).numpy()
+        np.testing.assert_allclose(J[:, t], want, rtol=1e-9, atol=1e-12)
