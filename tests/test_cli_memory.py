@@ -98,3 +98,12 @@ def test_inspect_missing_run_folder(tmp_path, capsys):
 
 def test_memory_without_action_prints_help(capsys):
     assert main(["memory"]) == 2 and "run" in capsys.readouterr().out
+
+
+def test_memory_run_schedule_reports_missed_days(tmp_path, capsys):
+    rc = main(["memory", "run", "--task", "schedule", "--cell", "gru", "--length", "20", "--hidden-size", "32",
+               "--lr", "0.01", "--batch-size", "32", "--no-progress", "--diagnostics", "0", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "SOLVED" in text and "missed days" in text
+    rep = json.loads((tmp_path / "result.json").read_text())["schedule"]
+    assert rep["missed_days"] > 100 and rep["accuracy_after_missed_day"] > 0.95

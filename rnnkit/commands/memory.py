@@ -132,12 +132,16 @@ def run_one(args) -> int:
         lines = [M.generate_words(model, s.split()[0]) for s in M.sq.SENTENCES]
         (out / "generated.txt").write_text("\n".join(lines) + "\n")
         summary["generated"] = lines
+    if cfg.task == "schedule":
+        summary["schedule"] = rep = M.schedule_report(model, cfg.length)
+        lines = [f"accuracy {rep['accuracy']:.4f} overall, {rep['accuracy_after_missed_day']:.4f} on the "
+                 f"{rep['missed_days']} missed days (where the model must rely on its own previous prediction)"]
     write_json(out / "result.json", summary)
     verdict = "SOLVED" if res.solved else "NOT solved"
     print(f"{verdict}: {cfg.cell} on {cfg.task} T={cfg.length}: {_describe(spec, res.test_metric)}; "
           f"{res.steps} steps in {res.seconds:.1f} s (stopped: {res.stopped})")
     for line in lines:
-        print(f"  generated: {line}")
+        print(f"  {'generated: ' if cfg.task == 'words' else ''}{line}")
     print(f"  wrote {out}/config.json, metrics.csv, model.safetensors, learning_curve.png, result.json")
     return 0
 

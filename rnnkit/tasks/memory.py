@@ -252,6 +252,16 @@ def train(config: MemoryConfig, progress: bool = False, log: Callable | None = N
     return model, result
 
 
+def schedule_report(model: SequenceModel, length: int, n: int = 500, seed: int = 12345) -> dict:
+    """Accuracy of a schedule model on fresh timetables: overall, and on the steps whose input is
+    "missed" (where only the model's own prediction for that day tells it what comes next)."""
+    batch = sq.schedule(n, length, np.random.default_rng(seed), dtype=model.dtype)
+    hit = model.forward(batch.xs).argmax(-1) == batch.ys
+    missed = batch.xs[..., sq.MISSED] == 1
+    return {"accuracy": float(hit.mean()), "accuracy_after_missed_day": float(hit[missed].mean()),
+            "missed_days": int(missed.sum())}
+
+
 # -- next-word generation --------------------------------------------------------------------------------
 def generate_words(model: SequenceModel, prompt: str, max_words: int = 15, corpus: sq.WordCorpus = _CORPUS) -> str:
     """Greedy continuation of ``prompt`` (words of the corpus) until "." or ``max_words`` words."""
@@ -279,7 +289,8 @@ def exploding_demo(clip: float | None, steps: int = 300, length: int = 50, hidde
     the adding problem, with global-norm clipping at ``clip`` or without it (None).
 
     With tanh and a gain of 3 the forward pass stays bounded but the network is chaotic: ||dh_T/dh_0||
-    grows geometrically with T (about 1e6 at T=50, H=32), so raw gradients are huge. Returns
+    grows geometrically with T (about 1e6 at T=50, H=32), so raw gradients are huge. This uses its own
+    loop because :func:`rnnkit.train.fit` would refuse the non-finite steps the demonstration is about. Returns
     ``{"loss": [...], "grad_norm": [...]}`` per step (norm before clipping); the run ends at the first
     non-finite loss or gradient (that value is recorded).
     """
