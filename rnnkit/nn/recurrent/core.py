@@ -9,9 +9,20 @@ loops. Backward must follow the forward it inverts; a second backward of the sam
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from rnnkit.nn.base import Layer
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-grads")
+    return _POOL
 
 
 class Core(Layer):
@@ -24,7 +35,8 @@ class Core(Layer):
     """
 
     gates: tuple[str, ...] = ("h",)
-    n_state = 1  # how many arrays the state has: LSTM 2 (h, c), the others 1
+    n_state = 1
+    overlap = True  # weight gradients on a background thread while the reverse loop runs  # how many arrays the state has: LSTM 2 (h, c), the others 1
 
     def __init__(self, input_size: int, hidden_size: int, *, feedback_size: int | None = None,
                  dtype=np.float32, rng: np.random.Generator):
@@ -70,21 +82,9 @@ class Core(Layer):
         self._xs = xs
         return xg
 
-    def input_grads(self, dgx: np.ndarray) -> np.ndarray:
-        """After the reverse loop: dW_x, db_x and dxs, each one GEMM (or sum) over all T*B rows."""
-        xs = self._xs
-        T, B, D = xs.shape
-        dgx2 = dgx.reshape(T * B, -1)
-        self.grads["W_x"] += weight_grad(xs.reshape(T * B, D), dgx2)
-        self.grads["b_x"] += dgx2.sum(axis=0)
-        return (dgx2 @ self.params["W_x"].T).reshape(T, B, D)
-
-    def recurrent_weight_grads(self, prev: np.ndarray, dgh: np.ndarray) -> None:
-        """dW_h and db_h in one GEMM: ``prev`` (T, B, R) holds what was fed back at each step."""
-        T, B, R = prev.shape
-        dgh2 = dgh.reshape(T * B, -1)
-        self.grads["W_h"] += weight_grad(prev.reshape(T * B, R), dgh2)
-        self.grads["b_h"] += dgh2.sum(axis=0)
+    def weight_grads(self, products) -> "WeightGradients":
+        """Start the after-the-loop gradients; see :class:`WeightGradients`. ``products[0]`` is the input side."""
+        return WeightGradients(self, products)
 
     def start_record(self, T: int, B: int) -> np.ndarray | None:
         if not self.record_dh:
@@ -111,6 +111,59 @@ class Core(Layer):
     def gate_values(self) -> dict[str, np.ndarray]:
         """Gate activations of the last forward, time-major (T, B, H) per gate; empty for ungated cells."""
         return {}
+
+
+class WeightGradients:
+    """The gradients that need no time loop, computed as soon as the reverse loop has finished their steps.
+
+    ``products`` is a list of ``(inputs (T, B, I), douts (T, B, O), weight name, bias name)``: for each,
+    dW += sum_t inputs_t^T douts_t and db += sum_t douts_t; the first entry is the input side, which also
+    gives dxs = douts W_x^T. The reverse loop calls :meth:`ready` with each finished step; every ``rows``
+    rows (T*B) a chunk goes to a single background thread (NumPy releases the GIL in BLAS calls), so these
+    GEMMs overlap the sequential loop on the second core. With ``core.overlap`` off they run inline. Chunks
+    are fixed by T and B and run in order, so results are bit-identical from run to run.
+    """
+
+    rows = 512
+
+    def __init__(self, core: Core, products):
+        self.core, self.products = core, products
+        xs = products[0][0]
+        T, B, D = xs.shape
+        self.dxs = np.empty((T, B, D), dtype=core.dtype)
+        self.high, self.chunk = T, max(1, self.rows // B)
+        self.pool = _pool() if core.overlap else None
+        self.futures = []
+
+    def ready(self, t: int) -> None:
+        """Steps t..T-1 are final."""
+        if self.high - t >= self.chunk:
+            self._submit(t, self.high)
+            self.high = t
+
+    def finish(self) -> np.ndarray:
+        """Wait for every chunk; returns dxs (T, B, D)."""
+        if self.high > 0:
+            self._submit(0, self.high)
+        for future in self.futures:
+            future.result()
+        return self.dxs
+
+    def _submit(self, lo: int, hi: int) -> None:
+        if self.pool is None:
+            self._rows(lo, hi)
+        else:
+            self.futures.append(self.pool.submit(self._rows, lo, hi))
+
+    def _rows(self, lo: int, hi: int) -> None:
+        grads, W_x = self.core.grads, self.core.params["W_x"]
+        for inputs, douts, w_name, b_name in self.products:
+            i2 = inputs[lo:hi].reshape(-1, inputs.shape[2])
+            d2 = douts[lo:hi].reshape(-1, douts.shape[2])
+            grads[w_name] += weight_grad(i2, d2)
+            grads[b_name] += d2.sum(axis=0)
+        dgx = self.products[0][1]
+        np.matmul(dgx[lo:hi].reshape(-1, dgx.shape[2]), W_x.T, out=self.dxs[lo:hi].reshape(-1, W_x.shape[0]))
 
 
 # -- masks: past a sequence's end the state is frozen ------------------------------------------------

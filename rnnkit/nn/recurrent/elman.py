@@ -64,6 +64,7 @@ class ElmanCore(Core):
         dh = np.empty_like(dh_next)
         carry = np.empty_like(dh) if mask is not None else None
         record = self.start_record(T, B)
+        later = self.weight_grads([(self._xs, dpre, "W_x", "b_x"), (hs[:-1], dpre, "W_h", "b_h")])
         for t in range(T - 1, -1, -1):
             if dys is not None:
                 np.add(dys[t], dh_next, out=dh)
@@ -77,8 +78,8 @@ class ElmanCore(Core):
             np.matmul(dpre[t], W_hT, out=dh_next)
             if mask is not None:
                 dh_next += carry
-        self.recurrent_weight_grads(hs[:-1], dpre)
-        return self.input_grads(dpre), (dh_next,)
+            later.ready(t)
+        return later.finish(), (dh_next,)
 
     def step(self, x, state, projected=False):
         (h,) = state

@@ -81,6 +81,7 @@ class GRUCore(Core):
         tmp_h = self.buffer("tmp_h", (B, H))
         carry = np.empty_like(dh) if mask is not None else None
         record = self.start_record(T, B)
+        later = self.weight_grads([(self._xs, dgx, "W_x", "b_x"), (hs[:-1], dgh, "W_h", "b_h")])
         for t in range(T - 1, -1, -1):
             if dys is not None:
                 np.add(dys[t], dh_next, out=dh)
@@ -102,8 +103,8 @@ class GRUCore(Core):
             dh_next += tmp_h
             if mask is not None:
                 dh_next += carry
-        self.recurrent_weight_grads(hs[:-1], dgh)
-        return self.input_grads(dgx), (dh_next,)
+            later.ready(t)
+        return later.finish(), (dh_next,)
 
     def step(self, x, state, projected=False):
         (h,) = state

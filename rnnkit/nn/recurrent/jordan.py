@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, transposed, weight_grad, freeze, outputs, split_masked
+from rnnkit.nn.recurrent.core import Core, transposed, freeze, outputs, split_masked
 
 _OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "identity")
 
@@ -95,6 +95,8 @@ class JordanCore(Core):
         dh = np.empty((B, H), self.dtype)
         carry = np.empty_like(dy) if mask is not None else None
         record = self.start_record(T, B)
+        later = self.weight_grads([(self._xs, dpre, "W_x", "b_x"), (ys[:-1], dpre, "W_h", "b_h"),
+                                   (hid, dpo, "W_o", "b_o")])
         for t in range(T - 1, -1, -1):
             if dys is not None:
                 np.add(dys[t], dy_next, out=dy)
@@ -110,11 +112,8 @@ class JordanCore(Core):
             np.matmul(dpre[t], W_hT, out=dy_next)
             if mask is not None:
                 dy_next += carry
-        dpo2 = dpo.reshape(T * B, O)
-        self.grads["W_o"] += weight_grad(hid.reshape(T * B, H), dpo2)
-        self.grads["b_o"] += dpo2.sum(axis=0)
-        self.recurrent_weight_grads(ys[:-1], dpre)
-        return self.input_grads(dpre), (dy_next,)
+            later.ready(t)
+        return later.finish(), (dy_next,)
 
     def step(self, x, state, projected=False):
         (y,) = state

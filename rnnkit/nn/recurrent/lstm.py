@@ -110,6 +110,7 @@ class LSTMCore(Core):
         carry_h = np.empty_like(dh) if mask is not None else None
         carry_c = np.empty_like(dh) if mask is not None else None
         record = self.start_record(T, B)
+        later = self.weight_grads([(self._xs, dg, "W_x", "b_x"), (hs[:-1], dg, "W_h", "b_h")])
         for t in range(T - 1, -1, -1):
             # dL/dh_t: from the output at t and from step t+1
             if dys is not None:
@@ -132,8 +133,8 @@ class LSTMCore(Core):
             if mask is not None:
                 dh_next += carry_h
                 dc += carry_c
-        self.recurrent_weight_grads(hs[:-1], dg)
-        return self.input_grads(dg), (dh_next, dc)
+            later.ready(t)
+        return later.finish(), (dh_next, dc)
 
     def step(self, x, state, projected=False):
         h, c = state
