@@ -59,7 +59,7 @@ def rnnkit_train_step_fn(cell, H):
         for g in grads.values():
             g.fill(0)
         x = emb.forward(ids[:, :-1])
-        hs, st = rnn.forward(x, state[0])
+        hs, st = rnn.forward(x, state[0], training=True)
         logits = head.forward(hs)
         loss, dlogits = softmax_cross_entropy(logits, ids[:, 1:])
         dx, _ = rnn.backward(head.backward(dlogits))

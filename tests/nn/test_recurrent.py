@@ -265,3 +265,47 @@ def test_same_seed_same_weights_and_explicit_rng():
     a, b = LSTM(3, 4, rng=11), LSTM(3, 4, rng=np.random.default_rng(11))
     for k in a.params:
         np.testing.assert_array_equal(a.params[k], b.params[k])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "elman", "jordan"])
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+def test_background_chunks_give_the_inline_result(kind, masked, monkeypatch):
+    """Input projection ahead of the loop, backward preparation during a training forward and weight
+    gradients during the reverse loop, all cut into 2-step chunks on the background thread, equal the
+    same computation done inline in one piece."""
+    import rnnkit.nn.recurrent.core as core
+
+    rng = np.random.default_rng(12)
+    xs = rng.standard_normal((3, 7, 3))
+    mask = (np.arange(7)[None] < np.array([7, 4, 2])[:, None]) if masked else None
+    w = rng.standard_normal((3, 7, make(kind, num_layers=2, bidirectional=True).output_size))
+    results = []
+    for overlap, rows in [(False, 10_000), (True, 6)]:
+        monkeypatch.setattr(core, "CHUNK_ROWS", rows)
+        monkeypatch.setattr(core.Core, "overlap", overlap)
+        layer = make(kind, num_layers=2, bidirectional=True)
+        ys, state = layer.forward(xs, mask=mask, training=True)
+        dxs, dstate0 = layer.backward(w, tuple(np.ones_like(s) for s in state))
+        results.append((ys, dxs, dstate0, dict(layer.grads)))
+    (ys_a, dx_a, ds_a, g_a), (ys_b, dx_b, ds_b, g_b) = results
+    np.testing.assert_allclose(ys_b, ys_a, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx_b, dx_a, rtol=1e-12, atol=1e-14)
+    for a, b in zip(ds_a, ds_b):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+    for k in g_a:
+        np.testing.assert_allclose(g_b[k], g_a[k], rtol=1e-11, atol=1e-13)
+
+
+def test_a_forward_in_between_does_not_mix_with_a_prepared_backward():
+    """An evaluation forward between a training forward and its backward: backward follows the last forward."""
+    rng = np.random.default_rng(13)
+    layer = make("lstm")
+    x1, x2 = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 4, 3))
+    w = rng.standard_normal((2, 4, 4))
+    layer.forward(x1, training=True)
+    layer.forward(x2)
+    dx, _ = layer.backward(w)
+    ref = make("lstm")
+    ref.forward(x2)
+    dx_ref, _ = ref.backward(w)
+    np.testing.assert_array_equal(dx, dx_ref)

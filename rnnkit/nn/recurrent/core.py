@@ -52,6 +52,8 @@ class Core(Layer):
         self.record_dh = False
         self.dh_record_ = None  # (T, B, H) total dL/dh_t of the last backward, when record_dh is set
         self._work: dict[str, np.ndarray] = {}
+        self._input_jobs, self._prepare_jobs = {}, []
+        self._T = self._prepared_to = 0
 
     # -- sizes ----------------------------------------------------------------------------------
     @property
@@ -71,16 +73,72 @@ class Core(Layer):
             self._work[name] = arr
         return arr
 
-    # -- the input side, shared by every cell ------------------------------------------------------
-    def project(self, xs: np.ndarray, fused_bias: np.ndarray) -> np.ndarray:
-        """All T input projections in one GEMM: (T, B, D) @ (D, G*H) + bias -> (T, B, G*H) work buffer."""
+    # -- the forward's input side, and work handed to the background thread --------------------------
+    def begin(self, xs: np.ndarray, fused_bias: np.ndarray, prepare_backward: bool,
+              backward_buffers: dict[str, tuple[int, ...]]) -> np.ndarray:
+        """Start a forward: the input projections xs W_x + bias of all T steps, (T, B, G*H).
+
+        Done in chunks of :data:`CHUNK_ROWS` rows: the first now, the rest on the background thread ahead of
+        the loop (``input_ready(t)`` waits for step t's chunk). With ``prepare_backward`` (a training
+        forward), finished steps are also handed to ``prepare`` (``step_done(t)``), which computes the
+        factors of the backward pass that depend on the forward alone, so backward starts with them ready.
+        """
+        self.drain()
         T, B, D = xs.shape
-        GH = self.params["W_x"].shape[1]
+        W_x = self.params["W_x"]
+        GH = W_x.shape[1]
         xg = self.buffer("xg", (T, B, GH))
-        np.matmul(xs.reshape(T * B, D), self.params["W_x"], out=xg.reshape(T * B, GH))
-        xg += fused_bias
-        self._xs = xs
+        for name, shape in backward_buffers.items():  # allocated here, on the calling thread
+            self.buffer(name, shape)
+
+        def rows(lo, hi):
+            np.matmul(xs[lo:hi].reshape(-1, D), W_x, out=xg[lo:hi].reshape(-1, GH))
+            xg[lo:hi] += fused_bias
+
+        chunk = max(1, CHUNK_ROWS // B)
+        self._xs, self._T, self._chunk = xs, T, chunk
+        self._prepare_on = bool(prepare_backward and self.overlap)
+        self._prepared_to = 0
+        if self.overlap and T > chunk:
+            rows(0, chunk)
+            pool = _pool()
+            self._input_jobs = {lo: pool.submit(rows, lo, min(lo + chunk, T)) for lo in range(chunk, T, chunk)}
+        else:
+            rows(0, T)
         return xg
+
+    def input_ready(self, t: int) -> None:
+        """Before forward step t reads its input projection."""
+        job = self._input_jobs.pop(t, None)
+        if job is not None:
+            job.result()
+
+    def step_done(self, t: int) -> None:
+        """After forward step t: a finished chunk goes to ``prepare`` on the background thread."""
+        if self._prepare_on and (t + 1 - self._prepared_to >= self._chunk or t + 1 == self._T):
+            self._prepare_jobs.append(_pool().submit(self.prepare, self._prepared_to, t + 1))
+            self._prepared_to = t + 1
+
+    def prepared(self) -> None:
+        """At the start of backward: the forward-only factors of every step are ready (computed now if not)."""
+        if self._prepared_to == self._T and self._prepare_jobs:
+            for job in self._prepare_jobs:
+                job.result()
+            self._prepare_jobs = []
+        else:
+            self.drain()
+            self.prepare(0, self._T)
+        self._prepared_to = -1  # consumed: backward overwrites these buffers
+
+    def drain(self) -> None:
+        """Wait for every background job of this core (before its buffers are reused)."""
+        for job in [*self._input_jobs.values(), *self._prepare_jobs]:
+            job.result()
+        self._input_jobs, self._prepare_jobs = {}, []
+
+    def prepare(self, lo: int, hi: int) -> None:  # pragma: no cover - interface
+        """Backward factors of steps lo..hi-1 that depend on the forward only (in the backward buffers)."""
+        raise NotImplementedError
 
     def weight_grads(self, products) -> "WeightGradients":
         """Start the after-the-loop gradients; see :class:`WeightGradients`. ``products[0]`` is the input side."""
@@ -94,8 +152,9 @@ class Core(Layer):
         return self.dh_record_
 
     # -- interface for subclasses -----------------------------------------------------------------
-    def forward(self, xs, state, mask=None):  # pragma: no cover - interface
-        """xs (T, B, D), state tuple of (B, S) arrays, mask (T, B, 1) of 0/1 or None.
+    def forward(self, xs, state, mask=None, training=False):  # pragma: no cover - interface
+        """xs (T, B, D), state tuple of (B, S) arrays, mask (T, B, 1) of 0/1 or None; ``training`` says a
+        backward will follow (its preparation then overlaps the loop).
 
         Returns (outputs (T, B, O) — zero where masked —, final state tuple of new arrays)."""
         raise NotImplementedError
@@ -113,6 +172,9 @@ class Core(Layer):
         return {}
 
 
+CHUNK_ROWS = 512  # rows (T*B) per chunk of background work: large enough for an efficient GEMM
+
+
 class WeightGradients:
     """The gradients that need no time loop, computed as soon as the reverse loop has finished their steps.
 
@@ -124,14 +186,12 @@ class WeightGradients:
     are fixed by T and B and run in order, so results are bit-identical from run to run.
     """
 
-    rows = 512
-
     def __init__(self, core: Core, products):
         self.core, self.products = core, products
         xs = products[0][0]
         T, B, D = xs.shape
         self.dxs = np.empty((T, B, D), dtype=core.dtype)
-        self.high, self.chunk = T, max(1, self.rows // B)
+        self.high, self.chunk = T, max(1, CHUNK_ROWS // B)
         self.pool = _pool() if core.overlap else None
         self.futures = []
 

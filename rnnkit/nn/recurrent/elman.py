@@ -29,34 +29,39 @@ class ElmanCore(Core):
             np.maximum(a, 0, out=a)
         return a
 
-    def forward(self, xs, state, mask=None):
+    def forward(self, xs, state, mask=None, training=False):
         T, B, _ = xs.shape
         H = self.hidden_size
         W_h = self.params["W_h"]
-        pre = self.project(xs, self.params["b_x"] + self.params["b_h"])  # (T, B, H)
+        pre = self.begin(xs, self.params["b_x"] + self.params["b_h"], training, {"dpre": (T, B, H)})  # (T, B, H)
         hs = self.buffer("hs", (T + 1, B, H))
         tmp_h = self.buffer("tmp_h", (B, H))
         hs[0] = state[0]
         for t in range(T):
+            self.input_ready(t)
             np.matmul(hs[t], W_h, out=tmp_h)
             self._act(np.add(pre[t], tmp_h, out=hs[t + 1]))
             if mask is not None:
                 freeze(hs[t + 1], hs[t], mask[t])
+            self.step_done(t)
         self._mask = mask
         return outputs(hs[1:], mask), (hs[T].copy(),)
 
+    def prepare(self, lo, hi):
+        """act'(pre) of steps lo..hi-1 from their outputs; dpre_t = dh_t * act'_t becomes the gate gradient."""
+        h, dpre = self._work["hs"][lo + 1:hi + 1], self._work["dpre"][lo:hi]
+        if self.nonlinearity == "tanh":
+            np.square(h, out=dpre)
+            np.subtract(1, dpre, out=dpre)
+        else:
+            np.greater(h, 0, out=dpre, casting="unsafe")
+
     def backward(self, dys, dstate):
-        hs, mask = self._work["hs"], self._mask
+        self.prepared()
+        hs, dpre, mask = self._work["hs"], self._work["dpre"], self._mask
         T1, B, H = hs.shape
         T = T1 - 1
         W_hT = transposed(self.params["W_h"])
-        # act'(pre) from the outputs, for all T at once; dpre_t = dh_t * act'_t becomes the gate gradient
-        dpre = self.buffer("dpre", (T, B, H))
-        if self.nonlinearity == "tanh":
-            np.square(hs[1:], out=dpre)
-            np.subtract(1, dpre, out=dpre)
-        else:
-            np.greater(hs[1:], 0, out=dpre, casting="unsafe")
         if dys is not None and mask is not None:
             dys = dys * mask
         dh_next = (np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None

@@ -22,16 +22,18 @@ class GRUCore(Core):
 
     gates = ("r", "z", "n")
 
-    def forward(self, xs, state, mask=None):
+    def forward(self, xs, state, mask=None, training=False):
         T, B, _ = xs.shape
         H = self.hidden_size
         W_h, b_h = self.params["W_h"], self.params["b_h"]
-        gates = self.project(xs, self.params["b_x"])  # (T, B, 3H): x-side pre-activations
+        gates = self.begin(xs, self.params["b_x"], training,  # (T, B, 3H): x-side pre-activations
+                           {"dgx": (T, B, 3 * H), "dgh": (T, B, 3 * H)})
         hg = self.buffer("hg", (T, B, 3 * H))  # h W_h + b_h, kept for the backward of n
         hs = self.buffer("hs", (T + 1, B, H))
         tmp_h = self.buffer("tmp_h", (B, H))
         hs[0] = state[0]
         for t in range(T):
+            self.input_ready(t)
             gt, hgt = gates[t], hg[t]
             np.matmul(hs[t], W_h, out=hgt)
             hgt += b_h
@@ -48,30 +50,39 @@ class GRUCore(Core):
             np.add(n, tmp_h, out=hs[t + 1])
             if mask is not None:
                 freeze(hs[t + 1], hs[t], mask[t])
+            self.step_done(t)
         self._mask = mask
         return outputs(hs[1:], mask), (hs[T].copy(),)
 
-    def backward(self, dys, dstate):
-        gates, hg, hs, mask = self._work["xg"], self._work["hg"], self._work["hs"], self._mask
-        T, B, H3 = gates.shape
-        H = H3 // 3
-        W_hT = transposed(self.params["W_h"])
+    def prepare(self, lo, hi):
+        """Forward-only factors for steps lo..hi-1, in dgx = [P_r, P_z, P_n] (which becomes the x-side gradient):
+            d pre_n = dh' (1 - z)(1 - n^2)               = dh' P_n
+            d pre_z = dh' (h - n) z (1 - z)              = dh' P_z
+            d pre_r = d pre_n (h W_hn + b_hn) r (1 - r)  = d pre_n P_r"""
+        w = self._work
+        gates, hg, h_prev = w["xg"][lo:hi], w["hg"][lo:hi], w["hs"][lo:hi]
+        H = self.hidden_size
         r, z, n = gates[:, :, :H], gates[:, :, H:2 * H], gates[:, :, 2 * H:]
-        # Forward-only factors for all T at once; dgx holds [P_r, P_z, P_n] and becomes the x-side gradient:
-        #   d pre_n = dh' (1 - z)(1 - n^2)         = dh' P_n
-        #   d pre_z = dh' (h - n) z (1 - z)        = dh' P_z
-        #   d pre_r = d pre_n (h W_hn + b_hn) r (1 - r) = d pre_n P_r
-        dgx = self.buffer("dgx", (T, B, H3))
-        P = dgx.reshape(T, B, 3, H)
+        P = w["dgx"][lo:hi].reshape(hi - lo, gates.shape[1], 3, H)
         np.subtract(1, z, out=P[:, :, 2])
         P[:, :, 2] *= 1 - np.square(n)
-        np.subtract(hs[:-1], n, out=P[:, :, 1])
+        np.subtract(h_prev, n, out=P[:, :, 1])
         P[:, :, 1] *= z
         P[:, :, 1] *= 1 - z
         np.subtract(1, r, out=P[:, :, 0])
         P[:, :, 0] *= r
         P[:, :, 0] *= hg[:, :, 2 * H:]
-        dgh = self.buffer("dgh", (T, B, H3))  # h-side gradient: differs from dgx only in the n block (times r)
+
+    def backward(self, dys, dstate):
+        self.prepared()
+        w, mask = self._work, self._mask
+        gates, hs, dgx = w["xg"], w["hs"], w["dgx"]
+        dgh = w["dgh"]  # h-side gradient: differs from dgx only in the n block (times r)
+        T, B, H3 = gates.shape
+        H = H3 // 3
+        W_hT = transposed(self.params["W_h"])
+        r, z = gates[:, :, :H], gates[:, :, H:2 * H]
+        P = dgx.reshape(T, B, 3, H)
 
         if dys is not None and mask is not None:
             dys = dys * mask

@@ -49,15 +49,17 @@ class JordanCore(Core):
             a += 0.5
         return a
 
-    def forward(self, xs, state, mask=None):
+    def forward(self, xs, state, mask=None, training=False):
         T, B, _ = xs.shape
         O = self._output_size
         p = self.params
-        hid = self.project(xs, p["b_x"] + p["b_h"])  # (T, B, H), becomes h_t in place
+        hid = self.begin(xs, p["b_x"] + p["b_h"], training,  # (T, B, H), becomes h_t in place
+                         {"dpo": (T, B, O), "dpre": (T, B, self.hidden_size)})
         ys = self.buffer("ys", (T + 1, B, O))
         tmp_h = self.buffer("tmp_h", (B, hid.shape[2]))
         ys[0] = state[0]
         for t in range(T):
+            self.input_ready(t)
             np.matmul(ys[t], p["W_h"], out=tmp_h)
             hid[t] += tmp_h
             np.tanh(hid[t], out=hid[t])
@@ -66,27 +68,33 @@ class JordanCore(Core):
             self._out(ys[t + 1])
             if mask is not None:
                 freeze(ys[t + 1], ys[t], mask[t])
+            self.step_done(t)
         self._mask = mask
         return outputs(ys[1:], mask), (ys[T].copy(),)
 
+    def prepare(self, lo, hi):
+        """out'(.) of steps lo..hi-1 from their outputs, and tanh'(.) from their hidden values."""
+        w = self._work
+        y, dpo = w["ys"][lo + 1:hi + 1], w["dpo"][lo:hi]
+        if self.output_activation == "tanh":
+            np.square(y, out=dpo)
+            np.subtract(1, dpo, out=dpo)
+        elif self.output_activation == "sigmoid":
+            np.subtract(1, y, out=dpo)
+            dpo *= y
+        else:
+            dpo.fill(1)
+        dpre = w["dpre"][lo:hi]
+        np.square(w["xg"][lo:hi], out=dpre)
+        np.subtract(1, dpre, out=dpre)
+
     def backward(self, dys, dstate):
-        hid, ys, mask = self._work["xg"], self._work["ys"], self._mask
+        self.prepared()
+        w, mask = self._work, self._mask
+        hid, ys, dpo, dpre = w["xg"], w["ys"], w["dpo"], w["dpre"]
         T, B, H = hid.shape
         O = self._output_size
         W_hT, W_oT = transposed(self.params["W_h"]), transposed(self.params["W_o"])
-        # out'(.) from the outputs and tanh'(.) from the hidden values, for all T at once
-        dpo = self.buffer("dpo", (T, B, O))
-        if self.output_activation == "tanh":
-            np.square(ys[1:], out=dpo)
-            np.subtract(1, dpo, out=dpo)
-        elif self.output_activation == "sigmoid":
-            np.subtract(1, ys[1:], out=dpo)
-            dpo *= ys[1:]
-        else:
-            dpo.fill(1)
-        dpre = self.buffer("dpre", (T, B, H))
-        np.square(hid, out=dpre)
-        np.subtract(1, dpre, out=dpre)
         if dys is not None and mask is not None:
             dys = dys * mask
         dy_next = (np.zeros((B, O), self.dtype) if dstate is None or dstate[0] is None

@@ -44,11 +44,12 @@ class LSTMCore(Core):
         gt *= self._scale
         gt += self._shift
 
-    def forward(self, xs, state, mask=None):
+    def forward(self, xs, state, mask=None, training=False):
         T, B, _ = xs.shape
         H = self.hidden_size
         W_h = self.params["W_h"]
-        gates = self.project(xs, self.params["b_x"] + self.params["b_h"])  # (T, B, 4H)
+        gates = self.begin(xs, self.params["b_x"] + self.params["b_h"], training,
+                           {"A": (T, B, H), "dg": (T, B, 4 * H)})  # (T, B, 4H)
         hs = self.buffer("hs", (T + 1, B, H))
         cs = self.buffer("cs", (T + 1, B, H))
         tanh_cs = self.buffer("tanh_cs", (T, B, H))
@@ -56,6 +57,7 @@ class LSTMCore(Core):
         tmp_h = self.buffer("tmp_h", (B, H))
         hs[0], cs[0] = state
         for t in range(T):
+            self.input_ready(t)
             gt = gates[t]
             np.matmul(hs[t], W_h, out=tmp)
             gt += tmp
@@ -70,41 +72,51 @@ class LSTMCore(Core):
             if mask is not None:
                 freeze(c, cs[t], mask[t])
                 freeze(hs[t + 1], hs[t], mask[t])
+            self.step_done(t)
         self._mask = mask
         return outputs(hs[1:], mask), (hs[T].copy(), cs[T].copy())
 
-    def backward(self, dys, dstate):
-        gates, hs, cs, tanh_cs, mask = (self._work["xg"], self._work["hs"], self._work["cs"],
-                                        self._work["tanh_cs"], self._mask)
-        T, B, H4 = gates.shape
+    def prepare(self, lo, hi):
+        """What backward needs from the forward alone, for steps lo..hi-1:
+            A  = o * (1 - tanh(c')^2)        so that dL/dc' += dh' * A
+            dg = [g, c, i, tanh(c')] * [sig'(i), sig'(f), tanh'(g), sig'(o)]
+        which the reverse loop turns into the gate gradients by multiplying with dc' (i, f, g) and dh' (o)."""
+        w = self._work
+        gates, cs, tanh_cs = w["xg"][lo:hi], w["cs"][lo:hi], w["tanh_cs"][lo:hi]
+        n, B, H4 = gates.shape
         H = H4 // 4
-        W_hT = transposed(self.params["W_h"])
-        g4 = gates.reshape(T, B, 4, H)
+        g4 = gates.reshape(n, B, 4, H)
         i, f, g, o = g4[:, :, 0], g4[:, :, 1], g4[:, :, 2], g4[:, :, 3]
-        # Everything that depends only on the forward pass, for all T at once (outside the loop):
-        #   dL/dc' += dh' * o * (1 - tanh(c')^2)                   -> dh' * A
-        #   d pre-activations = [dc' g, dc' c, dc' i, dh' tanh c'] * [sig', sig', tanh', sig']  -> in dg
-        A = self.buffer("A", (T, B, H))
+        A = w["A"][lo:hi]
         np.square(tanh_cs, out=A)
         np.subtract(1, A, out=A)
         A *= o
-        dg = self.buffer("dg", (T, B, H4))
+        dg = w["dg"][lo:hi]
         np.subtract(1, gates, out=dg)  # (1 - a) times a for sigmoids, times (1 + a) for tanh
-        dg4 = dg.reshape(T, B, 4, H)
+        dg4 = dg.reshape(n, B, 4, H)
         dg4[:, :, 0] *= i
         dg4[:, :, 1] *= f
         dg4[:, :, 2] *= g + 1
         dg4[:, :, 3] *= o
         dg4[:, :, 0] *= g
-        dg4[:, :, 1] *= cs[:-1]
+        dg4[:, :, 1] *= cs
         dg4[:, :, 2] *= i
         dg4[:, :, 3] *= tanh_cs
 
+    def backward(self, dys, dstate):
+        self.prepared()
+        w, mask = self._work, self._mask
+        gates, hs, A, dg = w["xg"], w["hs"], w["A"], w["dg"]
+        T, B, H4 = gates.shape
+        H = H4 // 4
+        W_hT = transposed(self.params["W_h"])
+        f = gates.reshape(T, B, 4, H)[:, :, 1]
+        dg4 = dg.reshape(T, B, 4, H)
         if dys is not None and mask is not None:
             dys = dys * mask  # outputs were zeroed past the end
-        dh = np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None else dstate[0].astype(self.dtype)
+        dh_next = (np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None
+                   else dstate[0].astype(self.dtype))
         dc = np.zeros((B, H), self.dtype) if dstate is None or dstate[1] is None else dstate[1].astype(self.dtype)
-        dh_next = dh
         dh = np.empty_like(dh_next)
         tmp_h = self.buffer("tmp_h", (B, H))
         carry_h = np.empty_like(dh) if mask is not None else None

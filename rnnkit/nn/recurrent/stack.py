@@ -143,10 +143,11 @@ class RecurrentLayer(Layer):
                 k = layer * dirs + d
                 core_state = tuple(s[k] for s in state)
                 if d == 0:
-                    ys, final = self.cores[k].forward(x, core_state, m)
+                    ys, final = self.cores[k].forward(x, core_state, m, training)
                 else:  # the reverse direction runs on the time-reversed sequence
                     ys, final = self.cores[k].forward(np.ascontiguousarray(x[::-1]), core_state,
-                                                      None if m is None else np.ascontiguousarray(m[::-1]))
+                                                      None if m is None else np.ascontiguousarray(m[::-1]),
+                                                      training)
                     ys = ys[::-1]
                 outs.append(ys)
                 finals.append(final)
