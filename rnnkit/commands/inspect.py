@@ -7,7 +7,6 @@ network with large recurrent weights with and without global-norm clipping and p
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
