@@ -81,6 +81,7 @@ def _recurrent_cases() -> dict:
         "jordan": lambda rng, **kw: R.JordanRNN(D, H, 3, **kw, dtype=F64, rng=rng),
         "lstm": lambda rng, **kw: R.LSTM(D, H, **kw, dtype=F64, rng=rng),
         "gru": lambda rng, **kw: R.GRU(D, H, **kw, dtype=F64, rng=rng),
+        "gru_reset_before": lambda rng, **kw: R.GRU(D, H, reset_after=False, **kw, dtype=F64, rng=rng),
     }
 
     def case(build, return_sequences):

@@ -8,6 +8,7 @@ from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN, JordanRNN
 KINDS = {
     "lstm": (LSTM, {}),
     "gru": (GRU, {}),
+    "gru_reset_before": (GRU, {"reset_after": False}),
     "elman": (ElmanRNN, {}),
     "elman_relu": (ElmanRNN, {"nonlinearity": "relu"}),
     "jordan": (JordanRNN, {"output_size": 3}),
@@ -70,6 +71,15 @@ def reference_step(kind, p, x, state):
         n = np.tanh(xn + r * hn)
         h = (1 - z) * n + z * h
         return h, (h,)
+    if kind == "gru_reset_before":
+        (h,) = state
+        ax = x @ p["W_x"] + p["b_x"]
+        xr, xz, xn = np.split(ax, 3, axis=1)
+        hr, hz, _ = np.split(h @ p["W_h"] + p["b_h"], 3, axis=1)
+        r, z = sig(xr + hr), sig(xz + hz)
+        n = np.tanh(xn + (r * h) @ p["W_h"][:, 8:] + p["b_h"][8:])
+        h = (1 - z) * n + z * h
+        return h, (h,)
     if kind == "elman":
         (h,) = state
         h = np.tanh(x @ p["W_x"] + p["b_x"] + h @ p["W_h"] + p["b_h"])
@@ -82,7 +92,7 @@ def reference_step(kind, p, x, state):
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "elman", "jordan"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_reset_before", "elman", "jordan"])
 def test_forward_equals_the_equations_stepped_by_hand(kind):
     rng = np.random.default_rng(3)
     layer = make(kind)
@@ -99,7 +109,7 @@ def test_forward_equals_the_equations_stepped_by_hand(kind):
         np.testing.assert_allclose(a[0], b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "elman", "jordan"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_reset_before", "elman", "jordan"])
 def test_step_equals_forward_and_stacks(kind):
     rng = np.random.default_rng(4)
     layer = make(kind, num_layers=2)
@@ -267,7 +277,7 @@ def test_same_seed_same_weights_and_explicit_rng():
         np.testing.assert_array_equal(a.params[k], b.params[k])
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "elman", "jordan"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_reset_before", "elman", "jordan"])
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
 def test_background_chunks_give_the_inline_result(kind, masked, monkeypatch):
     """Input projection ahead of the loop, backward preparation during a training forward and weight
@@ -309,3 +319,13 @@ def test_a_forward_in_between_does_not_mix_with_a_prepared_backward():
     ref.forward(x2)
     dx_ref, _ = ref.backward(w)
     np.testing.assert_array_equal(dx, dx_ref)
+
+
+def test_reset_before_gru_differs_from_reset_after_and_refuses_torch_names():
+    xs = np.random.default_rng(14).standard_normal((2, 4, 3))
+    after, before = make("gru"), make("gru_reset_before")
+    assert set(after.params) == set(before.params)
+    before.load_state_dict(after.state_dict())
+    assert not np.allclose(after.forward(xs)[0], before.forward(xs)[0])
+    with pytest.raises(NotImplementedError, match="reset_after=True"):
+        before.torch_state_dict()

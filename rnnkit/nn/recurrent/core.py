@@ -178,8 +178,8 @@ CHUNK_ROWS = 512  # rows (T*B) per chunk of background work: large enough for an
 class WeightGradients:
     """The gradients that need no time loop, computed as soon as the reverse loop has finished their steps.
 
-    ``products`` is a list of ``(inputs (T, B, I), douts (T, B, O), weight name, bias name)``: for each,
-    dW += sum_t inputs_t^T douts_t and db += sum_t douts_t; the first entry is the input side, which also
+    ``products`` is a list of ``(inputs (T, B, I), douts (T, B, O), weight name, bias name[, columns])``:
+    for each, dW[:, columns] += sum_t inputs_t^T douts_t[..., columns] and db[columns] += sum_t douts_t; the first entry is the input side, which also
     gives dxs = douts W_x^T. The reverse loop calls :meth:`ready` with each finished step; every ``rows``
     rows (T*B) a chunk goes to a single background thread (NumPy releases the GIL in BLAS calls), so these
     GEMMs overlap the sequential loop on the second core. With ``core.overlap`` off they run inline. Chunks
@@ -217,11 +217,12 @@ class WeightGradients:
 
     def _rows(self, lo: int, hi: int) -> None:
         grads, W_x = self.core.grads, self.core.params["W_x"]
-        for inputs, douts, w_name, b_name in self.products:
+        for inputs, douts, w_name, b_name, *cols in self.products:
+            cols = cols[0] if cols else slice(None)  # a block of the weight's columns, or all of them
             i2 = inputs[lo:hi].reshape(-1, inputs.shape[2])
-            d2 = douts[lo:hi].reshape(-1, douts.shape[2])
-            grads[w_name] += weight_grad(i2, d2)
-            grads[b_name] += d2.sum(axis=0)
+            d2 = douts[lo:hi, :, cols].reshape(-1, douts[:1, :1, cols].shape[2])
+            grads[w_name][:, cols] += weight_grad(i2, d2)
+            grads[b_name][cols] += d2.sum(axis=0)
         dgx = self.products[0][1]
         np.matmul(dgx[lo:hi].reshape(-1, dgx.shape[2]), W_x.T, out=self.dxs[lo:hi].reshape(-1, W_x.shape[0]))
 

@@ -138,3 +138,130 @@ class GRUCore(Core):
             return {}
         H = self.hidden_size
         return {name: gates[:, :, k * H:(k + 1) * H] for k, name in enumerate(self.gates)}
+
+
+class GRUResetBeforeCore(GRUCore):
+    """GRU in the form of Cho et al. (2014), the reset gate applied *before* the recurrent product:
+
+        r  = sigmoid(x W_xr + b_xr + h W_hr + b_hr)
+        z  = sigmoid(x W_xz + b_xz + h W_hz + b_hz)
+        n  = tanh(x W_xn + b_xn + (r * h) W_hn + b_hn)
+        h' = (1 - z) * n + z * h
+
+    Same parameters and gate order as :class:`GRUCore`; two recurrent GEMMs per step instead of one (the
+    second needs r). PyTorch has no such layer, so its weights do not port to ``torch.nn.GRU``.
+    """
+
+    def forward(self, xs, state, mask=None, training=False):
+        T, B, _ = xs.shape
+        H = self.hidden_size
+        W_h, b_h = self.params["W_h"], self.params["b_h"]
+        W_hrz, W_hn = W_h[:, :2 * H], W_h[:, 2 * H:]
+        gates = self.begin(xs, self.params["b_x"] + b_h, training, {"dgx": (T, B, 3 * H)})
+        rh = self.buffer("rh", (T, B, H))  # r * h, the input of W_hn
+        hs = self.buffer("hs", (T + 1, B, H))
+        tmp_rz = self.buffer("tmp_rz", (B, 2 * H))
+        tmp_h = self.buffer("tmp_h", (B, H))
+        hs[0] = state[0]
+        for t in range(T):
+            self.input_ready(t)
+            gt = gates[t]
+            np.matmul(hs[t], W_hrz, out=tmp_rz)
+            rz = gt[:, :2 * H]
+            rz += tmp_rz
+            sigmoid_(rz)
+            z, n = gt[:, H:2 * H], gt[:, 2 * H:]
+            np.multiply(gt[:, :H], hs[t], out=rh[t])
+            np.matmul(rh[t], W_hn, out=tmp_h)
+            n += tmp_h
+            np.tanh(n, out=n)
+            np.subtract(hs[t], n, out=tmp_h)
+            tmp_h *= z
+            np.add(n, tmp_h, out=hs[t + 1])
+            if mask is not None:
+                freeze(hs[t + 1], hs[t], mask[t])
+            self.step_done(t)
+        self._mask = mask
+        return outputs(hs[1:], mask), (hs[T].copy(),)
+
+    def prepare(self, lo, hi):
+        """Forward-only factors for steps lo..hi-1, in dgx = [P_r, P_z, P_n]:
+            d pre_n = dh' (1 - z)(1 - n^2)     = dh' P_n
+            d pre_z = dh' (h - n) z (1 - z)    = dh' P_z
+            d pre_r = d(r h) h r (1 - r)       = d(r h) P_r,  with d(r h) = d pre_n W_hn^T"""
+        w = self._work
+        gates, h_prev = w["xg"][lo:hi], w["hs"][lo:hi]
+        H = self.hidden_size
+        r, z, n = gates[:, :, :H], gates[:, :, H:2 * H], gates[:, :, 2 * H:]
+        P = w["dgx"][lo:hi].reshape(hi - lo, gates.shape[1], 3, H)
+        np.subtract(1, z, out=P[:, :, 2])
+        P[:, :, 2] *= 1 - np.square(n)
+        np.subtract(h_prev, n, out=P[:, :, 1])
+        P[:, :, 1] *= z
+        P[:, :, 1] *= 1 - z
+        np.subtract(1, r, out=P[:, :, 0])
+        P[:, :, 0] *= r
+        P[:, :, 0] *= h_prev
+
+    def backward(self, dys, dstate):
+        self.prepared()
+        w, mask = self._work, self._mask
+        gates, hs, rh, dgx = w["xg"], w["hs"], w["rh"], w["dgx"]
+        T, B, H3 = gates.shape
+        H = H3 // 3
+        W_h = self.params["W_h"]
+        W_hrz_T, W_hn_T = transposed(W_h[:, :2 * H]), transposed(W_h[:, 2 * H:])
+        r, z = gates[:, :, :H], gates[:, :, H:2 * H]
+        P = dgx.reshape(T, B, 3, H)
+        if dys is not None and mask is not None:
+            dys = dys * mask
+        dh_next = (np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None
+                   else dstate[0].astype(self.dtype))
+        dh = np.empty_like(dh_next)
+        drh = np.empty_like(dh_next)
+        tmp_h = self.buffer("tmp_h", (B, H))
+        carry = np.empty_like(dh) if mask is not None else None
+        record = self.start_record(T, B)
+        later = self.weight_grads([(self._xs, dgx, "W_x", "b_x"),
+                                   (hs[:-1], dgx, "W_h", "b_h", slice(0, 2 * H)),
+                                   (rh, dgx, "W_h", "b_h", slice(2 * H, 3 * H))])
+        for t in range(T - 1, -1, -1):
+            if dys is not None:
+                np.add(dys[t], dh_next, out=dh)
+            else:
+                dh[...] = dh_next
+            if record is not None:
+                record[t] = dh
+            if mask is not None:
+                split_masked(dh, mask[t], carry)
+            Pt = P[t]
+            Pt[:, 2] *= dh                 # d pre_n
+            Pt[:, 1] *= dh                 # d pre_z
+            np.matmul(Pt[:, 2], W_hn_T, out=drh)
+            Pt[:, 0] *= drh                # d pre_r
+            # h' = (1 - z) n + z h, with h also inside r * h and in the r, z products
+            np.matmul(dgx[t, :, :2 * H], W_hrz_T, out=dh_next)
+            np.multiply(dh, z[t], out=tmp_h)
+            dh_next += tmp_h
+            np.multiply(drh, r[t], out=tmp_h)
+            dh_next += tmp_h
+            if mask is not None:
+                dh_next += carry
+            later.ready(t)
+        return later.finish(), (dh_next,)
+
+    def step(self, x, state, projected=False):
+        (h,) = state
+        H = self.hidden_size
+        p = self.params
+        gt = x + p["b_x"] if projected else x @ p["W_x"] + p["b_x"]
+        gt += p["b_h"]
+        rz = gt[:, :2 * H]
+        rz += h @ p["W_h"][:, :2 * H]
+        sigmoid_(rz)
+        n = gt[:, 2 * H:]
+        n += (gt[:, :H] * h) @ p["W_h"][:, 2 * H:]
+        np.tanh(n, out=n)
+        h = (h - n) * gt[:, H:2 * H]
+        h += n
+        return h, (h,)

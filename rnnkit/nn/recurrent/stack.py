@@ -11,7 +11,7 @@ import numpy as np
 from rnnkit.nn.base import Layer, as_rng
 from rnnkit.nn.recurrent.core import Core
 from rnnkit.nn.recurrent.elman import ElmanCore
-from rnnkit.nn.recurrent.gru import GRUCore
+from rnnkit.nn.recurrent.gru import GRUCore, GRUResetBeforeCore
 from rnnkit.nn.recurrent.jordan import JordanCore
 from rnnkit.nn.recurrent.lstm import LSTMCore
 
@@ -315,9 +315,30 @@ class LSTM(RecurrentLayer):
 
 
 class GRU(RecurrentLayer):
-    """Stacked GRU (PyTorch's reset-after form); see :class:`~rnnkit.nn.recurrent.gru.GRUCore`."""
+    """Stacked GRU. ``reset_after=True`` (default) is PyTorch's/cuDNN's form (:class:`GRUCore`); False is
+    the form of Cho et al. 2014, reset applied before the recurrent product (:class:`GRUResetBeforeCore`)."""
 
     core_class = GRUCore
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
+                 return_sequences=True, reset_after=True, dtype=np.float32, rng=None):
+        self.reset_after = reset_after
+        self.core_class = GRUCore if reset_after else GRUResetBeforeCore
+        super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
+                         dtype, rng)
+
+    def torch_state_dict(self, grads=False):
+        self._check_torch_form()
+        return super().torch_state_dict(grads)
+
+    def load_torch_state_dict(self, state):
+        self._check_torch_form()
+        super().load_torch_state_dict(state)
+
+    def _check_torch_form(self):
+        if not self.reset_after:
+            raise NotImplementedError("torch.nn.GRU is the reset-after form; build GRU(..., reset_after=True) "
+                                      "to exchange weights with PyTorch")
 
 
 class ElmanRNN(RecurrentLayer):
