@@ -30,7 +30,6 @@ def _add_training_options(p) -> None:
     p.add_argument("--max-seconds", type=float, default=600.0, help="time budget per model (default 600)")
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="BLAS threads (default: leave as is)")
     p.add_argument("--out", default=None, help="output folder")
 
 
@@ -63,16 +62,6 @@ def _config(args, cell: str, length: int, monitor_every: int = 0):
                         num_layers=args.num_layers, batch_size=args.batch_size, lr=args.lr, clip=args.clip,
                         forget_bias=args.forget_bias, max_steps=args.max_steps, max_seconds=args.max_seconds,
                         eval_every=args.eval_every, monitor_every=monitor_every, seed=args.seed).validate()
-
-
-def _threads(n):
-    from contextlib import nullcontext
-
-    if n is None:
-        return nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=int(n))
 
 
 def _out_dir(args, default: str) -> Path:
@@ -117,7 +106,7 @@ def run_one(args) -> int:
           f"seed {cfg.seed} -> {out}")
     import warnings
 
-    with _threads(args.threads), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("always", RuntimeWarning)
         warnings.showwarning = lambda msg, *a, **k: print(f"  warning: {msg}", file=sys.stderr)
         model, res = M.train(cfg, progress=not args.no_progress, log=lambda line: print(f"  {line}"))
@@ -209,18 +198,17 @@ def run_table(args) -> int:
             done = {(r["cell"], r["length"]): r for r in old["results"]}
             print(f"  resuming: {len(done)} results with the same budget in {out / 'results.json'}")
     results = []
-    with _threads(args.threads):
-        for cfg in tqdm(configs, unit="model", file=sys.stderr, leave=False, dynamic_ncols=True):
-            if (cfg.cell, cfg.length) in done:
-                results.append(done[(cfg.cell, cfg.length)])
-                continue
-            _, res = M.train(cfg)
-            results.append(dict(cell=cfg.cell, length=cfg.length, metric=res.test_metric, solved=res.solved,
-                                steps=res.steps, seconds=round(res.seconds, 2), stopped=res.stopped))
-            verdict = "solved" if res.solved else "not solved"
-            print(f"  {cfg.cell:6s} T={cfg.length:<4d} {verdict:10s} {_describe(spec, res.test_metric)}; "
-                  f"{res.steps} steps, {res.seconds:.1f} s", flush=True)
-            write_json(out / "results.json", {"task": spec.name, "budget": budget, "results": results})
+    for cfg in tqdm(configs, unit="model", file=sys.stderr, leave=False, dynamic_ncols=True):
+        if (cfg.cell, cfg.length) in done:
+            results.append(done[(cfg.cell, cfg.length)])
+            continue
+        _, res = M.train(cfg)
+        results.append(dict(cell=cfg.cell, length=cfg.length, metric=res.test_metric, solved=res.solved,
+                            steps=res.steps, seconds=round(res.seconds, 2), stopped=res.stopped))
+        verdict = "solved" if res.solved else "not solved"
+        print(f"  {cfg.cell:6s} T={cfg.length:<4d} {verdict:10s} {_describe(spec, res.test_metric)}; "
+              f"{res.steps} steps, {res.seconds:.1f} s", flush=True)
+        write_json(out / "results.json", {"task": spec.name, "budget": budget, "results": results})
     text = markdown_table(results, spec, budget)
     (out / "table.md").write_text(text)
     memory_table(results, out / "table.png", baseline=spec.chance, threshold=spec.solved_at,
