@@ -1,0 +1,179 @@
+"""``rnnkit text train|generate|evaluate``: the character language model from the shell."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rnnkit.errors import UserError
+
+_TRAIN_FLAGS = {  # flag -> (TextConfig field, type, help)
+    "--cell": ("cell", str, "recurrent cell: lstm, gru, elman or jordan (default lstm)"),
+    "--hidden-size": ("hidden_size", int, "units per recurrent layer (default 512)"),
+    "--num-layers": ("num_layers", int, "stacked recurrent layers (default 1)"),
+    "--embedding-dim": ("embedding_dim", int, "character embedding size (default 64)"),
+    "--dropout": ("dropout", float, "dropout between layers and before the output (default 0)"),
+    "--dtype": ("dtype", str, "float32 (default) or float64"),
+    "--batch-size": ("batch_size", int, "parallel streams per batch (default 64)"),
+    "--seq-len": ("seq_len", int, "characters per chunk, the truncated-BPTT length (default 128)"),
+    "--val-fraction": ("val_fraction", float, "last fraction of the corpus used for validation (default 0.1)"),
+    "--separator": ("separator", str, "text put between files (default a blank line)"),
+    "--lr": ("lr", float, "peak learning rate of Adam (default 3e-3)"),
+    "--min-lr": ("min_lr", float, "learning rate at the end of the cosine decay (default 1e-4)"),
+    "--warmup-steps": ("warmup_steps", int, "linear warm-up steps (default 20)"),
+    "--weight-decay": ("weight_decay", float, "L2 weight decay (default 0)"),
+    "--clip": ("clip", float, "global gradient-norm clipping (default 5.0)"),
+    "--eval-every": ("eval_every", int, "evaluate and checkpoint every N steps (default: 10 times per budget)"),
+    "--eval-chars": ("eval_chars", int, "validation characters per evaluation (default 200000)"),
+    "--sample-length": ("sample_length", int, "characters of the sample printed at each evaluation (default 200)"),
+    "--keep-last": ("keep_last", int, "step checkpoints kept besides the best (default 3)"),
+    "--seed": ("seed", int, "random seed: the same seed and --steps give a bit-identical run (default 0)"),
+}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("text", help="character-level language model: train, generate, evaluate",
+                              description="A character-level language model (char-rnn) on any UTF-8 text.")
+    sub = p.add_subparsers(dest="text_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    t = sub.add_parser("train", help="train on text files (no file: the built-in Python reference corpus)",
+                       description="Train a character model. With no FILE the built-in corpus (the Python language "
+                                   "reference that ships with the interpreter) is used. Ctrl-C stops after the "
+                                   "current step and saves a checkpoint.")
+    t.add_argument("files", nargs="*", metavar="FILE_OR_FOLDER", help="UTF-8 text files, folders or globs")
+    t.add_argument("--out", help="run folder (default runs/text-<date>-<time>)")
+    t.add_argument("--minutes", type=float, help="time budget (default 3 when --steps is not given)")
+    t.add_argument("--steps", type=int, help="number of training steps (each: batch-size x seq-len characters)")
+    t.add_argument("--resume", metavar="RUN", help="continue a run exactly from its latest checkpoint")
+    t.add_argument("--init-from", metavar="CKPT", help="start from these weights (fine-tune); counters reset")
+    t.add_argument("--replace-bad-bytes", action="store_true", help="replace invalid UTF-8 bytes by U+FFFD")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for flag, (field, typ, text) in _TRAIN_FLAGS.items():
+        t.add_argument(flag, dest=field, type=typ, help=text)
+    t.set_defaults(func=run_train)
+
+    g = sub.add_parser("generate", help="sample text from a trained run, streamed to stdout")
+    g.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
+    g.add_argument("--prime", default="", help="text the sample continues (default: start of a line)")
+    g.add_argument("--prime-file", help="read the prime text from this UTF-8 file")
+    g.add_argument("--length", type=int, default=500, help="characters to generate per sample (default 500)")
+    g.add_argument("--temperature", type=float, default=0.8,
+                   help="divides the logits: lower is safer and more repetitive, higher more varied and "
+                        "error-prone; 1 samples the model as trained; 0 is greedy (default 0.8)")
+    g.add_argument("--top-k", type=int, help="sample only among the k most likely characters")
+    g.add_argument("--seed", type=int, help="sampling seed (same seed, same text)")
+    g.add_argument("--num-samples", type=int, default=1, help="samples generated together in one batch")
+    g.add_argument("--checkpoint", choices=("best", "latest"), default="best",
+                   help="which checkpoint of a run folder (default best)")
+    g.set_defaults(func=run_generate)
+
+    e = sub.add_parser("evaluate", help="loss in nats and bits per character on a text; --score a string")
+    e.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
+    e.add_argument("files", nargs="*", metavar="FILE", help="UTF-8 text files, folders or globs")
+    e.add_argument("--score", metavar="STRING", help="print the log-probability of STRING")
+    e.add_argument("--replace-bad-bytes", action="store_true", help="replace invalid UTF-8 bytes by U+FFFD")
+    e.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    e.set_defaults(func=run_evaluate)
+
+
+def _config(args):
+    from rnnkit.tasks.text import TextConfig
+
+    cfg = TextConfig()
+    given = []
+    for _, (field, _, _) in _TRAIN_FLAGS.items():
+        value = getattr(args, field)
+        if value is not None:
+            setattr(cfg, field, value)
+            given.append(field)
+    cfg.steps, cfg.minutes = args.steps, args.minutes
+    cfg.replace_bad_bytes = bool(args.replace_bad_bytes)
+    cfg.threads = getattr(args, "threads", cfg.threads)  # the global ``rnnkit --threads N``
+    return cfg, given
+
+
+def run_train(args) -> int:
+    from rnnkit.io import step_checkpoints
+    from rnnkit.tasks import text
+
+    cfg, given = _config(args)
+    if args.resume:
+        if args.files:
+            raise UserError("--resume reads the run's own data; do not give files with it")
+        if given:
+            print(f"note: resuming uses the run's saved settings; ignoring {', '.join(given)}", file=sys.stderr)
+        out = Path(args.out) if args.out else Path(args.resume)
+    else:
+        out = Path(args.out) if args.out else Path("runs") / time.strftime("text-%Y%m%d-%H%M%S")
+        if out.is_dir() and (step_checkpoints(out) or (out / "best.safetensors").exists()):
+            raise UserError(f"run folder {out} already holds a run; continue it with --resume {out} or choose "
+                            "another --out")
+    lm = text.train(args.files or None, cfg, out=out, resume=args.resume, init_from=args.init_from,
+                    progress=not args.no_progress)
+    print(f"\nrun folder: {out}  (config.json, metrics.csv, learning_curves.png, checkpoints)")
+    print(f"--- sample from the final model (temperature {cfg.sample_temperature}) ---")
+    sys.stdout.flush()
+    _stream(lm, prime="", length=500, temperature=cfg.sample_temperature, top_k=None, seed=cfg.seed)
+    print("\n---")
+    print(f"more: rnnkit text generate {out} --prime \"...\" --temperature 0.8")
+    return 0
+
+
+def _stream(lm, prime, length, temperature, top_k, seed) -> None:
+    from rnnkit.tasks.text import generate
+
+    out = sys.stdout
+    out.write(prime)
+
+    def emit(chars):
+        out.write(chars[0])
+        out.flush()
+
+    generate(lm, prime=prime, length=length, temperature=temperature, top_k=top_k, seed=seed, on_text=emit)
+
+
+def _read_prime_file(path) -> str:
+    from rnnkit.data.text import read_text_file
+
+    return read_text_file(path)
+
+
+def run_generate(args) -> int:
+    from rnnkit.tasks import text
+
+    if args.prime and args.prime_file:
+        raise UserError("give --prime or --prime-file, not both")
+    prime = _read_prime_file(args.prime_file) if args.prime_file else args.prime
+    lm = text.load(args.run, prefer=args.checkpoint)
+    lm.vocab.encode(prime, what="prime text")  # name unknown characters before anything is printed
+    if args.num_samples == 1:
+        _stream(lm, prime, args.length, args.temperature, args.top_k, args.seed)
+        sys.stdout.write("\n")
+        return 0
+    samples = text.generate(lm, prime=prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
+                            seed=args.seed, num_samples=args.num_samples)
+    for i, s in enumerate(samples, 1):
+        print(f"--- sample {i} ---")
+        print(prime + s)
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from rnnkit.data.text import read_texts
+    from rnnkit.tasks import text
+
+    if not args.files and args.score is None:
+        raise UserError("give a FILE to evaluate on, or --score STRING")
+    lm = text.load(args.run, prefer=args.checkpoint)
+    if args.files:
+        corpus, sources = read_texts(args.files, errors="replace" if args.replace_bad_bytes else "strict")
+        m = text.evaluate(lm, corpus)
+        print(f"{', '.join(sources)}: {m['chars']:,} characters predicted")
+        print(f"loss {m['loss']:.4f} nats/char | {m['bits_per_char']:.4f} bits/char | perplexity {m['perplexity']:.3f}")
+    if args.score is not None:
+        s = text.score(lm, args.score)
+        print(f"log-probability of {args.score!r}: {s['logprob']:.4f} nats ({-s['bits']:.3f} bits), "
+              f"{s['chars']} characters, {s['logprob'] / s['chars']:.4f} nats/char")
+    return 0

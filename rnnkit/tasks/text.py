@@ -1,0 +1,304 @@
+"""Character-level language modelling: train a CharRNN on any text, then load, generate, evaluate, score.
+
+    from rnnkit.tasks import text
+    lm = text.train("book.txt", text.TextConfig(minutes=5), out="runs/book")   # None: built-in corpus
+    print(text.generate(lm, prime="The ", length=200, temperature=0.8)[0])
+    print(text.evaluate(lm, open("other.txt").read())["bits_per_char"])
+    lm = text.load("runs/book")                                                  # best checkpoint
+
+Training follows char-rnn: B parallel streams over the training split, truncated BPTT with the hidden state
+carried from chunk to chunk, Adam with a warm-up + cosine learning rate whose horizon follows the time
+budget, global-norm clipping. Everything a run needs to continue exactly (weights, optimizer moments, step,
+schedule, RNG state, carried state; the data position is a function of the step) is in each checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit import io
+from rnnkit.data.text import DEFAULT_SEPARATOR, CharVocab, StreamBatcher, read_texts, split_ids
+from rnnkit.errors import UserError
+from rnnkit.nn.losses import softmax_cross_entropy
+from rnnkit.nn.optim import Adam, CosineWarmupLR
+from rnnkit.tasks.text_model import (
+    ARCH_KEYS, CharRNN, LanguageModel, build_model, load_model_tensors, model_from_checkpoint, model_tensors,
+)
+from rnnkit.tasks.text_run import RunRecorder, TimeHorizon
+from rnnkit.tasks.text_sampling import evaluate, generate, score
+from rnnkit.train import Callback, StopTraining, fit
+
+__all__ = ["TextConfig", "train", "load", "generate", "evaluate", "score", "LanguageModel", "CharRNN",
+           "DEFAULT_MINUTES"]
+
+DEFAULT_MINUTES = 3.0
+"""Budget when neither ``minutes`` nor ``steps`` is given (the README's first run)."""
+
+
+@dataclass
+class TextConfig:
+    """Every setting of a text run. Defaults were chosen by measurement (see benchmarks/charlm.py)."""
+
+    # model
+    cell: str = "lstm"              # lstm | gru | elman | jordan
+    hidden_size: int = 512
+    num_layers: int = 1
+    embedding_dim: int = 64
+    dropout: float = 0.0            # between stacked layers and before the output layer
+    dtype: str = "float32"
+    # data
+    batch_size: int = 64            # parallel streams
+    seq_len: int = 128              # characters per chunk (truncated BPTT length)
+    val_fraction: float = 0.1       # the last 10% of the corpus validates
+    separator: str = DEFAULT_SEPARATOR
+    replace_bad_bytes: bool = False
+    # optimisation
+    lr: float = 3e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 20
+    weight_decay: float = 0.0
+    clip: float = 5.0
+    # budget: the first reached stops; neither given -> DEFAULT_MINUTES
+    steps: int | None = None
+    minutes: float | None = None
+    # evaluation, samples, checkpoints
+    eval_every: int | None = None   # steps; None: 10 evaluations over the budget
+    eval_chars: int | None = 200_000  # validation characters read at each evaluation (None: all)
+    sample_length: int = 200
+    sample_temperature: float = 0.8
+    keep_last: int = 3
+    seed: int = 0
+    threads: int | None = 1         # BLAS threads (threadpoolctl); None leaves the library default
+
+    def arch(self) -> dict:
+        return {k: getattr(self, k) for k in ARCH_KEYS}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TextConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def check(self) -> None:
+        for name in ("batch_size", "seq_len", "keep_last", "sample_length"):
+            if getattr(self, name) < (0 if name == "sample_length" else 1):
+                raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise UserError(f"--steps must be at least 1, got {self.steps}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise UserError(f"--minutes must be positive, got {self.minutes}")
+        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise UserError(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise UserError(f"--eval-every must be at least 1, got {self.eval_every}")
+
+
+def _fingerprint(ids: np.ndarray) -> str:
+    return f"{len(ids)}:{zlib.crc32(memoryview(np.ascontiguousarray(ids)).cast('B')):08x}"
+
+
+def _load_corpus(data, text, cfg: TextConfig, vocab: CharVocab | None):
+    """(ids, vocab, sources): read files (or the built-in corpus, or ``text``) and encode them."""
+    if text is not None:
+        corpus, sources = text, ["<text given in Python>"]
+        if not corpus:
+            raise UserError("the text to train on is empty")
+    else:
+        errors = "replace" if cfg.replace_bad_bytes else "strict"
+        corpus, sources = read_texts(data, errors=errors, separator=cfg.separator)
+    if vocab is None:
+        vocab = CharVocab.from_text(corpus)
+        ids = vocab.encode(corpus, check=False)
+    else:
+        ids = vocab.encode(corpus, what="training text (the checkpoint's vocabulary)")
+    return ids, vocab, sources
+
+
+class _Interrupt(Callback):
+    """First Ctrl-C: finish the current step, stop and save; the second one aborts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def on_step(self, record):
+        if self.requested:
+            raise StopTraining
+
+
+def _threads(n):
+    if n is None:
+        import contextlib
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=int(n))
+
+
+def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | None = None, *,
+          text: str | None = None, resume: str | os.PathLike | None = None,
+          init_from: str | os.PathLike | None = None, progress: bool = True, log=None,
+          callbacks=()) -> LanguageModel:
+    """Train a character model and return it (a :class:`LanguageModel`, ``.history`` holds the log).
+
+    data: a file, folder or glob, or a list of them; None (and no ``text``): the built-in corpus.
+    text: train on this string instead of files. config: a :class:`TextConfig` (defaults if None).
+    out: run folder for config.json, metrics.csv, learning_curves.png and checkpoints (None: nothing
+        written). resume: a run folder to continue exactly where its latest checkpoint stopped (its
+        config and data are reused; ``config`` may only extend the budget). init_from: a checkpoint or run
+        folder whose weights start a new run (architecture and vocabulary come from it; step, optimizer
+        and schedule start from zero). log: where text lines go (default: print, above the progress bar).
+    """
+    if log is None:
+        from tqdm.auto import tqdm
+        log = tqdm.write
+    if resume is not None and init_from is not None:
+        raise UserError("--resume continues a run and --init-from starts a new one from weights: give one")
+    start_meta, start_tensors, vocab = None, None, None
+    if resume is not None:
+        run_dir = Path(resume)
+        ckpt = io.resolve_checkpoint(run_dir, prefer="latest")
+        lm0, start_tensors, start_meta = model_from_checkpoint(ckpt)
+        cfg = TextConfig.from_dict(start_meta["config"])
+        if config is not None:  # only the budget may change when resuming
+            cfg.steps = config.steps if config.steps is not None else cfg.steps
+            cfg.minutes = config.minutes if config.minutes is not None else cfg.minutes
+        vocab = lm0.vocab
+        data = start_meta.get("data")
+        text_given = start_meta.get("text_fingerprint")
+        if text_given and text is None:
+            raise UserError(f"run {run_dir} was trained on text given in Python; pass the same text= to resume")
+        out = run_dir if out is None else out
+        log(f"resuming {ckpt} at step {start_meta['step']}")
+    else:
+        cfg = dataclasses.replace(config) if config is not None else TextConfig()
+    if cfg.steps is None and cfg.minutes is None:
+        cfg.minutes = DEFAULT_MINUTES
+    cfg.check()
+
+    init_lm = None
+    if init_from is not None:
+        ckpt = io.resolve_checkpoint(init_from, prefer="best")
+        init_lm, _, init_meta = model_from_checkpoint(ckpt)
+        arch = init_lm.model.arch()
+        changed = {k: (getattr(cfg, k), v) for k, v in arch.items() if getattr(cfg, k) != v}
+        for k, v in arch.items():
+            setattr(cfg, k, v)
+        vocab = init_lm.vocab
+        log(f"fine-tuning from {ckpt} (trained {init_meta.get('step', '?')} steps): weights loaded; step, "
+            f"optimizer moments and learning-rate schedule start from zero"
+            + (f"; architecture taken from the checkpoint ({', '.join(f'{k}={b}' for k, (a, b) in changed.items())})"
+               if changed else ""))
+
+    ids, vocab, sources = _load_corpus(data, text, cfg, vocab)
+    fingerprint = _fingerprint(ids)
+    if start_meta is not None and start_meta.get("corpus") != fingerprint:
+        raise UserError(f"the corpus ({', '.join(map(str, sources))}) differs from the one run {resume} was trained "
+                        "on; an exact resume needs the same data (use --init-from to fine-tune on new text)")
+    train_ids, val_ids = split_ids(ids, cfg.val_fraction)
+    batcher = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len)
+    if len(val_ids) < 2:
+        raise UserError(f"the validation split has {len(val_ids)} character(s) of {len(ids):,}; it needs at least 2: "
+                        f"raise --val-fraction (now {cfg.val_fraction}) or give more text")
+
+    rng = np.random.default_rng(cfg.seed)
+    model = build_model(len(vocab), cfg.arch(), rng=rng)
+    if init_lm is not None:
+        load_model_tensors(model, model_tensors(init_lm.model))
+    optimizer = Adam(model.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    horizon = cfg.steps if cfg.steps is not None else None
+    schedule = CosineWarmupLR(cfg.lr, min(cfg.warmup_steps, horizon or cfg.warmup_steps),
+                              horizon or 10**9, min_lr=cfg.min_lr)
+    carry = {"state": model.initial_state(cfg.batch_size)}
+    step0, seconds0 = 0, 0.0
+    if start_meta is not None:
+        load_model_tensors(model, start_tensors)
+        optim_arrays = {k[len("optim."):]: v for k, v in start_tensors.items() if k.startswith("optim.")}
+        optimizer.load_state_dict(optim_arrays, start_meta["optim"])
+        rng.bit_generator.state = start_meta["rng"]
+        carry["state"] = tuple(start_tensors[f"state.{i}"] for i in range(len(carry["state"])))
+        step0, seconds0 = int(start_meta["step"]), float(start_meta["train_seconds"])
+        if cfg.steps is None:
+            schedule.total_steps = int(start_meta["schedule_total"])
+    model.rnn._check_state(carry["state"], cfg.batch_size)
+
+    def snapshot_meta() -> tuple[dict, dict]:
+        arrays, scalars = optimizer.state_dict()
+        tensors = model_tensors(model)
+        tensors.update({f"optim.{k}": v for k, v in arrays.items()})
+        tensors.update({f"state.{i}": s for i, s in enumerate(carry["state"])})
+        meta = {"kind": "rnnkit-text", "config": cfg.to_dict(), "arch": model.arch(), "vocab": vocab.chars,
+                "optim": scalars, "rng": rng.bit_generator.state, "schedule_total": schedule.total_steps,
+                "corpus": fingerprint, "data": None if text is not None else _data_spec(data),
+                "text_fingerprint": fingerprint if text is not None else None, "sources": sources}
+        return tensors, meta
+
+    def train_step(batch):
+        xs, ys, reset = batch
+        if reset:
+            carry["state"] = model.initial_state(cfg.batch_size)
+        logits, state = model.forward(xs, carry["state"], training=True)
+        loss, dlogits = softmax_cross_entropy(logits, ys)
+        model.backward(dlogits)
+        # a non-finite step is undone by fit; its state must not leak into the next chunk either
+        carry["state"] = state if math.isfinite(loss) else model.initial_state(cfg.batch_size)
+        return loss
+
+    lm = LanguageModel(model, vocab, {})
+    recorder = RunRecorder(out, cfg, lm, val_ids, batcher, schedule, snapshot_meta, log,
+                           step0=step0, seconds0=seconds0)
+    recorder.describe(sources, len(ids), len(train_ids), len(val_ids))
+    time_horizon = TimeHorizon(schedule, cfg, step0, seconds0) if cfg.steps is None else None
+    remaining_steps = None if cfg.steps is None else max(0, cfg.steps - step0)
+    remaining_minutes = None if cfg.minutes is None else max(1e-6, cfg.minutes - seconds0 / 60.0)
+    if remaining_steps == 0 or (remaining_minutes is not None and remaining_minutes <= 1e-6):
+        log("the budget of this run is already used up; give a larger --steps or --minutes to continue")
+    extra = [c for c in (time_horizon, recorder) if c is not None] + list(callbacks)
+    with _threads(cfg.threads), _Interrupt() as interrupt:
+        history = fit(model, optimizer, train_step, batcher.batch, steps=remaining_steps, minutes=remaining_minutes,
+                      clip=cfg.clip, schedule=schedule, callbacks=extra + [interrupt],
+                      tokens_per_step=cfg.batch_size * cfg.seq_len, progress=progress, log=log,
+                      start_step=step0, log_every=10, snapshot_every=50)
+        recorder.finish(history, interrupted=interrupt.requested)
+    lm.history = history
+    lm.meta = recorder.final_meta
+    return lm
+
+
+def _data_spec(data):
+    if data is None:
+        return None
+    if isinstance(data, (str, os.PathLike)):
+        return [os.path.abspath(os.fspath(data))]
+    return [os.path.abspath(os.fspath(d)) for d in data]
+
+
+def load(path: str | os.PathLike, prefer: str = "best") -> LanguageModel:
+    """A trained model from a run folder (its best checkpoint by validation loss, or ``prefer="latest"``)
+    or a checkpoint file."""
+    lm, _, _ = model_from_checkpoint(io.resolve_checkpoint(path, prefer=prefer))
+    return lm

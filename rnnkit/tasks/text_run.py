@@ -1,0 +1,184 @@
+"""The bookkeeping of a text training run: evaluations, samples, checkpoints, metrics.csv, plots, config.json.
+
+``RunRecorder`` is a ``fit`` callback: every ``eval_every`` steps (or a tenth of the time budget) it measures
+the validation loss in nats and bits per character, prints a short sample, appends to ``metrics.csv``,
+redraws ``learning_curves.png`` and saves a checkpoint (last N kept, plus the best). ``TimeHorizon`` keeps
+the cosine schedule's end at the end of a time budget by re-estimating the number of steps it allows.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+from rnnkit import io
+from rnnkit.train import Callback
+from rnnkit.tasks.text_sampling import LN2, evaluate, generate
+
+METRIC_FIELDS = ("kind", "step", "epoch", "minutes", "loss", "bits_per_char", "lr", "tokens_per_s")
+TRAIN_ROW_EVERY = 10  # steps per "train" row of metrics.csv
+
+
+class TimeHorizon(Callback):
+    """Sets ``schedule.total_steps`` to the step count the remaining time allows, from the measured pace.
+
+    The estimate includes the time evaluations take. With a step budget the horizon is fixed instead
+    (and runs are bit-for-bit reproducible); with a time budget it depends on the machine's speed.
+    """
+
+    def __init__(self, schedule, cfg, step0: int, seconds0: float = 0.0):
+        self.schedule, self.step0, self.seconds0 = schedule, step0, seconds0
+        self.budget = cfg.minutes * 60.0
+        self.t0 = time.perf_counter()
+
+    def on_step(self, record):
+        done = record["step"] - self.step0
+        if done < 3:
+            return None
+        elapsed = time.perf_counter() - self.t0
+        left = self.budget - self.seconds0 - elapsed
+        self.schedule.total_steps = max(record["step"] + 1, int(record["step"] + left * done / max(elapsed, 1e-9)))
+        return None
+
+
+class RunRecorder(Callback):
+    """Periodic evaluation + samples + checkpoints + metrics for one run (``out`` None: print only)."""
+
+    def __init__(self, out, cfg, lm, val_ids, batcher, schedule, snapshot_meta, log, step0: int = 0,
+                 seconds0: float = 0.0):
+        self.out = None if out is None else Path(out)
+        self.cfg, self.lm, self.val_ids, self.batcher = cfg, lm, val_ids, batcher
+        self.schedule, self.snapshot_meta, self.log = schedule, snapshot_meta, log
+        self.step, self.seconds0 = step0, seconds0
+        self.t0 = time.perf_counter()
+        self.rows: list[dict] = []
+        self.manager = None
+        self.final_meta: dict = {}
+        self.last_eval_step = step0 if step0 else None
+        self.best = None
+        self._acc, self._n = 0.0, 0
+        self._row_t, self._eval_time = time.perf_counter(), 0.0
+        if cfg.eval_every:
+            self.every, self.interval = cfg.eval_every, None
+        elif cfg.steps is not None and cfg.minutes is None:
+            self.every, self.interval = max(1, cfg.steps // 10), None
+        else:
+            self.every, self.interval = None, cfg.minutes * 6.0  # seconds: ten evaluations per budget
+        self.next_time = None if self.interval is None else (math.floor(seconds0 / self.interval) + 1) * self.interval
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.manager = io.CheckpointManager(self.out, keep_last=cfg.keep_last)
+            self.best = self.manager.best_metric
+            self.rows = [r for r in self._read_rows() if int(r["step"]) <= step0]
+
+    # -- files --------------------------------------------------------------------------------
+    def _read_rows(self) -> list[dict]:
+        path = self.out / "metrics.csv"
+        if not path.exists():
+            return []
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    def _write_files(self) -> None:
+        if self.out is None:
+            return
+        import io as _io
+
+        buf = _io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        io.atomic_write_text(self.out / "metrics.csv", buf.getvalue())
+        try:
+            from rnnkit.plots.curves import learning_curves
+
+            learning_curves(self.rows, self.out / "learning_curves.png",
+                            title=f"{self.cfg.cell} {self.cfg.num_layers}x{self.cfg.hidden_size}")
+        except ImportError:  # matplotlib is optional for training
+            pass
+
+    def describe(self, sources, n_chars, n_train, n_val) -> None:
+        cfg, model = self.cfg, self.lm.model
+        budget = " and ".join(b for b in (cfg.steps and f"{cfg.steps} steps", cfg.minutes and f"{cfg.minutes:g} min") if b)
+        shown = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
+        self.log(f"corpus: {shown}: {n_chars:,} characters, {len(self.lm.vocab)} distinct; "
+                 f"train {n_train:,} / validation {n_val:,} (last {cfg.val_fraction:.0%})")
+        self.log(f"model: {cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embedding {cfg.embedding_dim}, "
+                 f"{model.num_params():,} parameters | batch {cfg.batch_size} streams x {cfg.seq_len} chars | "
+                 f"Adam lr {cfg.lr:g} (warm-up {cfg.warmup_steps}, cosine to {cfg.min_lr:g}) | budget {budget}"
+                 + (f" | run folder {self.out}" if self.out else ""))
+        if self.out is not None and self.step == 0:
+            info = {"config": cfg.to_dict(), "sources": list(sources), "corpus_chars": n_chars,
+                    "train_chars": n_train, "val_chars": n_val, "vocab_size": len(self.lm.vocab),
+                    "num_params": model.num_params(), "chunks_per_epoch": self.batcher.num_chunks}
+            io.write_json(self.out / "config.json", info)
+
+    # -- callback -------------------------------------------------------------------------------
+    def seconds(self) -> float:
+        return self.seconds0 + time.perf_counter() - self.t0
+
+    def on_step(self, record):
+        self.step = record["step"]
+        self._acc += record["loss"]
+        self._n += 1
+        if self.step % TRAIN_ROW_EVERY == 0:
+            now = time.perf_counter()
+            dt = max(now - self._row_t - self._eval_time, 1e-9)
+            loss = self._acc / self._n
+            self.rows.append(self._row("train", loss, record["lr"], self._n * self.cfg.batch_size * self.cfg.seq_len / dt))
+            self._acc, self._n, self._row_t, self._eval_time = 0.0, 0, now, 0.0
+        due = (self.every is not None and self.step % self.every == 0) or \
+              (self.next_time is not None and self.seconds() >= self.next_time)
+        if due:
+            self.evaluate()
+        return None
+
+    def _row(self, kind, loss, lr, tokens_per_s=None) -> dict:
+        return {"kind": kind, "step": self.step, "epoch": round(self.step / self.batcher.num_chunks, 4),
+                "minutes": round(self.seconds() / 60.0, 4), "loss": round(loss, 6),
+                "bits_per_char": round(loss / LN2, 6), "lr": f"{lr:.6g}",
+                "tokens_per_s": "" if tokens_per_s is None else round(tokens_per_s)}
+
+    def evaluate(self, final: bool = False) -> dict:
+        t = time.perf_counter()
+        metrics = evaluate(self.lm, self.val_ids, max_chars=self.cfg.eval_chars)
+        loss = metrics["loss"]
+        self.rows.append(self._row("val", loss, self.schedule(max(self.step - 1, 0))))
+        self.last_eval_step = self.step
+        if self.interval is not None:
+            while self.next_time <= self.seconds():
+                self.next_time += self.interval
+        epoch = self.step / self.batcher.num_chunks
+        self.log(f"step {self.step:>6} | {self.seconds() / 60:5.1f} min | epoch {epoch:5.2f} | "
+                 f"val {loss:.4f} nats/char ({loss / LN2:.3f} bits/char)")
+        if self.cfg.sample_length and not final:
+            sample = generate(self.lm, length=self.cfg.sample_length, temperature=self.cfg.sample_temperature,
+                              seed=self.cfg.seed + self.step)[0]
+            self.log("  | " + sample.replace("\n", "\n  | "))
+        self.save(loss)
+        self._eval_time += time.perf_counter() - t
+        return metrics
+
+    def save(self, val_loss) -> None:
+        if self.manager is None:
+            return
+        tensors, meta = self.snapshot_meta()
+        meta.update(train_seconds=self.seconds(), val_loss=val_loss)
+        self.manager.save(self.step, tensors, meta, metric=val_loss)
+        self.best = self.manager.best_metric
+        self._write_files()
+
+    def finish(self, history, interrupted: bool = False) -> None:
+        if self.last_eval_step != self.step:
+            metrics = self.evaluate(final=True)
+        else:
+            metrics = {"loss": float(self.rows[-1]["loss"])} if self.rows else {"loss": float("nan")}
+        loss = metrics["loss"]
+        self.final_meta = {"step": self.step, "val_loss": loss, "train_seconds": self.seconds(),
+                           "stop_reason": "interrupted" if interrupted else history.stop_reason}
+        if interrupted:
+            where = f"rnnkit text train --resume {self.out}" if self.out else "(no run folder: nothing saved)"
+            self.log(f"interrupted at step {self.step}: checkpoint saved; continue with {where}")
+        self.log(f"done: {self.step} steps in {self.seconds() / 60:.1f} min, validation loss {loss:.4f} nats/char "
+                 f"({loss / LN2:.3f} bits/char)" + (f"; best {self.best:.4f}" if self.best is not None else ""))
