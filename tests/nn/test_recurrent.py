@@ -77,7 +77,8 @@ def reference_step(kind, p, x, state):
         xr, xz, xn = np.split(ax, 3, axis=1)
         hr, hz, _ = np.split(h @ p["W_h"] + p["b_h"], 3, axis=1)
         r, z = sig(xr + hr), sig(xz + hz)
-        n = np.tanh(xn + (r * h) @ p["W_h"][:, 8:] + p["b_h"][8:])
+        H = h.shape[1]
+        n = np.tanh(xn + (r * h) @ p["W_h"][:, 2 * H:] + p["b_h"][2 * H:])
         h = (1 - z) * n + z * h
         return h, (h,)
     if kind == "elman":
@@ -195,21 +196,27 @@ def test_masked_batch_equals_each_sequence_alone(kind, bidirectional):
         np.testing.assert_allclose(batch_grads[k], alone_grads[k], rtol=1e-9, atol=1e-12)
 
 
-def test_return_sequences_false_gives_last_valid_step():
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_return_sequences_false_gives_last_valid_step(bidirectional):
+    """Forward direction: the last valid step of each row; reverse direction: step 0 (its last)."""
     rng = np.random.default_rng(9)
-    seq = make("lstm", return_sequences=True)
-    last = make("lstm", return_sequences=False)
+    seq = make("lstm", num_layers=2, bidirectional=bidirectional, return_sequences=True)
+    last = make("lstm", num_layers=2, bidirectional=bidirectional, return_sequences=False)
     xs = rng.standard_normal((2, 5, 3))
     mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], bool)
     ys, _ = seq.forward(xs, mask=mask)
     y_last, _ = last.forward(xs, mask=mask)
-    np.testing.assert_allclose(y_last, np.stack([ys[0, 4], ys[1, 1]]), rtol=1e-12)
+    np.testing.assert_allclose(y_last[:, :4], np.stack([ys[0, 4, :4], ys[1, 1, :4]]), rtol=1e-12)
+    if bidirectional:
+        np.testing.assert_allclose(y_last[:, 4:], ys[:, 0, 4:], rtol=1e-12)
 
 
-def test_float32_is_default_and_outputs_keep_it():
+def test_float32_is_default_and_forward_and_backward_keep_it():
     layer = LSTM(3, 4, rng=0)
-    ys, (h, c) = layer.forward(np.ones((1, 2, 3)))
-    assert layer.dtype == np.float32 and ys.dtype == np.float32 and h.dtype == np.float32
+    ys, (h, c) = layer.forward(np.ones((1, 2, 3)))  # float64 input is cast
+    dxs, (dh, dc) = layer.backward(np.ones_like(ys))
+    assert layer.dtype == np.float32
+    assert {a.dtype for a in (ys, h, c, dxs, dh, dc, *layer.grads.values())} == {np.dtype(np.float32)}
 
 
 def test_forget_bias_sets_the_f_block_only():
@@ -219,17 +226,36 @@ def test_forget_bias_sets_the_f_block_only():
     assert not np.allclose(b[:4], 1.0)
 
 
-def test_dropout_between_layers_only_in_training_and_backward_consistent():
-    layer = LSTM(3, 4, num_layers=2, dropout=0.5, dtype=np.float64, rng=0)
+class FixedDropout:
+    """A layer whose dropout draws the same mask at every training forward (for central differences)."""
+
+    def __init__(self, layer):
+        self.layer, self.params, self.grads, self.dtype = layer, layer.params, layer.grads, layer.dtype
+
+    def forward(self, xs, state=None, mask=None):
+        self.layer.rng = np.random.default_rng(5)
+        return self.layer.forward(xs, state, mask, training=True)
+
+    def backward(self, dys, dstate=None):
+        return self.layer.backward(dys, dstate)
+
+    def zero_grad(self):
+        self.layer.zero_grad()
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "jordan"])
+def test_dropout_between_layers_only_in_training_and_its_backward(kind):
+    cls, kw = KINDS[kind]
+    layer = cls(3, 4, num_layers=3, dropout=0.5, dtype=np.float64, rng=0, **kw)
     xs = np.random.default_rng(1).standard_normal((2, 3, 3))
     a, _ = layer.forward(xs)
     b, _ = layer.forward(xs)
     np.testing.assert_array_equal(a, b)
     c, _ = layer.forward(xs, training=True)
     assert not np.allclose(a, c)
-    # gradient check with a fixed dropout mask: reuse the rng state for every evaluation
-    result = gradcheck(layer, xs, rng=2, forward_kwargs={"training": False})
-    assert result.passed()
+    mask = np.array([[1, 1, 1], [1, 1, 0]], bool)
+    result = gradcheck(FixedDropout(layer), xs, mask=mask, state=layer.initial_state(2), rng=2)
+    assert result.passed(), result.failures()
 
 
 def test_record_dh_and_gate_activations():
@@ -261,14 +287,37 @@ def test_bad_input_shapes_name_the_axis(xs, message):
         LSTM(3, 4, rng=0).forward(xs)
 
 
-def test_bad_state_and_mask_shapes():
+def test_bad_state_mask_gradient_and_step_inputs_say_what_is_wrong():
+    from rnnkit.errors import UserError
+
     layer = GRU(3, 4, num_layers=2, rng=0)
-    with pytest.raises(ValueError, match=r"axis 1: batch"):
-        layer.forward(np.ones((2, 5, 3)), state=(np.zeros((2, 3, 4)),))
-    with pytest.raises(ValueError, match="mask must have shape"):
-        layer.forward(np.ones((2, 5, 3)), mask=np.ones((5, 2)))
-    with pytest.raises(ValueError, match="bidirectional"):
-        GRU(3, 4, bidirectional=True, rng=0).step(np.ones((1, 3)))
+    xs = np.ones((2, 5, 3))
+    cases = [
+        (lambda: layer.forward(xs, state=(np.zeros((2, 3, 4)),)), r"axis 1: batch"),
+        (lambda: layer.forward(xs, state=(np.zeros((2, 4)),)), r"state\[0\]\[None\]"),
+        (lambda: layer.forward(xs, state=(None,)), "is None"),
+        (lambda: LSTM(3, 4, rng=0).forward(xs, state=np.zeros((1, 2, 4))), r"tuple of 2 arrays \(h, c\)"),
+        (lambda: layer.forward(xs, mask=np.ones((5, 2))), "mask must have shape"),
+        (lambda: layer.forward(xs, mask=np.array([5, 3])), "lengths"),
+        (lambda: layer.forward(xs, mask=np.full((2, 5), 0.5)), "booleans or 0/1"),
+        (lambda: GRU(3, 4, bidirectional=True, rng=0).step(np.ones((1, 3))), "bidirectional"),
+        (lambda: layer.step(np.ones((1, 5))), r"\(batch, 3\)"),
+        (lambda: layer.step(np.ones((1, 3)), projected=True), r"\(batch, 12\)"),
+        (lambda: layer.step(np.ones((1, 3), dtype=np.int64)), "Embedding"),
+        (lambda: GRU(3, 4, dtype=np.int32), "float type"),
+    ]
+    for call, message in cases:
+        with pytest.raises(UserError, match=message):
+            call()
+    ys, _ = layer.forward(xs)
+    for bad, message in [(np.ones((2, 5, 1)), r"axis 2: features"), (np.ones((2, 4, 4)), r"axis 1: time"),
+                         (np.ones((2, 4)), r"\(2, 5, 4\)")]:
+        with pytest.raises(UserError, match=message):
+            layer.backward(bad)
+    with pytest.raises(UserError, match="dstate"):
+        layer.backward(ys, (np.ones((2, 4)),))
+    with pytest.warns(UserWarning, match="num_layers=1"):
+        GRU(3, 4, dropout=0.3, rng=0)
 
 
 def test_same_seed_same_weights_and_explicit_rng():
@@ -329,3 +378,119 @@ def test_reset_before_gru_differs_from_reset_after_and_refuses_torch_names():
     assert not np.allclose(after.forward(xs)[0], before.forward(xs)[0])
     with pytest.raises(NotImplementedError, match="reset_after=True"):
         before.torch_state_dict()
+
+
+@pytest.mark.parametrize("B, T", [(1, 4), (3, 1), (1, 1)])
+def test_outputs_are_new_arrays_that_survive_the_next_call(B, T):
+    """With B=1 or T=1 a transpose is already contiguous: outputs must still not alias a work buffer."""
+    rng = np.random.default_rng(15)
+    layer = make("lstm")
+    x1, x2 = rng.standard_normal((B, T, 3)), rng.standard_normal((B, T, 3))
+    y1, _ = layer.forward(x1)
+    kept = y1.copy()
+    layer.forward(x2)
+    np.testing.assert_array_equal(y1, kept)
+    # editing the returned output or the input in place does not change the gradients
+    y2, _ = layer.forward(x2)
+    w = rng.standard_normal(y2.shape)
+    reference = make("lstm")
+    reference.forward(x2)
+    dx_ref, _ = reference.backward(w)
+    y2 += 1.0
+    x2 += 1.0
+    dx, _ = layer.backward(w)
+    np.testing.assert_array_equal(dx, dx_ref)
+
+
+def test_second_backward_of_one_forward_is_refused():
+    layer = make("gru")
+    ys, _ = layer.forward(np.ones((2, 3, 3)))
+    layer.backward(np.ones_like(ys))
+    with pytest.raises(RuntimeError, match="already called"):
+        layer.backward(np.ones_like(ys))
+
+
+def test_interrupted_backward_writes_no_gradient_afterwards(monkeypatch):
+    import threading
+    import time
+
+    import rnnkit.nn.recurrent.core as core
+
+    monkeypatch.setattr(core, "CHUNK_ROWS", 2)
+    layer = make("lstm")
+    xs = np.random.default_rng(16).standard_normal((2, 40, 3))
+    ys, _ = layer.forward(xs, training=True)
+    gate = threading.Event()
+    original = core.WeightGradients._rows
+
+    def slow_rows(self, lo, hi):  # background chunks wait until the loop has been interrupted
+        gate.wait(5)
+        original(self, lo, hi)
+
+    def interrupt(self, t):
+        if t == 20:
+            gate.set()
+            raise KeyboardInterrupt
+        original_ready(self, t)
+
+    original_ready = core.WeightGradients.ready
+    monkeypatch.setattr(core.WeightGradients, "_rows", slow_rows)
+    monkeypatch.setattr(core.WeightGradients, "ready", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        layer.backward(np.ones_like(ys))
+    layer.zero_grad()
+    time.sleep(0.2)
+    assert all(not g.any() for g in layer.grads.values())
+
+
+def test_a_failed_background_job_does_not_break_the_layer(monkeypatch):
+    import rnnkit.nn.recurrent.core as core
+    from rnnkit.nn.recurrent.elman import ElmanCore
+
+    monkeypatch.setattr(core, "CHUNK_ROWS", 4)
+    layer = make("elman")
+    xs = np.random.default_rng(17).standard_normal((2, 10, 3))
+    original = ElmanCore.prepare
+    calls = []
+
+    def failing_once(self, lo, hi):
+        calls.append(lo)
+        if len(calls) == 1:
+            raise MemoryError("injected")
+        original(self, lo, hi)
+
+    monkeypatch.setattr(ElmanCore, "prepare", failing_once)
+    ys, _ = layer.forward(xs, training=True)
+    with pytest.raises(MemoryError, match="injected"):
+        layer.backward(np.ones_like(ys))
+    ys, _ = layer.forward(xs, training=True)
+    dxs, _ = layer.backward(np.ones_like(ys))
+    reference = make("elman")
+    reference.forward(xs)
+    np.testing.assert_allclose(dxs, reference.backward(np.ones_like(ys))[0], rtol=1e-12)
+
+
+def _forward_in_child(queue):
+    layer = make("lstm")
+    xs = np.ones((8, 100, 3))
+    ys, _ = layer.forward(xs, training=True)
+    layer.backward(np.ones_like(ys))
+    queue.put(float(np.abs(layer.grads["l0.W_h"]).sum()))
+
+
+def test_a_forked_child_starts_its_own_background_thread():
+    import multiprocessing
+
+    layer = make("lstm")  # the parent's pool exists before the fork
+    ys, _ = layer.forward(np.ones((8, 100, 3)), training=True)
+    layer.backward(np.ones_like(ys))
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_forward_in_child, args=(queue,))
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the child deadlocked waiting for the parent's worker thread"
+    assert queue.get(timeout=5) > 0

@@ -73,18 +73,33 @@ CASES = [(kind, L, bi) for kind in CLASSES for L in (1, 2) for bi in (False, Tru
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-8), (np.float32, 1e-5)], ids=["f64", "f32"])
 @pytest.mark.parametrize("kind, num_layers, bidirectional", CASES)
 def test_parity_with_torch(kind, num_layers, bidirectional, dtype, tol):
+    check_parity(kind, num_layers, bidirectional, dtype, tol)
+
+
+@pytest.mark.parametrize("kind, options", [("lstm", {}), ("gru", {}), ("elman", {"nonlinearity": "relu"})])
+def test_parity_with_torch_through_the_background_chunks(kind, options, monkeypatch):
+    """The same comparison with the input projection, backward preparation and weight gradients cut into
+    2-step chunks on the background thread (a training forward), and ReLU for Elman."""
+    import rnnkit.nn.recurrent.core as core
+
+    monkeypatch.setattr(core, "CHUNK_ROWS", 6)
+    check_parity(kind, 2, True, np.float64, 1e-8, training=True, **options)
+
+
+def check_parity(kind, num_layers, bidirectional, dtype, tol, training=False, **options):
     torch = _torch()
     torch.manual_seed(0)
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
     module = getattr(torch.nn, TORCH_NAMES[kind])(5, 6, num_layers=num_layers, bidirectional=bidirectional,
-                                                  batch_first=True).to(tdtype)
-    layer = CLASSES[kind](5, 6, num_layers=num_layers, bidirectional=bidirectional, dtype=dtype, rng=0)
+                                                  batch_first=True, **options).to(tdtype)
+    layer = CLASSES[kind](5, 6, num_layers=num_layers, bidirectional=bidirectional, dtype=dtype, rng=0,
+                          **options)
     layer.load_torch_state_dict(module.state_dict())
     rng = np.random.default_rng(1)
     B, T = 3, 7
     xs = rng.standard_normal((B, T, 5)).astype(dtype)
     state = tuple(rng.standard_normal(s.shape).astype(dtype) for s in layer.initial_state(B))
-    ys, final = layer.forward(xs, state)
+    ys, final = layer.forward(xs, state, training=training)
     w = rng.standard_normal(ys.shape).astype(dtype)
     w_state = tuple(rng.standard_normal(s.shape).astype(dtype) for s in final)
     layer.zero_grad()

@@ -1,28 +1,52 @@
 """The shared machinery of one recurrent layer in one direction (a "core").
 
 A core works time-major, ``xs`` of shape (T, B, D), because each time step then reads one contiguous (B, .)
-block. What every cell shares lives here: parameters in PyTorch's layout, the input projection of all T
-steps as one GEMM before the time loop, the input-side gradients as one GEMM each after the reverse loop,
-reusable work buffers (no allocation inside the time loop), and the mask arithmetic that freezes the state
-past the end of a sequence. The cell modules (``lstm``, ``gru``, ``elman``, ``jordan``) write only their time
-loops. Backward must follow the forward it inverts; a second backward of the same forward is not supported.
+block. What every cell shares lives here: parameters in PyTorch's layout, the input projections of all T
+steps as large GEMMs outside the time loop, the weight and input gradients as large GEMMs over the steps the
+reverse loop has finished, reusable work buffers (no allocation inside the time loop), the mask arithmetic
+that freezes the state past the end of a sequence, and one background thread that runs the large GEMMs while
+the sequential loop runs (NumPy releases the GIL in BLAS). The cell modules (``lstm``, ``gru``, ``elman``,
+``jordan``) write only their time loops. A backward inverts the last forward, once.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
 from rnnkit.nn.base import Layer
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
     global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-grads")
-    return _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-background")
+        return _POOL
+
+
+def _forget_pool_in_child() -> None:
+    """A forked child has no copy of the worker thread: it must start its own."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+def run_in_background(fn, *args) -> Future | None:
+    """Queue ``fn(*args)`` on the background thread; at interpreter exit (pool shut down) run it now, None."""
+    try:
+        return _pool().submit(fn, *args)
+    except RuntimeError:
+        fn(*args)
+        return None
 
 
 class Core(Layer):
@@ -35,8 +59,8 @@ class Core(Layer):
     """
 
     gates: tuple[str, ...] = ("h",)
-    n_state = 1
-    overlap = True  # weight gradients on a background thread while the reverse loop runs  # how many arrays the state has: LSTM 2 (h, c), the others 1
+    n_state = 1  # how many arrays the state has: LSTM 2 (h, c), the others 1
+    overlap = True  # large GEMMs and backward preparation on the background thread, during the loops
 
     def __init__(self, input_size: int, hidden_size: int, *, feedback_size: int | None = None,
                  dtype=np.float32, rng: np.random.Generator):
@@ -52,7 +76,8 @@ class Core(Layer):
         self.record_dh = False
         self.dh_record_ = None  # (T, B, H) total dL/dh_t of the last backward, when record_dh is set
         self._work: dict[str, np.ndarray] = {}
-        self._input_jobs, self._prepare_jobs = {}, []
+        self._jobs: list[Future] = []  # every background job of this core not yet waited for
+        self._input_jobs: dict[int, Future] = {}
         self._T = self._prepared_to = 0
 
     # -- sizes ----------------------------------------------------------------------------------
@@ -101,8 +126,10 @@ class Core(Layer):
         self._prepared_to = 0
         if self.overlap and T > chunk:
             rows(0, chunk)
-            pool = _pool()
-            self._input_jobs = {lo: pool.submit(rows, lo, min(lo + chunk, T)) for lo in range(chunk, T, chunk)}
+            for lo in range(chunk, T, chunk):
+                job = self.background(rows, lo, min(lo + chunk, T))
+                if job is not None:
+                    self._input_jobs[lo] = job
         else:
             rows(0, T)
         return xg
@@ -116,25 +143,50 @@ class Core(Layer):
     def step_done(self, t: int) -> None:
         """After forward step t: a finished chunk goes to ``prepare`` on the background thread."""
         if self._prepare_on and (t + 1 - self._prepared_to >= self._chunk or t + 1 == self._T):
-            self._prepare_jobs.append(_pool().submit(self.prepare, self._prepared_to, t + 1))
+            self.background(self.prepare, self._prepared_to, t + 1)
             self._prepared_to = t + 1
 
     def prepared(self) -> None:
         """At the start of backward: the forward-only factors of every step are ready (computed now if not)."""
-        if self._prepared_to == self._T and self._prepare_jobs:
-            for job in self._prepare_jobs:
-                job.result()
-            self._prepare_jobs = []
-        else:
-            self.drain()
+        if self._prepared_to < 0:
+            raise RuntimeError("backward was already called for this forward (it consumes the forward's "
+                               "buffers); run forward again, or sum the output gradients into one backward")
+        complete = self._prepare_on and self._prepared_to == self._T
+        self.drain()
+        if not complete:
             self.prepare(0, self._T)
         self._prepared_to = -1  # consumed: backward overwrites these buffers
 
+    def background(self, fn, *args) -> Future | None:
+        """Run ``fn(*args)`` on the background thread (inline when ``overlap`` is off), remembered for drain()."""
+        if not self.overlap:
+            fn(*args)
+            return None
+        job = run_in_background(fn, *args)
+        if job is not None:
+            self._jobs.append(job)
+        return job
+
     def drain(self) -> None:
-        """Wait for every background job of this core (before its buffers are reused)."""
-        for job in [*self._input_jobs.values(), *self._prepare_jobs]:
-            job.result()
-        self._input_jobs, self._prepare_jobs = {}, []
+        """Wait for every background job of this core (before its buffers are reused); then raise the first
+        failure among them, if any. The layer stays usable after a failure."""
+        jobs, self._jobs, self._input_jobs = self._jobs, [], {}
+        wait(jobs)
+        for job in jobs:
+            if job.exception() is not None:
+                raise job.exception()
+
+    def backward(self, dys, dstate):
+        """dys (T, B, O) or None, dstate tuple of (B, S) or None -> (dxs (T, B, D), dstate0 tuple).
+
+        Accumulates into ``grads``. If the loop is interrupted, the background jobs it started are waited for
+        before the exception goes on, so no gradient is written after it."""
+        try:
+            return self.backward_loop(dys, dstate)
+        except BaseException:
+            jobs, self._jobs, self._input_jobs = self._jobs, [], {}
+            wait(jobs)
+            raise
 
     def prepare(self, lo: int, hi: int) -> None:  # pragma: no cover - interface
         """Backward factors of steps lo..hi-1 that depend on the forward only (in the backward buffers)."""
@@ -159,8 +211,8 @@ class Core(Layer):
         Returns (outputs (T, B, O) — zero where masked —, final state tuple of new arrays)."""
         raise NotImplementedError
 
-    def backward(self, dys, dstate):  # pragma: no cover - interface
-        """dys (T, B, O) or None, dstate tuple of (B, S) or None -> (dxs (T, B, D), dstate0 tuple)."""
+    def backward_loop(self, dys, dstate):  # pragma: no cover - interface
+        """The cell's reverse loop; see :meth:`backward`."""
         raise NotImplementedError
 
     def step(self, x, state, projected: bool = False):  # pragma: no cover - interface
@@ -169,7 +221,11 @@ class Core(Layer):
 
     def gate_values(self) -> dict[str, np.ndarray]:
         """Gate activations of the last forward, time-major (T, B, H) per gate; empty for ungated cells."""
-        return {}
+        gates = self._work.get("xg")
+        if gates is None or len(self.gates) < 2:
+            return {}
+        H = self.hidden_size
+        return {name: gates[:, :, k * H:(k + 1) * H] for k, name in enumerate(self.gates)}
 
 
 CHUNK_ROWS = 512  # rows (T*B) per chunk of background work: large enough for an efficient GEMM
@@ -192,8 +248,6 @@ class WeightGradients:
         T, B, D = xs.shape
         self.dxs = np.empty((T, B, D), dtype=core.dtype)
         self.high, self.chunk = T, max(1, CHUNK_ROWS // B)
-        self.pool = _pool() if core.overlap else None
-        self.futures = []
 
     def ready(self, t: int) -> None:
         """Steps t..T-1 are final."""
@@ -205,15 +259,11 @@ class WeightGradients:
         """Wait for every chunk; returns dxs (T, B, D)."""
         if self.high > 0:
             self._submit(0, self.high)
-        for future in self.futures:
-            future.result()
+        self.core.drain()
         return self.dxs
 
     def _submit(self, lo: int, hi: int) -> None:
-        if self.pool is None:
-            self._rows(lo, hi)
-        else:
-            self.futures.append(self.pool.submit(self._rows, lo, hi))
+        self.core.background(self._rows, lo, hi)
 
     def _rows(self, lo: int, hi: int) -> None:
         grads, W_x = self.core.grads, self.core.params["W_x"]

@@ -56,7 +56,7 @@ class ElmanCore(Core):
         else:
             np.greater(h, 0, out=dpre, casting="unsafe")
 
-    def backward(self, dys, dstate):
+    def backward_loop(self, dys, dstate):
         self.prepared()
         hs, dpre, mask = self._work["hs"], self._work["dpre"], self._mask
         T1, B, H = hs.shape

@@ -73,7 +73,7 @@ class GRUCore(Core):
         P[:, :, 0] *= r
         P[:, :, 0] *= hg[:, :, 2 * H:]
 
-    def backward(self, dys, dstate):
+    def backward_loop(self, dys, dstate):
         self.prepared()
         w, mask = self._work, self._mask
         gates, hs, dgx = w["xg"], w["hs"], w["dgx"]
@@ -132,12 +132,6 @@ class GRUCore(Core):
         h += n
         return h, (h,)
 
-    def gate_values(self):
-        gates = self._work.get("xg")
-        if gates is None:
-            return {}
-        H = self.hidden_size
-        return {name: gates[:, :, k * H:(k + 1) * H] for k, name in enumerate(self.gates)}
 
 
 class GRUResetBeforeCore(GRUCore):
@@ -203,7 +197,7 @@ class GRUResetBeforeCore(GRUCore):
         P[:, :, 0] *= r
         P[:, :, 0] *= h_prev
 
-    def backward(self, dys, dstate):
+    def backward_loop(self, dys, dstate):
         self.prepared()
         w, mask = self._work, self._mask
         gates, hs, rh, dgx = w["xg"], w["hs"], w["rh"], w["dgx"]

@@ -88,7 +88,7 @@ class JordanCore(Core):
         np.square(w["xg"][lo:hi], out=dpre)
         np.subtract(1, dpre, out=dpre)
 
-    def backward(self, dys, dstate):
+    def backward_loop(self, dys, dstate):
         self.prepared()
         w, mask = self._work, self._mask
         hid, ys, dpo, dpre = w["xg"], w["ys"], w["dpo"], w["dpre"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, transposed, freeze, outputs, sigmoid_, split_masked
+from rnnkit.nn.recurrent.core import Core, freeze, outputs, split_masked, transposed
 
 
 class LSTMCore(Core):
@@ -19,7 +19,7 @@ class LSTMCore(Core):
         h' = o * tanh(c')
 
     State (h, c), each (B, H). The forget gate's bias starts at ``forget_bias`` (1.0 by default) so that a
-    fresh cell keeps its memory; set 0.0 for PyTorch's initialisation.
+    fresh cell keeps its memory; None keeps PyTorch's initialisation (uniform, like every other bias).
     """
 
     gates = ("i", "f", "g", "o")
@@ -103,7 +103,7 @@ class LSTMCore(Core):
         dg4[:, :, 2] *= i
         dg4[:, :, 3] *= tanh_cs
 
-    def backward(self, dys, dstate):
+    def backward_loop(self, dys, dstate):
         self.prepared()
         w, mask = self._work, self._mask
         gates, hs, A, dg = w["xg"], w["hs"], w["A"], w["dg"]
@@ -161,9 +161,3 @@ class LSTMCore(Core):
         h *= gt[:, 3 * H:]
         return h, (h, c)
 
-    def gate_values(self):
-        gates = self._work.get("xg")
-        if gates is None:
-            return {}
-        H = self.hidden_size
-        return {name: gates[:, :, k * H:(k + 1) * H] for k, name in enumerate(self.gates)}

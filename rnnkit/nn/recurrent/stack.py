@@ -6,8 +6,11 @@ concatenation, one-step streaming, and weight interchange with ``torch.nn.LSTM``
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from rnnkit.errors import UserError
 from rnnkit.nn.base import Layer, as_rng
 from rnnkit.nn.recurrent.core import Core
 from rnnkit.nn.recurrent.elman import ElmanCore
@@ -23,9 +26,9 @@ class RecurrentLayer(Layer):
         ys: (B, T, O*dirs) with ``return_sequences`` (zero where the mask is False), else (B, O*dirs): the
         top layer's final output of each direction (the last valid step going forward, step 0 going back).
         state: a tuple like PyTorch's, each array (num_layers*dirs, B, S): (h,) or (h, c) for LSTM.
-        mask: (B, T), True where a row has data; padding must come at the end of each row. Past the end
-        the state is frozen and outputs and gradients are zero, so a padded row gives the numbers it would
-        give alone.
+        mask: (B, T) of booleans (or 0/1), True where a row has data. At a masked step the state is carried
+        over unchanged and the output and its gradients are zero, so a padded row (padding at either end)
+        gives exactly the numbers it would give alone.
     backward(dys, dstate=None) -> (dxs (B, T, D), dstate0): accumulates into ``grads``; either argument may be
         None. The state returned by forward may be fed to the next forward (truncated BPTT): gradients
         stop there.
@@ -42,10 +45,14 @@ class RecurrentLayer(Layer):
                  **core_options):
         super().__init__(dtype)
         if input_size < 1 or hidden_size < 1 or num_layers < 1:
-            raise ValueError(f"input_size, hidden_size and num_layers must be >= 1, got "
-                             f"{input_size}, {hidden_size}, {num_layers}")
+            raise UserError(f"input_size, hidden_size and num_layers must be >= 1, got "
+                            f"{input_size}, {hidden_size}, {num_layers}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise UserError(f"dropout must be in [0, 1), got {dropout}")
+        if np.dtype(dtype).kind != "f":
+            raise UserError(f"dtype must be a float type (np.float32 or np.float64), got {np.dtype(dtype)}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout acts between stacked layers; with num_layers=1 it does nothing", stacklevel=3)
         self.rng = as_rng(rng)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.dropout, self.return_sequences = bidirectional, dropout, return_sequences
@@ -75,47 +82,66 @@ class RecurrentLayer(Layer):
         n = self.num_layers * self.num_directions
         return tuple(np.zeros((n, batch_size, s), self.dtype) for s in self.state_sizes)
 
+    def _check_float(self, a, what: str) -> np.ndarray:
+        a = np.asarray(a)
+        if a.dtype.kind in "iub":
+            raise UserError(f"{type(self).__name__} {what} must be float features, got integers of shape "
+                            f"{a.shape}; for token ids put an Embedding in front")
+        if a.dtype.kind != "f":
+            raise UserError(f"{type(self).__name__} {what} must be a float array, got dtype {a.dtype}")
+        return a
+
     def _check_input(self, xs) -> np.ndarray:
-        xs = np.asarray(xs)
+        xs = self._check_float(xs, "input")
         name = type(self).__name__
-        if xs.dtype.kind not in "fc" and xs.dtype.kind not in "iub":
-            raise ValueError(f"{name} expects a float array, got dtype {xs.dtype}")
-        if xs.dtype.kind in "iub":
-            raise ValueError(f"{name} expects float features of shape (batch, time, {self.input_size}), got "
-                             f"integers of shape {xs.shape}; for token ids put an Embedding in front")
         if xs.ndim != 3:
             hint = ("add the batch axis with xs[None] for one sequence, or the feature axis with xs[..., None] "
                     "for one feature per step" if xs.ndim == 2 else "reshape it to (batch, time, features)")
-            raise ValueError(f"{name} expects input of shape (batch, time, features) = (B, T, "
-                             f"{self.input_size}), got a {xs.ndim}-D array of shape {xs.shape}: {hint}")
+            raise UserError(f"{name} expects input of shape (batch, time, features) = (B, T, "
+                            f"{self.input_size}), got a {xs.ndim}-D array of shape {xs.shape}: {hint}")
         if xs.shape[2] != self.input_size:
-            raise ValueError(f"{name} input axis 2 (features) has size {xs.shape[2]}, but the layer was built "
-                             f"with input_size={self.input_size}; build it with input_size={xs.shape[2]} or "
-                             f"fix the data")
+            raise UserError(f"{name} input axis 2 (features) has size {xs.shape[2]}, but the layer was built "
+                            f"with input_size={self.input_size}; build it with input_size={xs.shape[2]} or "
+                            f"fix the data")
         if xs.shape[0] < 1 or xs.shape[1] < 1:
-            raise ValueError(f"{name} input has an empty axis: shape {xs.shape} (need batch >= 1 and time >= 1)")
+            raise UserError(f"{name} input has an empty axis: shape {xs.shape} (need batch >= 1 and time >= 1)")
         return xs.astype(self.dtype, copy=False)
 
-    def _check_state(self, state, batch_size: int) -> tuple[np.ndarray, ...]:
+    def _check_state(self, state, batch_size: int, what: str = "state", allow_none: bool = False):
+        """A tuple of (num_layers*dirs, batch, size) arrays in the layer's dtype (entries may be None in a
+        gradient when ``allow_none``). ``state=None`` means zeros (or, for a gradient, no gradient)."""
         if state is None:
-            return self.initial_state(batch_size)
+            return (None,) * len(self.state_sizes) if allow_none else self.initial_state(batch_size)
+        name = type(self).__name__
         if isinstance(state, np.ndarray):
+            if len(self.state_sizes) != 1:
+                raise UserError(f"{name} {what} must be a tuple of {len(self.state_sizes)} arrays (h, c), "
+                                f"got one array")
             state = (state,)
         state = tuple(state)
-        name = type(self).__name__
         n = self.num_layers * self.num_directions
         if len(state) != len(self.state_sizes):
-            raise ValueError(f"{name} state must be a tuple of {len(self.state_sizes)} array(s), got {len(state)}")
+            raise UserError(f"{name} {what} must be a tuple of {len(self.state_sizes)} array(s), got {len(state)}")
         out = []
         for k, (s, size) in enumerate(zip(state, self.state_sizes)):
-            s = np.asarray(s, dtype=self.dtype)
+            if s is None:
+                if allow_none:
+                    out.append(None)
+                    continue
+                raise UserError(f"{name} {what}[{k}] is None; pass an array of shape {(n, batch_size, size)} "
+                                f"(or state=None for zeros)")
+            s = np.asarray(self._check_float(s, f"{what}[{k}]"), dtype=self.dtype)
             expected = (n, batch_size, size)
             if s.shape != expected:
-                axis = next((a for a in range(min(s.ndim, 3)) if s.shape[a] != expected[a]), None)
-                where = (f" (axis {axis}: {['layers*directions', 'batch', 'size'][axis]})"
-                         if axis is not None and s.ndim == 3 else "")
-                raise ValueError(f"{name} state[{k}] must have shape (num_layers*directions, batch, size) = "
-                                 f"{expected}, got {s.shape}{where}")
+                if s.ndim == 3:
+                    axis = next(a for a in range(3) if s.shape[a] != expected[a])
+                    where = f" (axis {axis}: {['layers*directions', 'batch', 'size'][axis]})"
+                elif s.shape == expected[1:]:
+                    where = f"; add the layer axis with {what}[{k}][None]"
+                else:
+                    where = ""
+                raise UserError(f"{name} {what}[{k}] must have shape (num_layers*directions, batch, size) = "
+                                f"{expected}, got {s.shape}{where}")
             out.append(s)
         return tuple(out)
 
@@ -124,17 +150,34 @@ class RecurrentLayer(Layer):
             return None
         mask = np.asarray(mask)
         if mask.shape != (B, T):
-            raise ValueError(f"mask must have shape (batch, time) = {(B, T)}, got {mask.shape}")
+            hint = (f"; from lengths, build it as np.arange({T}) < lengths[:, None]" if mask.shape == (B,) else "")
+            raise UserError(f"mask must have shape (batch, time) = {(B, T)}, got {mask.shape}{hint}")
+        if mask.dtype != bool and not np.isin(mask, (0, 1)).all():
+            raise UserError("mask must hold booleans or 0/1 (True where a row has data)")
         return np.ascontiguousarray(mask.T[:, :, None], dtype=self.dtype)  # (T, B, 1) of 0/1
+
+    def _check_output_grad(self, dys, B: int, T: int) -> np.ndarray | None:
+        if dys is None:
+            return None
+        dys = np.asarray(self._check_float(dys, "output gradient dys"), dtype=self.dtype)
+        expected = (B, T, self.output_size) if self.return_sequences else (B, self.output_size)
+        if dys.shape != expected:
+            names = ["batch", "time", "features"] if self.return_sequences else ["batch", "features"]
+            axis = next((a for a in range(min(dys.ndim, len(expected))) if dys.shape[a] != expected[a]), None)
+            where = f" (axis {axis}: {names[axis]})" if axis is not None and dys.ndim == len(expected) else ""
+            raise UserError(f"{type(self).__name__} output gradient must have the shape of the forward's "
+                            f"output, {expected}, got {dys.shape}{where}")
+        return dys
 
     # -- forward / backward ---------------------------------------------------------------------
     def forward(self, xs, state=None, mask=None, training: bool = False):
+        self._shape = None  # set again only when this forward completes
         xs = self._check_input(xs)
         B, T, _ = xs.shape
         state = self._check_state(state, B)
         m = self._check_mask(mask, B, T)
         dirs = self.num_directions
-        x = np.ascontiguousarray(xs.transpose(1, 0, 2))  # (T, B, D): each step one contiguous block
+        x = xs.transpose(1, 0, 2).copy()  # (T, B, D), our own copy: each step one contiguous block
         finals: list[tuple[np.ndarray, ...]] = []
         self._dropout_masks = []
         for layer in range(self.num_layers):
@@ -159,29 +202,24 @@ class RecurrentLayer(Layer):
             self._dropout_masks.append(drop)
         new_state = tuple(np.stack([f[j] for f in finals]) for j in range(len(self.state_sizes)))
         self._shape = (B, T)
-        if self.return_sequences:
-            return np.ascontiguousarray(x.transpose(1, 0, 2)), new_state
+        if self.return_sequences:  # always a copy: x may be a work buffer the next call overwrites
+            return x.transpose(1, 0, 2).copy(), new_state
         top = finals[-dirs:]
         return np.concatenate([f[0] for f in top], axis=1), new_state
 
     def backward(self, dys, dstate=None):
         if self._shape is None:
-            raise RuntimeError("backward called before forward")
+            raise RuntimeError("backward needs a completed forward first")
         B, T = self._shape
         dirs, n_state = self.num_directions, len(self.state_sizes)
         n_cores = len(self.cores)
-        # per-core incoming state gradients
-        core_dstate: list[list[np.ndarray | None]] = [[None] * n_state for _ in range(n_cores)]
-        if dstate is not None:
-            if isinstance(dstate, np.ndarray):
-                dstate = (dstate,)
-            for j, ds in enumerate(dstate):
-                if ds is not None:
-                    for k in range(n_cores):
-                        core_dstate[k][j] = np.array(ds[k], dtype=self.dtype)
+        dys = self._check_output_grad(dys, B, T)
+        dstate = self._check_state(dstate, B, what="dstate", allow_none=True)
+        # per-core incoming state gradients (copies: the cores update them in place)
+        core_dstate: list[list[np.ndarray | None]] = [
+            [None if ds is None else ds[k].copy() for ds in dstate] for k in range(n_cores)]
         dx = None
         if dys is not None:
-            dys = np.asarray(dys, dtype=self.dtype)
             if self.return_sequences:
                 dx = np.ascontiguousarray(dys.transpose(1, 0, 2))
             else:  # the output was the top layer's final state: its gradient joins dstate
@@ -216,10 +254,13 @@ class RecurrentLayer(Layer):
         """One time step for every row of a batch. ``projected=True`` means ``x`` is already ``x @ W_x`` of
         the first layer, shape (B, G*H) (for example rows of a precomputed ``embedding @ W_x`` table)."""
         if self.bidirectional:
-            raise ValueError("step() needs the whole sequence for a bidirectional layer; use forward()")
-        x = np.asarray(x, dtype=self.dtype)
-        if x.ndim != 2:
-            raise ValueError(f"step() expects one time step of shape (batch, features), got shape {x.shape}")
+            raise UserError("step() needs the whole sequence for a bidirectional layer; use forward()")
+        x = np.asarray(self._check_float(x, "step input"), dtype=self.dtype)
+        width = self.cores[0].params["W_x"].shape[1 if projected else 0]
+        what = "x @ W_x of the first layer" if projected else "features"
+        if x.ndim != 2 or x.shape[1] != width:
+            raise UserError(f"step() expects one time step of shape (batch, {width}) ({what}), got shape "
+                            f"{x.shape}" + ("; for a whole sequence use forward()" if x.ndim == 3 else ""))
         state = self._check_state(state, x.shape[0])
         new = []
         for k, core in enumerate(self.cores):
@@ -284,7 +325,7 @@ class RecurrentLayer(Layer):
         missing = sorted(set(ours) - set(state))
         unexpected = sorted(set(state) - set(ours))
         if missing or unexpected:
-            raise ValueError(f"torch state dict does not fit this {type(self).__name__}: missing {missing}, "
+            raise UserError(f"torch state dict does not fit this {type(self).__name__}: missing {missing}, "
                              f"unexpected {unexpected}")
         for k in range(len(self.cores)):
             layer, d = divmod(k, self.num_directions)
@@ -295,7 +336,7 @@ class RecurrentLayer(Layer):
                 target = self.params[f"{name}.{mine}"]
                 v = v.T if v.ndim == 2 else v
                 if v.shape != target.shape:
-                    raise ValueError(f"{theirs}_l{layer}{suffix}: expected shape {target.T.shape if v.ndim == 2 else target.shape}, "
+                    raise UserError(f"{theirs}_l{layer}{suffix}: expected shape {target.T.shape if v.ndim == 2 else target.shape}, "
                                      f"got {v.T.shape if v.ndim == 2 else v.shape}")
                 target[...] = v
 
