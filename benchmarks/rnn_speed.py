@@ -1,13 +1,15 @@
 """Speed of rnnkit against PyTorch on a char-model training step and on one-character generation.
 
 Same process run, same shapes, same dtype (float32): embedding -> recurrent layer -> linear -> softmax
-cross-entropy -> backward -> global-norm clip (5.0) -> Adam, at B=32, T=100, V=65, E=64, and generation at
-batch 1, one character at a time (embedding, step, linear, softmax, sample). PyTorch runs with 1 and 2
-intra-op threads; rnnkit strictly on one thread, on one BLAS thread plus its background gradient thread, and
-on two BLAS threads. Each framework is credited with its best setting; rnnkit's one-thread figure is printed
-too. Printed: tokens/s (median over
-steps), their ratio, the machine's float32 GEMM rate measured in this run and the fraction of it the
-training step reaches, and the peak memory of a training step (each framework in a fresh subprocess).
+cross-entropy -> backward -> global-norm clip (5.0) -> Adam, at B=32, T=100, V=65, E=64; and generation at
+batch 1, one character at a time (embedding, one step, linear, softmax, sample), PyTorch through its
+one-step modules (``nn.LSTMCell``, ``GRUCell``, ``RNNCell``). PyTorch runs with 1 and 2 intra-op threads;
+rnnkit strictly on one thread ("1 core"), on one BLAS thread plus its background thread ("1+bg") and on two
+BLAS threads plus it ("2+bg"). The calls of all settings of both frameworks are interleaved, repeat by
+repeat, so that a change in the machine's load hits them alike; each framework is credited with its best
+setting (median), and the spread (half the interquartile range) is printed. Also printed: the machine's
+float32 GEMM rate measured in this run and the fraction of it the training step reaches (per core used),
+and the peak memory of a training step, each framework alone in a fresh subprocess.
 
     python benchmarks/rnn_speed.py                 # the full table (~10 minutes on 2 cores)
     python benchmarks/rnn_speed.py --cells lstm --hidden 256 --steps 5   # a quick look
@@ -110,6 +112,9 @@ def torch_train_step_fn(cell, H):
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, V, (B, T + 1), generator=g)
     state = [None]
+    for p in params:  # Adam's moments and the gradients exist from the start, as rnnkit's do
+        p.grad = torch.zeros_like(p)
+    opt.step()
 
     def step():
         opt.zero_grad(set_to_none=False)
@@ -127,16 +132,19 @@ def torch_train_step_fn(cell, H):
 def torch_generate_fn(cell, H, n):
     import torch
 
-    emb, rnn, head, *_ = torch_model(cell, H)
+    torch.manual_seed(0)
+    emb, head = torch.nn.Embedding(V, E), torch.nn.Linear(H, V)
+    step = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "elman": torch.nn.RNNCell}[cell](E, H)
     g = torch.Generator().manual_seed(2)
 
     def generate():
         with torch.inference_mode():
-            state, c = None, torch.zeros((1, 1), dtype=torch.long)
+            state, c = None, torch.zeros(1, dtype=torch.long)
             for _ in range(n):
-                h, state = rnn(emb(c), state)
-                p = torch.softmax(head(h[:, -1]), dim=-1)
-                c = torch.multinomial(p, 1, generator=g)
+                state = step(emb(c), state)
+                h = state[0] if isinstance(state, tuple) else state
+                p = torch.softmax(head(h), dim=-1)
+                c = torch.multinomial(p, 1, generator=g)[:, 0]
         return c
 
     return generate
@@ -163,28 +171,47 @@ def median_time(fn, repeats, warmup=2):
     return statistics.median(times)
 
 
-SETTINGS = {  # name -> (BLAS/intra-op threads, rnnkit's background gradient thread on)
-    "torch": {"1": (1, None), "2": (2, None)},
-    "rnnkit": {"1 core": (1, False), "1+bg": (1, True), "2+bg": (2, True)},
+SETTINGS = {  # framework -> name -> (BLAS/intra-op threads, rnnkit's background thread on, cores used)
+    "torch": {"1": (1, None, 1), "2": (2, None, 2)},
+    "rnnkit": {"1 core": (1, False, 1), "1+bg": (1, True, 2), "2+bg": (2, True, 2)},
 }
 
 
-def best_over_threads(framework, make_fn, repeats):
-    """(best seconds per call, name of the best setting, {setting: seconds}).
+def time_interleaved(fns, repeats, warmup=2):
+    """fns: {framework: fn}. Every setting of every framework, one call each per repeat, in turn.
 
-    rnnkit's settings: "1 core" is strictly one thread; "+bg" lets the BPTT weight-gradient GEMMs run on a
-    background thread (the second core) while the reverse loop runs; "2" gives BLAS two threads."""
+    Returns {framework: {setting: (median seconds, half interquartile range)}}."""
     from rnnkit.nn.recurrent.core import Core
 
-    results = {}
-    for name, (n, background) in SETTINGS[framework].items():
+    def call(framework, setting, fn):
+        n, background, _ = SETTINGS[framework][setting]
         if background is not None:
             Core.overlap = background
         with set_threads(framework, n):
-            results[name] = median_time(make_fn(), repeats)
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+
+    plan = [(fw, setting, fn) for fw, fn in fns.items() for setting in SETTINGS[fw]]
+    for _ in range(warmup):
+        for item in plan:
+            call(*item)
+    times = {(fw, setting): [] for fw, setting, _ in plan}
+    for _ in range(repeats):
+        for item in plan:
+            times[item[:2]].append(call(*item))
     Core.overlap = True
-    best = min(results, key=results.get)
-    return results[best], best, results
+    out = {fw: {} for fw in fns}
+    for (fw, setting), ts in times.items():
+        q1, _, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (ts[0],) * 3
+        out[fw][setting] = (statistics.median(ts), (q3 - q1) / 2)
+    return out
+
+
+def best(results):
+    """(setting, median seconds, half-IQR) of the fastest setting."""
+    setting = min(results, key=lambda k: results[k][0])
+    return (setting, *results[setting])
 
 
 def gemm_rate(threads, n=1024, repeats=7):
@@ -204,12 +231,13 @@ def flops_per_token(cell, H):
 
 # -- peak memory, each framework alone in a fresh process ----------------------------------------------------
 def peak_memory_child(framework, cell, H, steps):
-    """Runs in a subprocess: build, one warm-up step, reset the peak-RSS counter, run steps, report the peak
-    resident memory above the level before the steps (MiB)."""
+    """Runs in a subprocess: build the model, its gradients and the optimizer's state, reset the peak-RSS
+    counter, run the steps, report the peak resident memory above the level before the first step (MiB):
+    what a training step needs beyond the model itself, rnnkit's work buffers (kept between steps) and
+    PyTorch's saved activations (freed after each backward) alike."""
     make = rnnkit_train_step_fn if framework == "rnnkit" else torch_train_step_fn
     with set_threads(framework, 1):
         step = make(cell, H)
-        step()
         with open("/proc/self/clear_refs", "w") as f:  # reset VmHWM to the current RSS
             f.write("5")
         base = _status_kib("VmRSS")
@@ -254,7 +282,7 @@ def main(argv=None):
     print(f"machine float32 GEMM (1024^3, median): 1 thread {rates[1] / 1e9:.1f} GFLOP/s, "
           f"2 threads {rates[2] / 1e9:.1f} GFLOP/s")
     print()
-    head = (f"{'cell':5} {'H':>4} | {'train tok/s rnnkit':>18} {'1 core':>7} {'torch':>8} {'ratio':>6} {'%GEMM':>6} | "
+    head = (f"{'cell':5} {'H':>4} | {'tok/s rnnkit':>15} {'1 core':>7} {'torch':>13} {'ratio':>6} {'%GEMM':>6} | "
             f"{'gen char/s rnnkit':>17} {'torch':>7} {'ratio':>6}" + ("" if args.no_memory else
                                                                          f" | {'peak MiB rnnkit':>15} {'torch':>6}"))
     print(head)
@@ -262,20 +290,23 @@ def main(argv=None):
     rows = []
     for cell in args.cells:
         for H in args.hidden:
-            r_s, r_thr, r_all = best_over_threads("rnnkit", lambda: rnnkit_train_step_fn(cell, H), args.steps)
-            t_s, t_thr, _ = best_over_threads("torch", lambda: torch_train_step_fn(cell, H), args.steps)
-            r_tok, t_tok = B * T / r_s, B * T / t_s
-            frac = r_tok * flops_per_token(cell, H) / rates[SETTINGS["rnnkit"][r_thr][0]]
-            one_core = B * T / r_all["1 core"]
-            r_g, _, _ = best_over_threads("rnnkit", lambda: rnnkit_generate_fn(cell, H, args.chars), 5)
-            t_g, _, _ = best_over_threads("torch", lambda: torch_generate_fn(cell, H, args.chars), 5)
-            r_cps, t_cps = args.chars / r_g, args.chars / t_g
+            train = time_interleaved({"rnnkit": rnnkit_train_step_fn(cell, H), "torch": torch_train_step_fn(cell, H)},
+                                     args.steps)
+            gen = time_interleaved({"rnnkit": rnnkit_generate_fn(cell, H, args.chars),
+                                    "torch": torch_generate_fn(cell, H, args.chars)}, 5)
+            r_set, r_s, r_spread = best(train["rnnkit"])
+            t_set, t_s, t_spread = best(train["torch"])
+            r_tok, t_tok, one_core = B * T / r_s, B * T / t_s, B * T / train["rnnkit"]["1 core"][0]
+            frac = r_tok * flops_per_token(cell, H) / (SETTINGS["rnnkit"][r_set][2] * rates[1])
+            g_r, g_t = best(gen["rnnkit"]), best(gen["torch"])
+            r_cps, t_cps = args.chars / g_r[1], args.chars / g_t[1]
             row = dict(cell=cell, H=H, train_rnnkit=r_tok, train_torch=t_tok, train_ratio=r_tok / t_tok,
-                       train_rnnkit_one_core=one_core,
-                       threads_rnnkit=r_thr, threads_torch=t_thr, gemm_fraction=frac,
-                       gen_rnnkit=r_cps, gen_torch=t_cps, gen_ratio=r_cps / t_cps)
-            line = (f"{cell:5} {H:>4} | {r_tok:>18,.0f} {one_core:>7,.0f} {t_tok:>8,.0f} {r_tok / t_tok:>5.2f}x "
-                    f"{100 * frac:>5.1f}% | "
+                       train_rnnkit_one_core=one_core, spread_rnnkit=r_spread / r_s, spread_torch=t_spread / t_s,
+                       threads_rnnkit=r_set, threads_torch=t_set, gemm_fraction=frac,
+                       gen_rnnkit=r_cps, gen_torch=t_cps, gen_ratio=r_cps / t_cps,
+                       gen_threads_rnnkit=g_r[0], gen_threads_torch=g_t[0])
+            line = (f"{cell:5} {H:>4} | {r_tok:>10,.0f} ±{100 * r_spread / r_s:>2.0f}% {one_core:>7,.0f} "
+                    f"{t_tok:>8,.0f} ±{100 * t_spread / t_s:>2.0f}% {r_tok / t_tok:>5.2f}x {100 * frac:>5.1f}% | "
                     f"{r_cps:>17,.0f} {t_cps:>7,.0f} {r_cps / t_cps:>5.1f}x")
             if not args.no_memory:
                 row["mem_rnnkit"] = peak_memory("rnnkit", cell, H)
@@ -286,8 +317,8 @@ def main(argv=None):
     print()
     print("best setting (threads; +bg = background gradient thread): " + ", ".join(
         f"{r['cell']}/{r['H']}: rnnkit {r['threads_rnnkit']}, torch {r['threads_torch']}" for r in rows))
-    print("'1 core' is rnnkit strictly on one thread; %GEMM is the best setting's FLOP rate over the GEMM rate "
-          "measured above for its BLAS thread count.")
+    print("'1 core' is rnnkit strictly on one thread; ± is half the interquartile range over the repeats; %GEMM "
+          "is rnnkit's best-setting FLOP rate over the 1-thread GEMM rate above times the cores it used.")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"gemm_gflops": {k: v / 1e9 for k, v in rates.items()}, "rows": rows}, f, indent=1)
