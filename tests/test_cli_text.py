@@ -1,0 +1,125 @@
+"""``rnnkit text ...`` end to end in temporary folders: train, resume, fine-tune, generate, evaluate, errors."""
+import json
+
+import pytest
+
+from rnnkit.cli import main
+
+TINY = ["--hidden-size", "16", "--embedding-dim", "4", "--batch-size", "2", "--seq-len", "8",
+        "--sample-length", "20", "--no-progress"]
+CORPUS = "to be or not to be, that is the question.\n" * 20
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    p = tmp_path / "corpus.txt"
+    p.write_text(CORPUS, encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def run(tmp_path, corpus, capsys):
+    out = tmp_path / "run"
+    assert main(["text", "train", str(corpus), "--out", str(out), "--steps", "6", "--eval-every", "3", *TINY]) == 0
+    capsys.readouterr()
+    return out
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnkit text: error:"), err  # one line, no traceback
+    return err[0]
+
+
+def test_train_writes_a_run_folder_and_prints_a_sample(tmp_path, corpus, capsys):
+    out = tmp_path / "run"
+    assert main(["text", "train", str(corpus), "--out", str(out), "--steps", "6", "--eval-every", "3", *TINY]) == 0
+    stdout = capsys.readouterr().out
+    assert "val " in stdout and "nats/char" in stdout and "bits/char" in stdout
+    assert "--- sample from the final model" in stdout
+    for name in ("config.json", "metrics.csv", "learning_curves.png", "best.safetensors", "ckpt-00000006.safetensors"):
+        assert (out / name).exists(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"]["hidden_size"] == 16 and cfg["config"]["clip"] == 5.0 and cfg["corpus_chars"] == len(CORPUS)
+
+
+def test_train_without_files_uses_the_builtin_corpus(tmp_path, capsys):
+    assert main(["text", "train", "--out", str(tmp_path / "b"), "--steps", "2", *TINY]) == 0
+    stdout = capsys.readouterr().out
+    assert "builtin" in stdout and "--- sample" in stdout
+
+
+def test_resume_and_init_from(tmp_path, corpus, run, capsys):
+    assert main(["text", "train", "--resume", str(run), "--steps", "9"]) == 0
+    stdout = capsys.readouterr().out
+    assert "resuming" in stdout and "done: 9 steps" in stdout
+    ft = tmp_path / "ft"
+    assert main(["text", "train", str(corpus), "--init-from", str(run), "--out", str(ft), "--steps", "2",
+                 *TINY]) == 0
+    assert "fine-tuning from" in capsys.readouterr().out
+
+
+def test_existing_run_folder_is_not_overwritten(corpus, run, capsys):
+    assert main(["text", "train", str(corpus), "--out", str(run), "--steps", "2", *TINY]) == 2
+    assert "--resume" in error_line(capsys)
+
+
+def test_generate_streams_and_options(tmp_path, run, capsys):
+    assert main(["text", "generate", str(run), "--prime", "to be", "--length", "30", "--seed", "1"]) == 0
+    out1 = capsys.readouterr().out
+    assert out1.startswith("to be") and len(out1.rstrip("\n")) >= 30
+    assert main(["text", "generate", str(run), "--prime", "to be", "--length", "30", "--seed", "1"]) == 0
+    assert capsys.readouterr().out == out1
+    pf = tmp_path / "prime.txt"
+    pf.write_text("that is", encoding="utf-8")
+    assert main(["text", "generate", str(run), "--prime-file", str(pf), "--length", "10", "--num-samples", "3",
+                 "--temperature", "0", "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("--- sample") == 3 and out.count("that is") == 3
+
+
+def test_generate_prime_outside_vocabulary_names_characters(run, capsys):
+    assert main(["text", "generate", str(run), "--prime", "to bé!"]) == 2
+    line = error_line(capsys)
+    assert "'é'" in line and "'!'" in line
+
+
+def test_evaluate_and_score(corpus, run, capsys):
+    assert main(["text", "evaluate", str(run), str(corpus), "--score", "to be"]) == 0
+    out = capsys.readouterr().out
+    assert "nats/char" in out and "bits/char" in out and "perplexity" in out and "log-probability of 'to be'" in out
+    assert main(["text", "evaluate", str(run)]) == 2
+    assert "--score" in error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        (b"", "is empty"),
+        (b"abc\n\xc3\x28 more", "byte 0xc3 at byte offset 4 (line 2)"),
+        ("short".encode(), "lower --batch-size or --seq-len"),
+    ],
+)
+def test_train_bad_inputs_exit_2_with_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "data.txt"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["text", "train", str(path), "--out", str(tmp_path / "r"), "--steps", "1", *TINY]) == 2
+    assert message in error_line(capsys)
+
+
+def test_replace_bad_bytes_option(tmp_path, capsys):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(CORPUS.encode() + b"\xff\xfe tail\n")
+    assert main(["text", "train", str(path), "--out", str(tmp_path / "r"), "--steps", "1", "--replace-bad-bytes",
+                 *TINY]) == 0
+
+
+def test_missing_run_and_corrupt_checkpoint(tmp_path, run, capsys):
+    assert main(["text", "generate", str(tmp_path / "nothing")]) == 2
+    assert "does not exist" in error_line(capsys)
+    best = run / "best.safetensors"
+    best.write_bytes(best.read_bytes()[:50])
+    assert main(["text", "generate", str(run)]) == 2
+    assert "corrupt or truncated" in error_line(capsys)
