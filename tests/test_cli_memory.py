@@ -107,3 +107,15 @@ def test_memory_run_schedule_reports_missed_days(tmp_path, capsys):
     assert rc == 0 and "SOLVED" in text and "missed days" in text
     rep = json.loads((tmp_path / "result.json").read_text())["schedule"]
     assert rep["missed_days"] > 100 and rep["accuracy_after_missed_day"] > 0.95
+
+
+def test_memory_table_over_seeds(tmp_path, capsys):
+    rc = main(["memory", "table", "--cells", "lstm", "--lengths", "5", "--seeds", "0,1", "--max-steps", "20",
+               "--eval-every", "10", "--hidden-size", "4", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    res = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert rc == 0 and sorted(r["seed"] for r in res) == [0, 1]
+    assert res[0]["metric"] != res[1]["metric"]  # different seeds, different runs
+    solved = sum(r["solved"] for r in res)
+    assert f"| lstm | {'**' if solved == 2 else ''}{solved}/2, " in (tmp_path / "table.md").read_text()
+    assert "seeds [0, 1]" in text

@@ -13,6 +13,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from rnnkit.errors import UserError
 
 DEFAULT_LENGTHS = "10,25,50,100,200"
@@ -49,6 +51,7 @@ def register(subparsers) -> None:
     _add_training_options(table_p)
     table_p.add_argument("--cells", default="elman,jordan,lstm,gru")
     table_p.add_argument("--lengths", default=DEFAULT_LENGTHS)
+    table_p.add_argument("--seeds", default=None, help="comma-separated seeds, each a separate run (default: --seed)")
     table_p.add_argument("--resume", action="store_true",
                          help="reuse results already in OUT/results.json that were run with the same budget")
     table_p.set_defaults(func=run_table, max_seconds=600.0, max_steps=3000)
@@ -145,31 +148,50 @@ def _parse_list(text: str, kind, what: str):
     return items
 
 
+def aggregate(results: list[dict]) -> list[dict]:
+    """One row per (cell, length) over seeds: ``solved`` (count), ``runs``, median ``metric`` over all
+    seeds, median ``steps`` and ``seconds`` over the seeds that solved it (None if none did)."""
+    rows = []
+    keys = list(dict.fromkeys((r["cell"], r["length"]) for r in results))
+    for cell, length in keys:
+        rs = [r for r in results if r["cell"] == cell and r["length"] == length]
+        ok = [r for r in rs if r["solved"]]
+        rows.append(dict(cell=cell, length=length, runs=len(rs), solved=len(ok),
+                         metric=float(np.median([r["metric"] for r in rs])),
+                         steps=float(np.median([r["steps"] for r in ok])) if ok else None,
+                         seconds=float(np.median([r["seconds"] for r in ok])) if ok else None))
+    return rows
+
+
 def markdown_table(results: list[dict], spec, budget: str) -> str:
-    lengths = sorted({r["length"] for r in results})
-    cells = list(dict.fromkeys(r["cell"] for r in results))
+    rows = aggregate(results)
+    lengths = sorted({r["length"] for r in rows})
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    seeds = sorted({r.get("seed", 0) for r in results})
     name = "test MSE" if spec.metric == "mse" else "test accuracy"
-    lines = [f"Task `{spec.name}`: {spec.about}. Budget per model: {budget}. Each cell: {name}, then "
-             "steps and seconds to solve (or to the end of the budget); **bold** = solved.", "",
+    lines = [f"Task `{spec.name}`: {spec.about}. Budget per model: {budget}; seeds {seeds}. Each entry: "
+             f"seeds that solved it, median {name} over all seeds, and (if solved) median steps and seconds "
+             "to solve; **bold** = every seed solved it.", "",
              "| cell | " + " | ".join(f"T={t}" for t in lengths) + " |",
              "|---|" + "---|" * len(lengths)]
     for cell in cells:
-        row = []
+        entries = []
         for t in lengths:
-            r = next((r for r in results if r["cell"] == cell and r["length"] == t), None)
+            r = next((r for r in rows if r["cell"] == cell and r["length"] == t), None)
             if r is None:
-                row.append("")
+                entries.append("")
                 continue
-            m = f"{r['metric']:.3g}"
-            row.append((f"**{m}** ({r['steps']} st, {r['seconds']:.0f} s)" if r["solved"]
-                        else f"{m} ({r['steps']} st, {r['seconds']:.0f} s)"))
-        lines.append(f"| {cell} | " + " | ".join(row) + " |")
+            text = f"{r['solved']}/{r['runs']}, {r['metric']:.3g}"
+            if r["solved"]:
+                text += f", {r['steps']:.0f} st, {r['seconds']:.0f} s"
+            entries.append(f"**{text}**" if r["solved"] == r["runs"] else text)
+        lines.append(f"| {cell} | " + " | ".join(entries) + " |")
     last = {}
     for cell in cells:
-        ok = [r["length"] for r in results if r["cell"] == cell and r["solved"]]
+        ok = [r["length"] for r in rows if r["cell"] == cell and 2 * r["solved"] > r["runs"]]
         last[cell] = max(ok) if ok else None
-    lines += ["", "Longest length solved: " + ", ".join(f"{c} {'T=' + str(v) if v else 'none'}"
-                                                   for c, v in last.items()) + "."]
+    lines += ["", "Longest length solved by most seeds: " +
+              ", ".join(f"{c} {'T=' + str(v) if v else 'none'}" for c, v in last.items()) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -181,39 +203,47 @@ def run_table(args) -> int:
     spec = M.get_task(args.task)
     cells = _parse_list(args.cells, str, "cells")
     lengths = _parse_list(args.lengths, int, "lengths")
+    seeds = _parse_list(args.seeds, int, "seeds") if args.seeds else [args.seed]
     for c in cells:
         if c not in M.CELLS:
             raise UserError(f"--cells: unknown cell {c!r}; choose from {', '.join(M.CELLS)}")
-    configs = [_config(args, c, t) for c in cells for t in lengths]
+    configs = []
+    for c in cells:
+        for t in lengths:
+            for seed in seeds:
+                args.seed = seed
+                configs.append(_config(args, c, t))
     out = _out_dir(args, f"runs/memory-table-{args.task}")
     budget = (f"{args.max_steps} steps or {args.max_seconds:g} s, hidden {args.hidden_size}, batch "
-              f"{args.batch_size}, Adam lr {args.lr:g}, clip {args.clip:g}, seed {args.seed}")
-    print(f"memory table: task {spec.name}, cells {', '.join(cells)}, lengths {lengths}; budget {budget} -> {out}")
+              f"{args.batch_size}, Adam lr {args.lr:g}, clip {args.clip:g}")
+    print(f"memory table: task {spec.name}, cells {', '.join(cells)}, lengths {lengths}, seeds {seeds}; "
+          f"budget {budget} -> {out}")
     from tqdm import tqdm
 
     done = {}
     if args.resume and (out / "results.json").exists():
         old = json.loads((out / "results.json").read_text())
         if old.get("task") == spec.name and old.get("budget") == budget:
-            done = {(r["cell"], r["length"]): r for r in old["results"]}
+            done = {(r["cell"], r["length"], r.get("seed", 0)): r for r in old["results"]}
             print(f"  resuming: {len(done)} results with the same budget in {out / 'results.json'}")
     results = []
     for cfg in tqdm(configs, unit="model", file=sys.stderr, leave=False, dynamic_ncols=True):
-        if (cfg.cell, cfg.length) in done:
-            results.append(done[(cfg.cell, cfg.length)])
+        if (cfg.cell, cfg.length, cfg.seed) in done:
+            results.append(done[(cfg.cell, cfg.length, cfg.seed)])
             continue
         _, res = M.train(cfg)
-        results.append(dict(cell=cfg.cell, length=cfg.length, metric=res.test_metric, solved=res.solved,
-                            steps=res.steps, seconds=round(res.seconds, 2), stopped=res.stopped))
+        results.append(dict(cell=cfg.cell, length=cfg.length, seed=cfg.seed, metric=res.test_metric,
+                            solved=res.solved, steps=res.steps, seconds=round(res.seconds, 2), stopped=res.stopped))
         verdict = "solved" if res.solved else "not solved"
-        print(f"  {cfg.cell:6s} T={cfg.length:<4d} {verdict:10s} {_describe(spec, res.test_metric)}; "
+        print(f"  {cfg.cell:6s} T={cfg.length:<4d} seed {cfg.seed} {verdict:10s} {_describe(spec, res.test_metric)}; "
               f"{res.steps} steps, {res.seconds:.1f} s", flush=True)
         write_json(out / "results.json", {"task": spec.name, "budget": budget, "results": results})
+    write_json(out / "results.json", {"task": spec.name, "budget": budget, "results": results})
     text = markdown_table(results, spec, budget)
     (out / "table.md").write_text(text)
-    memory_table(results, out / "table.png", baseline=spec.chance, threshold=spec.solved_at,
+    memory_table(aggregate(results), out / "table.png", baseline=spec.chance, threshold=spec.solved_at,
                  metric="test MSE" if spec.metric == "mse" else "test accuracy",
-                 title=f"{spec.name}: {budget}")
+                 title=f"{spec.name}: {budget}; seeds {seeds}")
     print(text)
     print(f"wrote {out}/table.md, table.png, results.json")
     return 0

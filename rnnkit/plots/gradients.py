@@ -115,8 +115,9 @@ def clipping_curves(curves: dict, path, title: str = "") -> str:
 
 def memory_table(results: list[dict], path, baseline: float | None = None, threshold: float | None = None,
                  metric: str = "test MSE", title: str = "") -> str:
-    """``results``: dicts with ``cell``, ``length``, ``metric``, ``solved``, ``steps``. Left: the final test
-    metric by length (filled marker = solved); right: steps to solve (empty where not solved)."""
+    """``results``: one dict per (cell, length) with ``metric`` (median over seeds), ``solved`` (how many
+    seeds solved it) of ``runs``, and ``steps`` (median steps to solve, None if no seed did). Left: the
+    test metric by length (filled marker: every seed solved it, half: some did); right: steps to solve."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
     cells = list(dict.fromkeys(r["cell"] for r in results))
@@ -126,8 +127,10 @@ def memory_table(results: list[dict], path, baseline: float | None = None, thres
         color = _color(cell, i)
         axes[0].plot(L, _positive([r["metric"] for r in rows]), "-", color=color, label=cell)
         for r in rows:
-            axes[0].plot(r["length"], r["metric"], "o", color=color, mfc=color if r["solved"] else "white")
-        steps = [r["steps"] if r["solved"] else math.nan for r in rows]
+            runs = r.get("runs", 1)
+            fill = "full" if r["solved"] == runs else ("left" if r["solved"] else "none")
+            axes[0].plot(r["length"], r["metric"], "o", color=color, fillstyle=fill, mfc=color, mfcalt="white")
+        steps = [r["steps"] if r["steps"] is not None and r["solved"] else math.nan for r in rows]
         axes[1].plot(L, steps, "o-", color=color, label=cell)
     if baseline is not None:
         axes[0].axhline(baseline, color="grey", ls=":", label=f"chance ({baseline:.3g})")
@@ -142,8 +145,8 @@ def memory_table(results: list[dict], path, baseline: float | None = None, thres
         ax.set_xticklabels([str(t) for t in sorted({r["length"] for r in results})])
     if "MSE" in metric:
         axes[0].set_yscale("log")
-    axes[0].set_ylabel(metric + " (filled = solved)")
-    axes[1].set_ylabel("training steps to solve")
+    axes[0].set_ylabel(metric + " (median over seeds; filled = solved)")
+    axes[1].set_ylabel("training steps to solve (median)")
     if title:
         fig.suptitle(title)
     return save(fig, path)
