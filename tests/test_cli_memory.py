@@ -27,7 +27,8 @@ def test_memory_run_words_solves_and_generates(tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0 and "lstm (trained)" in text
     data = json.loads((tmp_path / "insp" / "gradients.json").read_text())
-    (cell,) = data["cells"].values()
+    assert set(data["cells"]) == {"lstm (trained)", "lstm (untrained)"}
+    cell = data["cells"]["lstm (trained)"]
     assert len(cell["dh"][0]) == 10 and "l0" in cell["saturation"]
     assert (tmp_path / "insp" / "gates.png").exists()
 

@@ -2,7 +2,7 @@
 
 ``rnnkit inspect gradients [RUN] [--cell lstm --length 100] --out DIR`` plots ||dL/dh_t|| and ||ds_T/dh_t||
 against t (log scale) for several cells side by side (freshly initialised, or the model of a ``memory run``
-folder), and a gate-saturation histogram for LSTM/GRU. ``rnnkit inspect clipping --out DIR`` trains an Elman
+folder next to the same architecture untrained), and a gate-saturation histogram for LSTM/GRU. ``rnnkit inspect clipping --out DIR`` trains an Elman
 network with large recurrent weights with and without global-norm clipping and plots both loss curves.
 """
 from __future__ import annotations
@@ -108,8 +108,10 @@ def run_gradients(args) -> int:
         model, cfg = load_run(args.run)
         spec = M.get_task(cfg["task"])
         length = args.length or cfg["length"]
-        models = {f"{cfg['cell']} (trained)": model}
-        what = f"trained run {args.run}"
+        fresh = M.build_model(spec, cfg["cell"], cfg["hidden_size"], cfg["num_layers"], cfg["forget_bias"],
+                              model.dtype, rng=M.run_rngs(cfg.get("seed", 0))[0])  # its initial weights
+        models = {f"{cfg['cell']} (trained)": model, f"{cfg['cell']} (untrained)": fresh}
+        what = f"trained run {args.run} vs the same model untrained"
     else:
         spec = M.get_task(args.task)
         length = args.length or 100

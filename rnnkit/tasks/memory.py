@@ -183,6 +183,11 @@ class MemoryResult:
     stopped: str = ""  # "solved", "max_steps" or "max_seconds"
 
 
+def run_rngs(seed: int) -> list[np.random.Generator]:
+    """The independent generators of a run: model init, training data, validation set, test set."""
+    return np.random.default_rng(seed).spawn(4)
+
+
 def train(config: MemoryConfig, progress: bool = False, log: Callable | None = None,
           model: SequenceModel | None = None):
     """Train with :func:`rnnkit.train.fit` until solved or out of steps/seconds.
@@ -197,7 +202,7 @@ def train(config: MemoryConfig, progress: bool = False, log: Callable | None = N
     cfg = config.validate()
     spec = get_task(cfg.task)
     dtype = np.dtype(cfg.dtype)
-    model_rng, data_rng, val_rng, test_rng = np.random.default_rng(cfg.seed).spawn(4)
+    model_rng, data_rng, val_rng, test_rng = run_rngs(cfg.seed)
     if model is None:
         model = build_model(spec, cfg.cell, cfg.hidden_size, cfg.num_layers, cfg.forget_bias, dtype, model_rng)
     val = spec.make(cfg.eval_size, cfg.length, val_rng)
