@@ -31,12 +31,16 @@ def gradient_flow(curves: dict, path, title: str = "") -> str:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
     panels = (("dh", "||dL/dh_t||  (loss at the last step)"), ("jac", "||ds_T/dh_t||  (spectral norm)"))
+    colors, used = {}, set()
+    for i, label in enumerate(curves):  # one colour per curve, the cell's own colour first
+        colors[label] = _color(label, i) if _color(label, i) not in used else "grey"
+        used.add(colors[label])
     for ax, (key, ylabel) in zip(axes, panels):
         for i, (label, c) in enumerate(curves.items()):
             for layer, y in enumerate(c.get(key, [])):
                 style = "-" if layer == 0 else ("--" if layer == 1 else ":")
                 name = label if len(c[key]) == 1 else f"{label} layer {layer}"
-                ax.plot(np.arange(len(y)), _positive(y), style, color=_color(label, i), label=name, lw=1.6)
+                ax.plot(np.arange(len(y)), _positive(y), style, color=colors[label], label=name, lw=1.6)
         ax.set_yscale("log")
         ax.set_xlabel("time step t")
         ax.set_ylabel(ylabel)
@@ -72,7 +76,7 @@ def gate_histograms(acts: dict, path, low: float = 0.1, high: float = 0.9, title
             v = np.asarray(a, dtype=np.float64).ravel()
             v = (v + 1) / 2 if gate in TANH_GATES else v
             left, right = (v < low).mean(), (v > high).mean()
-            ax.hist(v, bins=bins, color=_color(label, r), alpha=0.85)
+            ax.hist(v, bins=bins, color="grey" if "untrained" in label else _color(label, r), alpha=0.85)
             ax.axvspan(0, low, color="grey", alpha=0.15)
             ax.axvspan(high, 1, color="grey", alpha=0.15)
             scaled = " (tanh, rescaled)" if gate in TANH_GATES else ""
