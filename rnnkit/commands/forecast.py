@@ -38,6 +38,8 @@ def _model_args(p):
                    help="direct: all horizons at once; recursive: one step fed back")
     p.add_argument("--hidden-size", type=int, default=32)
     p.add_argument("--num-layers", type=int, help="stacked recurrent layers (recurrent cells only; default 1)")
+    p.add_argument("--highway", type=int, help="lags in the linear highway to the output, 0 = off "
+                   "(default: one season + 1)")
     p.add_argument("--season", type=int, help="seasonal period (default: detected on the training span)")
     p.add_argument("--transform", default="auto", choices=["auto", "none", "log"])
     p.add_argument("--val", type=int, help="validation points at the end of each series (default: horizon)")
@@ -91,7 +93,7 @@ def _config(args):
         hidden_size=args.hidden_size, num_layers=args.num_layers or 1, season=args.season,
         transform=args.transform, val_size=args.val, test_size=args.test, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, interval=args.interval,
-        ensemble=args.ensemble, seed=args.seed)
+        ensemble=args.ensemble, seed=args.seed, highway="auto" if args.highway is None else args.highway)
     cfg.check()
     return cfg
 

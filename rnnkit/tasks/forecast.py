@@ -52,7 +52,7 @@ class ForecastConfig:
     patience: int = 40
     clip: float = 5.0
     interval: float = 0.9
-    highway: bool = True
+    highway: int | str = "auto"  # lags in the linear highway; auto: one season plus one step
     ensemble: int = 1
     seed: int = 0
     dtype: str = "float32"
@@ -82,6 +82,8 @@ class ForecastConfig:
                 raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.val_size is not None and self.val_size < 0 or self.test_size is not None and self.test_size < 0:
             raise UserError("val_size and test_size cannot be negative")
+        if self.highway != "auto" and (isinstance(self.highway, str) or int(self.highway) < 0):
+            raise UserError(f"highway must be 'auto' or a number of lags >= 0, got {self.highway!r}")
         if self.dtype not in ("float32", "float64"):
             raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
@@ -162,6 +164,8 @@ class Forecaster:
             # keep at least about half of the shortest training span as windows
             cap = max(1, (shortest - cfg.horizon) // 2)
             self.lookback_ = int(max(1, min(want, cap)))
+        hw = cfg.highway
+        self.highway_ = min(self.lookback_, self.season_ + 1) if hw == "auto" else int(hw)
 
     def _fit_scalers(self, series: list[Series]) -> None:
         self.scalers_ = {}
@@ -265,7 +269,7 @@ class Forecaster:
     def _new_net(self, rng=None) -> ForecastNet:
         cfg = self.config
         return ForecastNet(cfg.cell, self.input_size_, self.lookback_, self.out_steps, self.future_size_,
-                           cfg.hidden_size, cfg.num_layers, cfg.highway, np.dtype(cfg.dtype), rng)
+                           cfg.hidden_size, cfg.num_layers, self.highway_, np.dtype(cfg.dtype), rng)
 
     # -- forecasting ------------------------------------------------------------------------------
     def _net_outputs(self, xs, fut):
@@ -367,7 +371,7 @@ class Forecaster:
         meta = {
             "task": "forecast", "config": dataclasses.asdict(self.config), "season_": self.season_,
             "lookback_": self.lookback_, "log_": self.log_, "input_size_": self.input_size_,
-            "sigma_scale_": self.sigma_scale_,
+            "sigma_scale_": self.sigma_scale_, "highway_": self.highway_,
             "future_size_": self.future_size_,
             "scalers_": {k: v.to_json() for k, v in self.scalers_.items()},
             "past_scaler_": self.past_scaler_.to_json(), "future_scaler_": self.future_scaler_.to_json(),
@@ -390,7 +394,7 @@ class Forecaster:
         if meta.get("task") != "forecast":
             raise UserError(f"{path} is not a forecast checkpoint (task {meta.get('task')!r})")
         self = cls(config=ForecastConfig(**meta["config"]))
-        for k in ("season_", "lookback_", "log_", "input_size_", "future_size_", "sigma_scale_"):
+        for k in ("season_", "lookback_", "log_", "input_size_", "future_size_", "sigma_scale_", "highway_"):
             setattr(self, k, meta[k])
         self.scalers_ = {k: SeriesScaler.from_json(v) for k, v in meta["scalers_"].items()}
         self.past_scaler_ = ColumnScaler.from_json(meta["past_scaler_"])

@@ -3,8 +3,9 @@ network, and a Gaussian head giving a mean and a log standard deviation for each
 
 Shapes: inputs ``xs`` (B, L, D) over the lookback window, future covariates ``fut`` (B, K, F) over the K
 output steps (K = horizon for the direct strategy, 1 for recursive), outputs ``mu`` and ``log_sigma``
-(B, K). A linear "highway" from the lookback window of the target to ``mu`` (as in LSTNet) lets the network
-learn the linear part of the dynamics at once and spend its hidden units on the rest.
+(B, K). A linear "highway" from the last ``highway`` values of the target to ``mu`` (as in LSTNet) lets the
+network learn the linear part at once (with one season plus one step it can express both the naive and the
+seasonal-naive forecast exactly) and spend its hidden units on the rest.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class ForecastNet(Layer):
     """Encoder (recurrent layer or MLP over the flattened window) -> Dense head -> (mu, log_sigma)."""
 
     def __init__(self, cell: str, input_size: int, lookback: int, out_steps: int, future_size: int = 0,
-                 hidden_size: int = 32, num_layers: int = 1, highway: bool = True, dtype=np.float32,
+                 hidden_size: int = 32, num_layers: int = 1, highway: int = 0, dtype=np.float32,
                  rng=None):
         super().__init__(dtype)
         from rnnkit.nn.layers import Dense
@@ -49,8 +50,9 @@ class ForecastNet(Layer):
         self.head = self.add_child("head", Dense(enc_size + out_steps * future_size, 2 * out_steps, dtype, rng))
         # start with small outputs: forecasts near "no change" and a unit spread
         self.head.params["W"][...] *= 0.1
-        if highway:
-            self.skip = self.add_child("skip", Dense(lookback, out_steps, dtype, rng))
+        self.highway = int(min(highway, lookback))
+        if self.highway:
+            self.skip = self.add_child("skip", Dense(self.highway, out_steps, dtype, rng))
             self.skip.params["W"][...] = 0.0
 
     # -- forward ---------------------------------------------------------------------------------
@@ -70,7 +72,7 @@ class ForecastNet(Layer):
         K = self.out_steps
         mu = out[:, :K]
         if self.highway:
-            mu = mu + self.skip.forward(np.ascontiguousarray(xs[:, :, 0]), training)
+            mu = mu + self.skip.forward(np.ascontiguousarray(xs[:, L - self.highway:, 0]), training)
         raw = out[:, K:]
         log_sigma = np.clip(raw, LOG_SIGMA_MIN, LOG_SIGMA_MAX)
         self._clip_mask = (raw > LOG_SIGMA_MIN) & (raw < LOG_SIGMA_MAX)

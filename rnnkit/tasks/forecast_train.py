@@ -54,7 +54,10 @@ def train_net(net, train, val, cfg, rng: np.random.Generator, callback=None):
     batches = _ShuffledBatches(len(xs), cfg.batch_size, rng)
     callbacks = [] if callback is None else [callback]
     if val is not None:
-        callbacks.append(EarlyStopping("val_mse", patience=cfg.patience, model=net, restore_best=True))
+        stopper = EarlyStopping("val_mse", patience=cfg.patience, model=net, restore_best=True)
+        # the untrained network (close to "no change", i.e. naive) is a candidate too
+        stopper.on_eval({"step": 0, **eval_fn()})
+        callbacks.append(stopper)
     opt = Adam(net.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return fit(net, opt, train_step, batches, epochs=cfg.epochs, clip=cfg.clip,
                eval_fn=None if val is None else eval_fn, eval_every=len(batches), log_every=len(batches),
