@@ -6,9 +6,9 @@ targets never cross a span boundary. Inputs and targets are expressed relative t
 of each window (differencing to the forecast origin), so trends and level shifts do not push the network
 out of the range it was trained on. Forecasts come back on the original scale with Gaussian intervals.
 
-    model = Forecaster(horizon=12, season=12).fit(y)       # y: array, pandas Series, list of arrays
-    fc = model.predict()                                     # next 12 values + intervals
-    report = evaluate(model)                                 # test metrics beside the baselines
+    model = fit(y, horizon=12)          # y: array, pandas Series/DataFrame, list of arrays, load_csv(...)
+    fc = predict(model)                 # {series: {"mean", "lower", "upper"}} for the next 12 steps
+    report = evaluate(model)            # test-span metrics beside naive, seasonal naive, window MLP
 """
 from __future__ import annotations
 
@@ -408,3 +408,25 @@ class Forecaster:
                                tensors[f"tail.{d['name']}.future"], None, d["name"], d["target"],
                                tuple(d["past_names"]), tuple(d["future_names"])) for d in meta["series"]]
         return self
+
+
+# -- the functional API -----------------------------------------------------------------------------
+def fit(data, horizon: int, **kwargs) -> Forecaster:
+    """Fit a forecaster: ``kwargs`` are ForecastConfig fields (lookback, cell, season, ...) and the column
+    options of :func:`rnnkit.data.series.from_python` (target, covariates, future_covariates, series_col,
+    fill)."""
+    load = {k: kwargs.pop(k) for k in ("target", "time", "covariates", "future_covariates", "series_col",
+                                       "fill", "callback") if k in kwargs}
+    return Forecaster(horizon=horizon, **kwargs).fit(data, **load)
+
+
+def predict(model: Forecaster, data=None, future=None, **load_kw) -> dict:
+    """Forecasts past the end of ``data`` (default: the fitted series); see :meth:`Forecaster.predict`."""
+    return model.predict(data, future=future, **load_kw)
+
+
+def evaluate(model: Forecaster, data=None, **kwargs) -> dict:
+    """Test-span metrics for the model and the baselines; see :func:`rnnkit.tasks.forecast_eval.evaluate`."""
+    from rnnkit.tasks.forecast_eval import evaluate as _evaluate
+
+    return _evaluate(model, data, **kwargs)

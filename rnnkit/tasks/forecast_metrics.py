@@ -86,20 +86,6 @@ def echo_ratio(y_true, y_pred, last_values) -> float:
     return float(np.mean(np.abs(f - last)) / move_truth)
 
 
-def lag_correlation(y_true, y_pred) -> tuple[float, float]:
-    """Correlation of one-step forecasts with the truth at lag 0 and at lag 1 (truth shifted one step
-    back). A forecast that echoes the previous value correlates better at lag 1."""
-    y = np.asarray(y_true, np.float64).ravel()
-    f = np.asarray(y_pred, np.float64).ravel()
-    if len(y) < 3 or np.std(f) == 0:
-        return float("nan"), float("nan")
-
-    def corr(a, b):
-        return float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else float("nan")
-
-    return corr(f, y), corr(f[1:], y[:-1])
-
-
 def warnings_for(metrics: dict, echo: float, threshold: float = 0.2) -> list[str]:
     """Human-readable warnings: the model loses to seasonal naive, or it echoes the last value."""
     out = []

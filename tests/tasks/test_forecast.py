@@ -179,8 +179,6 @@ def test_warnings_for_losing_and_echoing():
     y = np.array([1.0, 3, 2, 5, 4, 6])
     assert fm.echo_ratio(y[1:], y[1:], y[:-1]) == pytest.approx(1.0)  # a perfect forecast
     assert fm.echo_ratio(y[1:], y[:-1] + 0.01, y[:-1]) < 0.05
-    lag0, lag1 = fm.lag_correlation(y[1:], y[:-1])
-    assert lag1 > lag0
 
 
 def test_evaluate_reports_every_forecaster():
@@ -190,3 +188,12 @@ def test_evaluate_reports_every_forecaster():
     for d in rep["metrics"].values():
         assert set(fm.METRICS) <= set(d)
     assert 0.0 <= rep["metrics"]["model"]["coverage"] <= 1.0
+
+
+def test_functional_api():
+    from rnnkit.tasks import forecast
+
+    model = forecast.fit(seasonal(), horizon=6, season=12, **FAST)
+    fc = forecast.predict(model)["series"]
+    assert fc["mean"].shape == (6,) and np.all(fc["lower"] <= fc["mean"]) and np.all(fc["mean"] <= fc["upper"])
+    assert "seasonal_naive" in forecast.evaluate(model)["metrics"]
