@@ -25,6 +25,7 @@ _TRAIN_FLAGS = {  # flag -> (TextConfig field, type, help)
     "--weight-decay": ("weight_decay", float, "L2 weight decay (default 0)"),
     "--clip": ("clip", float, "global gradient-norm clipping (default 5.0)"),
     "--eval-every": ("eval_every", int, "evaluate and checkpoint every N steps (default: 10 times per budget)"),
+    "--eval-minutes": ("eval_minutes", float, "with a time budget: minutes between evaluations (default a tenth)"),
     "--eval-chars": ("eval_chars", int, "validation characters per evaluation (default 200000)"),
     "--sample-length": ("sample_length", int, "characters of the sample printed at each evaluation (default 200)"),
     "--keep-last": ("keep_last", int, "step checkpoints kept besides the best (default 3)"),

@@ -210,10 +210,13 @@ def load_corpus(specs=None, errors: str = "strict", separator: str = DEFAULT_SEP
 
 # -- splitting and batching -----------------------------------------------------------------------
 def split_ids(ids: np.ndarray, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """Contiguous split: the first ``1 - val_fraction`` trains, the rest validates (views, no copy)."""
+    """Contiguous split: the first ``1 - val_fraction`` trains, the rest validates (views, no copy).
+
+    The split point is ``int(N * (1 - val_fraction))``, as in nanoGPT's ``prepare.py`` for tiny-shakespeare.
+    """
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"the validation fraction must be in [0, 1), got {val_fraction}")
-    n_train = len(ids) - int(round(len(ids) * val_fraction))
+    n_train = int(len(ids) * (1.0 - val_fraction))
     return ids[:n_train], ids[n_train:]
 
 

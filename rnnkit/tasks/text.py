@@ -71,7 +71,8 @@ class TextConfig:
     steps: int | None = None
     minutes: float | None = None
     # evaluation, samples, checkpoints
-    eval_every: int | None = None   # steps; None: 10 evaluations over the budget
+    eval_every: int | None = None   # steps; None: every eval_minutes, or 10 evaluations over the budget
+    eval_minutes: float | None = None  # with a time budget and no eval_every (None: a tenth of the budget)
     eval_chars: int | None = 200_000  # validation characters read at each evaluation (None: all)
     sample_length: int = 200
     sample_temperature: float = 0.8
@@ -284,7 +285,8 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
                       tokens_per_step=cfg.batch_size * cfg.seq_len, progress=progress, log=log,
                       start_step=step0, log_every=10, snapshot_every=50)
         recorder.finish(history, interrupted=interrupt.requested)
-    lm.history = history
+    lm.history = history  # fit's log
+    lm.rows = recorder.rows  # the rows of metrics.csv (train every 10 steps, val at each evaluation)
     lm.meta = recorder.final_meta
     return lm
 

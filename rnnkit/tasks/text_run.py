@@ -64,7 +64,7 @@ class RunRecorder(Callback):
         elif cfg.steps is not None and cfg.minutes is None:
             self.every, self.interval = max(1, cfg.steps // 10), None
         else:
-            self.every, self.interval = None, cfg.minutes * 6.0  # seconds: ten evaluations per budget
+            self.every, self.interval = None, 60.0 * (cfg.eval_minutes or cfg.minutes / 10.0)
         self.next_time = None if self.interval is None else (math.floor(seconds0 / self.interval) + 1) * self.interval
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)

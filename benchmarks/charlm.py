@@ -1,0 +1,249 @@
+"""Character language model quality in a fixed wall-clock budget: rnnkit's defaults vs the same LSTM in PyTorch.
+
+    python benchmarks/charlm.py [../shared/data/tinyshakespeare.txt] [--minutes 10] [--save results/charlm.txt]
+
+Both runs see nanoGPT's split of tiny-shakespeare (first 90% train, last 10% validation), the same batches
+(char-rnn streams, state carried across chunks), the same initial weights (ported from rnnkit), the same Adam
++ warm-up + cosine schedule whose horizon follows the time budget, clipping at 5.0, and the same number of
+evaluations of the full validation split inside the budget. Each gets ``--minutes`` of wall time, one after
+the other in this process; PyTorch runs at its faster thread count (1 or 2, measured first). The final
+losses are computed by the same code (rnnkit's ``evaluate``, PyTorch's weights ported back) and compared.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rnnkit.data.text import CharVocab, StreamBatcher, eval_streams, read_texts, split_ids  # noqa: E402
+from rnnkit.nn.optim import CosineWarmupLR  # noqa: E402
+from rnnkit.tasks import text  # noqa: E402
+from rnnkit.tasks.text_model import build_model  # noqa: E402
+from rnnkit.tasks.text_sampling import LN2  # noqa: E402
+
+
+class Tee:
+    """Print to stdout and keep a copy for the results file."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def __call__(self, msg: str = "") -> None:
+        print(msg, flush=True)
+        self.lines.append(msg)
+
+
+# -- PyTorch: the same model, batches, schedule and budget ---------------------------------------------
+def torch_model(lm0, cfg):
+    import torch
+    import torch.nn as nn
+
+    V = len(lm0.vocab)
+    emb = nn.Embedding(V, cfg.embedding_dim)
+    rnn = nn.LSTM(cfg.embedding_dim, cfg.hidden_size, cfg.num_layers, batch_first=True, dropout=cfg.dropout)
+    head = nn.Linear(cfg.hidden_size, V)
+    m = lm0.model
+    with torch.no_grad():  # start from rnnkit's initial weights
+        emb.weight.copy_(torch.from_numpy(m.params["embed.W"]))
+        for k, v in m.rnn.torch_state_dict().items():
+            getattr(rnn, k).copy_(torch.from_numpy(v))
+        head.weight.copy_(torch.from_numpy(m.params["head.W"].T.copy()))
+        head.bias.copy_(torch.from_numpy(m.params["head.b"]))
+    return emb, rnn, head
+
+
+def port_back(lm, emb, rnn, head) -> None:
+    """Copy PyTorch weights into the rnnkit model ``lm`` so both are scored by the same code."""
+    m = lm.model
+    m.params["embed.W"][...] = emb.weight.detach().numpy()
+    m.rnn.load_torch_state_dict({k: v.detach() for k, v in rnn.state_dict().items()})
+    m.params["head.W"][...] = head.weight.detach().numpy().T
+    m.params["head.b"][...] = head.bias.detach().numpy()
+    m._table = None
+
+
+def torch_val_loss(emb, rnn, head, val_ids, streams=32, burn_in=256, chunk=256) -> float:
+    """Full-split loss with the layout of rnnkit's ``evaluate`` (for the learning-curve points)."""
+    import torch
+    import torch.nn.functional as F
+
+    xs, ys, burn = eval_streams(val_ids, streams, burn_in)
+    xs, ys = torch.from_numpy(xs.astype(np.int64)), torch.from_numpy(ys.astype(np.int64))
+    total, count, state = 0.0, 0, None
+    with torch.no_grad():
+        if burn:
+            _, state = rnn(emb(xs[:, :burn]))
+            state = tuple(s.clone() for s in state)
+            for s in state:
+                s[:, 0] = 0
+        for t0 in range(burn, xs.shape[1], chunk):
+            out, state = rnn(emb(xs[:, t0:t0 + chunk]), state)
+            y = ys[:, t0:t0 + chunk].reshape(-1)
+            logits = head(out).reshape(len(y), -1)
+            total += float(F.cross_entropy(logits, y, ignore_index=-1, reduction="sum"))
+            count += int((y >= 0).sum())
+    return total / count
+
+
+def torch_train(lm0, cfg, train_ids, val_ids, minutes: float, threads: int, log):
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(threads)
+    emb, rnn, head = torch_model(lm0, cfg)
+    params = [*emb.parameters(), *rnn.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batcher = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len)
+    schedule = CosineWarmupLR(cfg.lr, cfg.warmup_steps, 10**9, min_lr=cfg.min_lr)
+    budget, interval = minutes * 60.0, 60.0 * cfg.eval_minutes
+    curve, state, step = [], None, 0
+    t0 = time.perf_counter()
+    next_eval = interval
+    while True:
+        elapsed = time.perf_counter() - t0
+        if elapsed >= budget:
+            break
+        if step >= 3:  # the same horizon rule as rnnkit's TimeHorizon
+            schedule.total_steps = max(step + 1, int(step + (budget - elapsed) * step / elapsed))
+        xs, ys, reset = batcher.batch(step)
+        if reset:
+            state = None
+        for g in opt.param_groups:
+            g["lr"] = schedule(step)
+        out, state = rnn(emb(torch.from_numpy(xs)), state)
+        state = tuple(s.detach() for s in state)
+        loss = F.cross_entropy(head(out).reshape(-1, len(lm0.vocab)), torch.from_numpy(ys).reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+        opt.step()
+        step += 1
+        if time.perf_counter() - t0 >= next_eval:
+            emb.eval(), rnn.eval(), head.eval()
+            v = torch_val_loss(emb, rnn, head, val_ids)
+            emb.train(), rnn.train(), head.train()
+            m = (time.perf_counter() - t0) / 60
+            curve.append((m, step, v))
+            log(f"  torch step {step:>5} | {m:5.2f} min | val {v:.4f} nats/char")
+            next_eval += interval
+    return (emb, rnn, head), step, curve
+
+
+def pick_torch_threads(lm0, cfg, train_ids, log) -> int:
+    """Time a few training steps at 1 and 2 threads; keep the faster (2 cores shared with other work)."""
+    import torch
+    import torch.nn.functional as F
+
+    times = {}
+    batcher = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len)
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        emb, rnn, head = torch_model(lm0, cfg)
+        params = [*emb.parameters(), *rnn.parameters(), *head.parameters()]
+        opt = torch.optim.Adam(params, lr=1e-4)
+        spent = []
+        for step in range(4):
+            xs, ys, _ = batcher.batch(step)
+            t = time.perf_counter()
+            out, _ = rnn(emb(torch.from_numpy(xs)))
+            loss = F.cross_entropy(head(out).reshape(-1, len(lm0.vocab)), torch.from_numpy(ys).reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            spent.append(time.perf_counter() - t)
+        times[n] = float(np.median(spent[1:]))
+    best = min(times, key=times.get)
+    log(f"PyTorch threads: 1 -> {times[1] * 1000:.0f} ms/step, 2 -> {times[2] * 1000:.0f} ms/step; using {best}")
+    return best
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("path", nargs="?", default=str(REPO.parent / "shared" / "data" / "tinyshakespeare.txt"))
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget of each model (default 10)")
+    p.add_argument("--eval-minutes", type=float, default=2.0,
+                   help="minutes between full-validation evaluations, inside each budget (default 2)")
+    p.add_argument("--skip-torch", action="store_true", help="train only rnnkit (for quick trials)")
+    p.add_argument("--save", help="also write the printed report to this file")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override TextConfig fields (trials)")
+    args = p.parse_args(argv)
+    log = Tee()
+
+    corpus, _ = read_texts([args.path])
+    cfg = text.TextConfig(minutes=args.minutes, eval_chars=None, eval_minutes=args.eval_minutes, sample_length=0,
+                          val_fraction=0.1)
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        setattr(cfg, k, type(getattr(cfg, k))(v) if getattr(cfg, k) is not None else float(v))
+    vocab = CharVocab.from_text(corpus)
+    ids = vocab.encode(corpus)
+    train_ids, val_ids = split_ids(ids, cfg.val_fraction)
+    log(f"# charlm benchmark: {Path(args.path).name}, {len(ids):,} chars, vocab {len(vocab)}; "
+        f"train {len(train_ids):,} / validation {len(val_ids):,} (nanoGPT split)")
+    log(f"config: {cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embedding {cfg.embedding_dim}, batch "
+        f"{cfg.batch_size}x{cfg.seq_len}, Adam lr {cfg.lr:g} warm-up {cfg.warmup_steps} cosine to {cfg.min_lr:g} "
+        f"over the time budget, clip {cfg.clip}, dropout {cfg.dropout}; budget {args.minutes:g} min each; "
+        f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
+
+    # -- rnnkit --------------------------------------------------------------------------------------
+    log("\n## rnnkit (numpy, 1 BLAS thread: its default)")
+    t = time.perf_counter()
+    # no run folder: checkpoints and plots would cost rnnkit time that the PyTorch loop does not spend
+    lm = text.train(text=corpus, config=cfg, out=None, progress=False, log=lambda m: None)
+    wall = time.perf_counter() - t
+    curve = [(float(r["minutes"]), int(r["step"]), float(r["loss"])) for r in lm.rows if r["kind"] == "val"]
+    for m, s, v in curve:
+        log(f"  rnnkit step {s:>5} | {m:5.2f} min | val {v:.4f} nats/char")
+    ours = text.evaluate(lm, val_ids)
+    log(f"rnnkit: {lm.meta['step']} steps ({lm.meta['step'] * cfg.batch_size * cfg.seq_len / len(train_ids):.2f} "
+        f"epochs) in {wall / 60:.2f} min; full validation loss {ours['loss']:.4f} nats/char "
+        f"({ours['bits_per_char']:.4f} bits/char)")
+
+    # -- PyTorch -------------------------------------------------------------------------------------
+    theirs = None
+    if not args.skip_torch:
+        import torch
+
+        log(f"\n## PyTorch {torch.__version__} (same model, init, batches, schedule)")
+        lm0 = build_model(len(lm.vocab), cfg.arch(), rng=np.random.default_rng(cfg.seed))
+        from rnnkit.tasks.text_model import LanguageModel
+
+        lm0 = LanguageModel(lm0, lm.vocab)
+        threads = pick_torch_threads(lm0, cfg, train_ids, log)
+        torch.manual_seed(cfg.seed)
+        t = time.perf_counter()
+        (emb, rnn, head), steps, tcurve = torch_train(lm0, cfg, train_ids, val_ids, args.minutes, threads, log)
+        wall = time.perf_counter() - t
+        port_back(lm0, emb, rnn, head)
+        theirs = text.evaluate(lm0, val_ids)
+        native = torch_val_loss(emb.eval(), rnn.eval(), head.eval(), val_ids)
+        log(f"PyTorch: {steps} steps ({steps * cfg.batch_size * cfg.seq_len / len(train_ids):.2f} epochs) in "
+            f"{wall / 60:.2f} min; full validation loss {theirs['loss']:.4f} nats/char "
+            f"({theirs['bits_per_char']:.4f} bits/char; PyTorch's own evaluation: {native:.4f})")
+
+    # -- summary -------------------------------------------------------------------------------------
+    log("\n## result (full validation split, nats per character; lower is better)")
+    log(f"rnnkit  {ours['loss']:.4f}   target <= 1.50: {'met' if ours['loss'] <= 1.50 else 'NOT met'}")
+    if theirs is not None:
+        verdict = "rnnkit lower" if ours["loss"] < theirs["loss"] else "PyTorch lower"
+        log(f"PyTorch {theirs['loss']:.4f}   ({verdict}, difference {theirs['loss'] - ours['loss']:+.4f})")
+    log(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    log("\n## sample from the rnnkit model (prime 'ROMEO:', temperature 0.8, seed 0)")
+    sample = text.generate(lm, prime="ROMEO:", length=600, temperature=0.8, seed=0)[0]
+    log("ROMEO:" + sample)
+    if args.save:
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.save).write_text("\n".join(log.lines) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
