@@ -250,7 +250,7 @@ class Forecaster:
             self.history_.append(train_net(net, train, val, cfg, rng, callback=callback))
             self.nets_.append(net)
         self.sigma_scale_ = self._calibrate(val)
-        self.series_ = series
+        self.series_, self.has_full_series_ = series, True
         return self
 
     def _calibrate(self, val) -> float:
@@ -407,6 +407,7 @@ class Forecaster:
         self.series_ = [Series(tensors[f"tail.{d['name']}.y"], tensors[f"tail.{d['name']}.past"],
                                tensors[f"tail.{d['name']}.future"], None, d["name"], d["target"],
                                tuple(d["past_names"]), tuple(d["future_names"])) for d in meta["series"]]
+        self.has_full_series_ = False  # only the last lookback points are stored with the model
         return self
 
 

@@ -59,6 +59,9 @@ def evaluate(model: Forecaster, data=None, mlp: Forecaster | None = None, **load
     ``data`` defaults to the series the model was fitted on (it must be the same series: the split is
     recomputed from their lengths). Returns {"metrics", "warnings", "echo", "forecasts", "season"}.
     """
+    if data is None and not getattr(model, "has_full_series_", True):
+        raise UserError("a loaded model keeps only the tail of its series; pass the data it was fitted on "
+                        "to evaluate it")
     series = model.series_ if data is None else from_python(data, **load_kw)
     if any(s.name not in model.scalers_ for s in series):
         raise UserError("evaluate needs the series the model was fitted on")

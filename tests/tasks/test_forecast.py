@@ -197,3 +197,14 @@ def test_functional_api():
     fc = forecast.predict(model)["series"]
     assert fc["mean"].shape == (6,) and np.all(fc["lower"] <= fc["mean"]) and np.all(fc["mean"] <= fc["upper"])
     assert "seasonal_naive" in forecast.evaluate(model)["metrics"]
+
+
+def test_loaded_model_evaluates_on_given_data(tmp_path):
+    y = seasonal()
+    model = Forecaster(horizon=6, season=12, **FAST).fit(y)
+    model.save(tmp_path / "m.safetensors")
+    loaded = Forecaster.load(tmp_path / "m.safetensors")
+    with pytest.raises(UserError, match="pass the data"):
+        evaluate(loaded)
+    a, b = evaluate(model, mlp=model), evaluate(loaded, y, mlp=loaded)
+    assert a["metrics"]["model"] == b["metrics"]["model"]
