@@ -208,3 +208,15 @@ def test_loaded_model_evaluates_on_given_data(tmp_path):
         evaluate(loaded)
     a, b = evaluate(model, mlp=model), evaluate(loaded, y, mlp=loaded)
     assert a["metrics"]["model"] == b["metrics"]["model"]
+
+
+def test_past_covariate_leading_indicator_is_used():
+    rng = np.random.default_rng(2)
+    n = 240
+    lead = rng.normal(0, 1, n + 3)
+    y = 20 + 3 * lead[:-3] + rng.normal(0, 0.1, n)  # y[t] follows the indicator three steps later
+    x = lead[3:]  # observed now, says where y goes in three steps
+    model = Forecaster(horizon=3, season=1, lookback=6, epochs=80, hidden_size=16, lr=1e-2, seed=0).fit(
+        np.column_stack([y, x]))
+    rep = evaluate(model, mlp=model)
+    assert rep["metrics"]["model"]["mase"] < 0.3 * rep["metrics"]["naive"]["mase"]
