@@ -12,7 +12,6 @@ losses are computed by the same code (rnnkit's ``evaluate``, PyTorch's weights p
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -27,7 +26,6 @@ from rnnkit.data.text import CharVocab, StreamBatcher, eval_streams, read_texts,
 from rnnkit.nn.optim import CosineWarmupLR  # noqa: E402
 from rnnkit.tasks import text  # noqa: E402
 from rnnkit.tasks.text_model import build_model  # noqa: E402
-from rnnkit.tasks.text_sampling import LN2  # noqa: E402
 
 
 class Tee:

@@ -1,7 +1,6 @@
 """``rnnkit text train|generate|evaluate``: the character language model from the shell."""
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path

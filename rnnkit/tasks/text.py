@@ -18,7 +18,6 @@ import math
 import os
 import signal
 import threading
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,8 +189,7 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
             cfg.minutes = config.minutes if config.minutes is not None else cfg.minutes
         vocab = lm0.vocab
         data = start_meta.get("data")
-        text_given = start_meta.get("text_fingerprint")
-        if text_given and text is None:
+        if start_meta.get("text_fingerprint") and text is None:
             raise UserError(f"run {run_dir} was trained on text given in Python; pass the same text= to resume")
         out = run_dir if out is None else out
         log(f"resuming {ckpt} at step {start_meta['step']}")

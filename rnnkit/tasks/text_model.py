@@ -123,10 +123,6 @@ def model_tensors(model: CharRNN) -> dict[str, np.ndarray]:
     return {f"model.{k}": v for k, v in model.params.items()}
 
 
-def expected_model_tensors(model: CharRNN) -> dict[str, np.ndarray]:
-    return model_tensors(model)
-
-
 def load_model_tensors(model: CharRNN, tensors: dict[str, np.ndarray]) -> None:
     """Copy ``model.*`` tensors into the model in place (names and shapes already validated)."""
     for k, p in model.params.items():
@@ -134,7 +130,7 @@ def load_model_tensors(model: CharRNN, tensors: dict[str, np.ndarray]) -> None:
     model._table = None
 
 
-def model_from_checkpoint(path, expected_extra: bool = False):
+def model_from_checkpoint(path):
     """``(LanguageModel, tensors, meta)`` from a checkpoint file; every model tensor is validated."""
     from rnnkit import io
 
@@ -148,7 +144,7 @@ def model_from_checkpoint(path, expected_extra: bool = False):
         raise UserError(f"checkpoint {path} lacks {exc} in its metadata; it is damaged or from another tool") from None
     model = build_model(len(vocab), arch, rng=0)
     tensors, meta = io.load_checkpoint(path)
-    expected = expected_model_tensors(model)
+    expected = model_tensors(model)
     # validate the model part strictly; other groups (optimizer, state) are checked by their users
     sub = {k: v for k, v in tensors.items() if k.startswith("model.")}
     missing = sorted(set(expected) - set(sub))
