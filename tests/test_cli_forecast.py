@@ -130,3 +130,14 @@ def test_log_of_nonpositive_and_missing_file_and_bad_run(tmp_path, capsys):
     assert code == 2 and "no such file" in err
     code, err = run_err(["forecast", "predict", str(tmp_path)], capsys)
     assert code == 2 and "not a forecast run folder" in err
+
+
+def test_warning_when_seasonal_naive_wins(tmp_path, capsys):
+    t = np.arange(96)
+    data = write_csv(tmp_path / "p.csv", ["y"], [(f"{v:.6f}",) for v in 10 + np.sin(2 * np.pi * t / 12)])
+    assert main(["forecast", "train", data, "--target", "y", "--horizon", "6", "--season", "12", "--no-plot",
+                 "--out", str(tmp_path / "r"), "--epochs", "2", "--hidden-size", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the model does not beat seasonal naive" in err
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["seasonal_naive"]["mae"] < 1e-9 and metrics["warnings"]

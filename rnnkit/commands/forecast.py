@@ -134,7 +134,7 @@ def run_train(args) -> int:
     model = Forecaster(config=cfg).fit(series)
     seconds = time.perf_counter() - t0
     mlp = window_mlp_for(model)
-    rep = evaluate(model, mlp=mlp)
+    rep = evaluate(model, mlp=mlp, warn=False)
     model.save(out / MODEL_FILE)
     write_json(out / "config.json", {"data": os.path.abspath(args.data), "load": opts,
                                      "forecast": dataclasses.asdict(cfg), "season": model.season_,

@@ -4,6 +4,7 @@ baselines on the same split, the lag (echo) check, and rolling-origin backtestin
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -53,11 +54,14 @@ def window_mlp_for(model: Forecaster, data=None) -> Forecaster:
     return Forecaster(config=cfg).fit(model.series_ if data is None else data)
 
 
-def evaluate(model: Forecaster, data=None, mlp: Forecaster | None = None, **load_kw) -> dict:
+def evaluate(model: Forecaster, data=None, mlp: Forecaster | None = None, warn: bool = True,
+             **load_kw) -> dict:
     """Metrics on the test span for the model and the baselines; warnings; the test forecasts.
 
     ``data`` defaults to the series the model was fitted on (it must be the same series: the split is
     recomputed from their lengths). Returns {"metrics", "warnings", "echo", "forecasts", "season"}.
+    With ``warn`` the warnings (loses to seasonal naive, echoes the last value) are also issued with
+    :func:`warnings.warn`.
     """
     if data is None and not getattr(model, "has_full_series_", True):
         raise UserError("a loaded model keeps only the tail of its series; pass the data it was fitted on "
@@ -88,7 +92,11 @@ def evaluate(model: Forecaster, data=None, mlp: Forecaster | None = None, **load
     metrics = {k: fm.summarize(v) for k, v in per.items()}
     metrics["model"]["interval"] = model.config.interval
     echo = echo_num / echo_den if echo_den > 0 else float("inf")
-    return {"metrics": metrics, "warnings": fm.warnings_for(metrics, echo), "echo": echo,
+    found = fm.warnings_for(metrics, echo)
+    if warn:
+        for w in found:
+            warnings.warn(w, UserWarning, stacklevel=2)
+    return {"metrics": metrics, "warnings": found, "echo": echo,
             "forecasts": forecasts, "season": model.season_}
 
 
@@ -113,7 +121,7 @@ def backtest(data, config, folds: int = 3, step: int | None = None, callback=Non
         cfg = dataclasses.replace(config, test_size=H, seed=config.seed + k)
         fold = [s.head(len(s) - (n_min - cut)) for s in series]
         model = Forecaster(config=cfg).fit(fold)
-        rep = evaluate(model)
+        rep = evaluate(model, warn=False)
         rep["origin"] = cut - H
         results.append(rep)
         if callback is not None:
