@@ -189,7 +189,7 @@ def _plot(path, model, rep, fut, mlp):
                                                        model.season_)
                                for o in range(b, len(s), model.config.horizon)])
         panels.append({"name": f"{s.target} ({s.name})" if len(model.series_) > 1 else s.target,
-                       "y": s.y, "train_end": a, "val_end": b, "test": test, "future": fut.get(s.name),
+                       "y": s.y, "time": s.time, "train_end": a, "val_end": b, "test": test, "future": fut.get(s.name),
                        "baseline": {"label": f"seasonal naive (m={model.season_})", "values": base}})
     plot_forecasts(path, panels, model.config.interval,
                    title=f"{model.config.cell} forecaster, test MASE {rep['metrics']['model']['mase']:.3f} "

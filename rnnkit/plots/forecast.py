@@ -8,7 +8,8 @@ from rnnkit.plots import pyplot, save
 
 
 def plot_forecasts(path, panels: list[dict], interval: float = 0.9, title: str = "") -> str:
-    """One panel per series. Each panel dict: ``name``, ``y`` (N,), optional ``train_end``, ``val_end``,
+    """One panel per series. Each panel dict: ``name``, ``y`` (N,), optional ``time`` (N labels),
+    ``train_end``, ``val_end``,
     ``test`` = {"start", "mean", "lower", "upper"} (the test-span forecast), ``future`` = {"mean",
     "lower", "upper"} (beyond the data), ``baseline`` = {"label", "values"} over the test span."""
     plt = pyplot()
@@ -41,7 +42,12 @@ def plot_forecasts(path, panels: list[dict], interval: float = 0.9, title: str =
             ax.plot(tf, fut["mean"], color="C2", lw=1.6, label="forecast (future)")
             ax.fill_between(tf, fut["lower"], fut["upper"], color="C2", alpha=0.2)
         ax.set_title(p.get("name", ""), fontsize=10)
-        ax.set_xlabel("time step")
+        labels = p.get("time")
+        if labels:
+            ticks = np.linspace(0, len(labels) - 1, min(8, len(labels))).round().astype(int)
+            ax.set_xticks(ticks, [str(labels[i]) for i in ticks], fontsize=8)
+        else:
+            ax.set_xlabel("time step")
         ax.legend(fontsize=8, loc="upper left")
     if title:
         fig.suptitle(title)
