@@ -75,23 +75,18 @@ def rnnkit_train_step_fn(cell, H):
 
 
 def rnnkit_generate_fn(cell, H, n):
-    emb, rnn, head, *_ = rnnkit_model(cell, H)
-    rng = np.random.default_rng(2)
-    table = emb.params["W"] @ rnn.params["l0.W_x"]  # the first layer's input projection of every character
-    W, b = head.params["W"], head.params["b"]
+    """What users run: the text task's sampler (``rnnkit.tasks.text_sampling.generate``) on a CharRNN."""
+    from rnnkit.data.text import CharVocab
+    from rnnkit.tasks.text_model import CharRNN, LanguageModel
+    from rnnkit.tasks.text_sampling import generate
 
-    def generate():
-        state, c = None, 0
-        for _ in range(n):
-            h, state = rnn.step(table[c:c + 1], state, projected=True)
-            z = h @ W
-            z += b
-            p = np.exp(z - z.max())
-            c = int(np.searchsorted(np.cumsum(p), rng.random() * p.sum()))
-            c = min(c, V - 1)
-        return c
+    vocab = CharVocab("".join(chr(c) for c in range(33, 33 + V)))
+    lm = LanguageModel(CharRNN(V, cell, H, 1, E, rng=0), vocab)
 
-    return generate
+    def run():
+        return generate(lm, prime="", length=n, temperature=1.0, seed=2)
+
+    return run
 
 
 # -- PyTorch --------------------------------------------------------------------------------------------
@@ -129,20 +124,28 @@ def torch_train_step_fn(cell, H):
     return step
 
 
-def torch_generate_fn(cell, H, n):
+def torch_generate_fn(cell, H, n, module="layer"):
+    """PyTorch's generation loop: embedding, one step, linear, softmax, multinomial. ``module="layer"`` steps
+    the sequence module (``nn.LSTM`` on length 1, as the issue specifies); ``"cell"`` its one-step module
+    (``nn.LSTMCell``), PyTorch's fastest way to take one step."""
     import torch
 
     torch.manual_seed(0)
     emb, head = torch.nn.Embedding(V, E), torch.nn.Linear(H, V)
-    step = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "elman": torch.nn.RNNCell}[cell](E, H)
+    kind = {"lstm": "LSTM", "gru": "GRU", "elman": "RNN"}[cell]
+    rnn = getattr(torch.nn, kind + ("Cell" if module == "cell" else ""))(E, H)
     g = torch.Generator().manual_seed(2)
 
     def generate():
         with torch.inference_mode():
             state, c = None, torch.zeros(1, dtype=torch.long)
             for _ in range(n):
-                state = step(emb(c), state)
-                h = state[0] if isinstance(state, tuple) else state
+                if module == "cell":
+                    state = rnn(emb(c), state)
+                    h = state[0] if isinstance(state, tuple) else state
+                else:
+                    h, state = rnn(emb(c)[None], state)
+                    h = h[0]
                 p = torch.softmax(head(h), dim=-1)
                 c = torch.multinomial(p, 1, generator=g)[:, 0]
         return c
@@ -152,7 +155,7 @@ def torch_generate_fn(cell, H, n):
 
 # -- timing ---------------------------------------------------------------------------------------------
 def set_threads(framework, n):
-    if framework == "torch":
+    if framework.startswith("torch"):
         import torch
 
         torch.set_num_threads(n)
@@ -173,6 +176,7 @@ def median_time(fn, repeats, warmup=2):
 
 SETTINGS = {  # framework -> name -> (BLAS/intra-op threads, rnnkit's background thread on, cores used)
     "torch": {"1": (1, None, 1), "2": (2, None, 2)},
+    "torch_cell": {"1": (1, None, 1), "2": (2, None, 2)},
     "rnnkit": {"1 core": (1, False, 1), "1+bg": (1, True, 2), "2+bg": (2, True, 2)},
 }
 
@@ -283,7 +287,7 @@ def main(argv=None):
           f"2 threads {rates[2] / 1e9:.1f} GFLOP/s")
     print()
     head = (f"{'cell':5} {'H':>4} | {'tok/s rnnkit':>15} {'1 core':>7} {'torch':>13} {'ratio':>6} {'%GEMM':>6} | "
-            f"{'gen char/s rnnkit':>17} {'torch':>7} {'ratio':>6}" + ("" if args.no_memory else
+            f"{'gen rnnkit':>10} {'nn.LSTM':>7} {'ratio':>6} {'  Cell':>7} {'ratio':>6}" + ("" if args.no_memory else
                                                                          f" | {'peak MiB rnnkit':>15} {'torch':>6}"))
     print(head)
     print("-" * len(head))
@@ -293,21 +297,23 @@ def main(argv=None):
             train = time_interleaved({"rnnkit": rnnkit_train_step_fn(cell, H), "torch": torch_train_step_fn(cell, H)},
                                      args.steps)
             gen = time_interleaved({"rnnkit": rnnkit_generate_fn(cell, H, args.chars),
-                                    "torch": torch_generate_fn(cell, H, args.chars)}, 5)
+                                    "torch": torch_generate_fn(cell, H, args.chars),
+                                    "torch_cell": torch_generate_fn(cell, H, args.chars, "cell")}, 5)
             r_set, r_s, r_spread = best(train["rnnkit"])
             t_set, t_s, t_spread = best(train["torch"])
             r_tok, t_tok, one_core = B * T / r_s, B * T / t_s, B * T / train["rnnkit"]["1 core"][0]
             frac = r_tok * flops_per_token(cell, H) / (SETTINGS["rnnkit"][r_set][2] * rates[1])
-            g_r, g_t = best(gen["rnnkit"]), best(gen["torch"])
-            r_cps, t_cps = args.chars / g_r[1], args.chars / g_t[1]
+            g_r, g_t, g_c = best(gen["rnnkit"]), best(gen["torch"]), best(gen["torch_cell"])
+            r_cps, t_cps, c_cps = args.chars / g_r[1], args.chars / g_t[1], args.chars / g_c[1]
             row = dict(cell=cell, H=H, train_rnnkit=r_tok, train_torch=t_tok, train_ratio=r_tok / t_tok,
                        train_rnnkit_one_core=one_core, spread_rnnkit=r_spread / r_s, spread_torch=t_spread / t_s,
                        threads_rnnkit=r_set, threads_torch=t_set, gemm_fraction=frac,
                        gen_rnnkit=r_cps, gen_torch=t_cps, gen_ratio=r_cps / t_cps,
+                       gen_torch_cell=c_cps, gen_ratio_cell=r_cps / c_cps,
                        gen_threads_rnnkit=g_r[0], gen_threads_torch=g_t[0])
             line = (f"{cell:5} {H:>4} | {r_tok:>10,.0f} ±{100 * r_spread / r_s:>2.0f}% {one_core:>7,.0f} "
                     f"{t_tok:>8,.0f} ±{100 * t_spread / t_s:>2.0f}% {r_tok / t_tok:>5.2f}x {100 * frac:>5.1f}% | "
-                    f"{r_cps:>17,.0f} {t_cps:>7,.0f} {r_cps / t_cps:>5.1f}x")
+                    f"{r_cps:>10,.0f} {t_cps:>7,.0f} {r_cps / t_cps:>5.1f}x {c_cps:>7,.0f} {r_cps / c_cps:>5.1f}x")
             if not args.no_memory:
                 row["mem_rnnkit"] = peak_memory("rnnkit", cell, H)
                 row["mem_torch"] = peak_memory("torch", cell, H)

@@ -255,18 +255,29 @@ class RecurrentLayer(Layer):
         the first layer, shape (B, G*H) (for example rows of a precomputed ``embedding @ W_x`` table)."""
         if self.bidirectional:
             raise UserError("step() needs the whole sequence for a bidirectional layer; use forward()")
-        x = np.asarray(self._check_float(x, "step input"), dtype=self.dtype)
+        if type(x) is not np.ndarray or x.dtype != self.dtype:
+            x = np.asarray(self._check_float(x, "step input"), dtype=self.dtype)
         width = self.cores[0].params["W_x"].shape[1 if projected else 0]
         what = "x @ W_x of the first layer" if projected else "features"
         if x.ndim != 2 or x.shape[1] != width:
             raise UserError(f"step() expects one time step of shape (batch, {width}) ({what}), got shape "
                             f"{x.shape}" + ("; for a whole sequence use forward()" if x.ndim == 3 else ""))
-        state = self._check_state(state, x.shape[0])
-        new = []
+        B = x.shape[0]
+        if not self._is_own_state(state, B):  # the common case, a state this layer returned, skips the checks
+            state = self._check_state(state, B)
+        new = tuple(np.empty((len(self.cores), B, size), self.dtype) for size in self.state_sizes)
         for k, core in enumerate(self.cores):
             x, st = core.step(x, tuple(s[k] for s in state), projected=projected and k == 0)
-            new.append(st)
-        return x, tuple(np.stack([st[j] for st in new]) for j in range(len(self.state_sizes)))
+            for j, s in enumerate(st):
+                new[j][k] = s
+        return x, new
+
+    def _is_own_state(self, state, batch_size: int) -> bool:
+        """True for a tuple of arrays of exactly this layer's state shapes and dtype."""
+        return (type(state) is tuple and len(state) == len(self.state_sizes)
+                and all(type(s) is np.ndarray and s.dtype == self.dtype
+                        and s.shape == (len(self.cores), batch_size, size)
+                        for s, size in zip(state, self.state_sizes)))
 
     # -- introspection --------------------------------------------------------------------------
     @property
