@@ -90,11 +90,12 @@ def test_clipping_tames_an_exploding_elman():
     free = M.exploding_demo(None, steps=80, length=50)
     clipped = M.exploding_demo(1.0, steps=80, length=50)
     assert not np.isfinite(free["loss"][-1]) and len(free["loss"]) < 80
+    norms = np.array(free["grad_norm"])
+    assert norms[np.isfinite(norms)].max() > 1e6  # unclipped, the raw gradients explode
     assert len(clipped["loss"]) == 80 and np.isfinite(clipped["loss"]).all()
-    assert max(clipped["grad_norm"]) > 1e3  # the raw gradients do explode
-    # Clipping keeps every step bounded; whether this chaotic (gain 3) net also learns within 80 steps
-    # depends on float rounding order (seeds 0-4 end between 1.0 and 2.5), so that is not asserted.
-    assert max(clipped["loss"]) < 10
+    assert max(clipped["grad_norm"]) > 10  # clipping was active
+    # seeds 0-2 all end near the mean-predictor loss 0.167 (measured 0.17-0.20 over the last 50 of 300 steps)
+    assert np.mean(clipped["loss"][-20:]) < 0.5
 
 
 def test_config_and_task_errors():
