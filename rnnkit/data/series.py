@@ -342,11 +342,22 @@ class ColumnScaler:
 
 
 # -- seasonality --------------------------------------------------------------------------------
+def _acf(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Autocorrelations of ``x`` at lags 1..max_lag (index k-1 holds lag k)."""
+    x = x - x.mean()
+    denom = float(x @ x)
+    if denom <= 0:
+        return np.zeros(max_lag)
+    return np.array([x[:-k] @ x[k:] / denom for k in range(1, max_lag + 1)])
+
+
 def detect_season(y: np.ndarray, max_lag: int | None = None, threshold: float = 0.2) -> int:
     """The dominant period from the autocorrelation of the linearly detrended series (1 if none).
 
     Picks the highest local maximum of the ACF above ``threshold``; a lag whose ACF is within 10% of
-    the best and shorter wins, so that a multiple of the period is not chosen.
+    the best and shorter wins, so that a multiple of the period is not chosen. A wandering series (a
+    random walk) has spurious ACF bumps, so the period must also show in the first differences
+    (ACF > 0.1 within one step of it), else the answer is 1.
     """
     y = np.asarray(y, np.float64)
     n = len(y)
@@ -354,15 +365,13 @@ def detect_season(y: np.ndarray, max_lag: int | None = None, threshold: float = 
         return 1
     t = np.arange(n)
     resid = y - np.polyval(np.polyfit(t, y, 1), t)
-    resid = resid - resid.mean()
-    denom = float(resid @ resid)
-    if denom <= 0:
-        return 1
     max_lag = min(max_lag or n // 3, n - 2)
-    acf = np.array([resid[:-k] @ resid[k:] / denom for k in range(1, max_lag + 1)])
+    acf = _acf(resid, max_lag)
     peaks = [k + 1 for k in range(1, len(acf) - 1)
              if acf[k] > acf[k - 1] and acf[k] >= acf[k + 1] and acf[k] > threshold]
     if not peaks:
         return 1
     best = max(acf[p - 1] for p in peaks)
-    return int(min(p for p in peaks if acf[p - 1] >= 0.9 * best))
+    m = int(min(p for p in peaks if acf[p - 1] >= 0.9 * best))
+    dacf = _acf(np.diff(y), min(m + 1, n - 3))
+    return m if dacf[max(m - 2, 0):m + 1].max() > 0.1 else 1

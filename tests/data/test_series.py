@@ -188,3 +188,8 @@ def test_detect_season():
     assert detect_season(np.sin(2 * np.pi * t / 7) + 0.5 * np.sin(2 * np.pi * t / 30)
                          + rng.normal(0, 0.3, 300)) == 7
     assert detect_season(rng.normal(size=300)) == 1
+
+
+def test_detect_season_ignores_random_walk_bumps():
+    rng = np.random.default_rng(0)
+    assert [detect_season(np.cumsum(rng.normal(size=250))) for _ in range(8)] == [1] * 8
