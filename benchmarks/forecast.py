@@ -109,7 +109,7 @@ def main(argv=None) -> int:
         print("\nGenerated series (season given where the generator has one, else detected; test span = 3 "
               "horizons, so 3 forecast origins):", file=out)
         print(f"{'series':<16}{'model':>8}{'± std':>8}{'naive':>8}{'s.naive':>8}{'mlp':>8}{'cover':>7}"
-              f"{'season':>7}", file=out)
+              f"{'season':>7}{'lost':>6}", file=out)
         for kind in SYNTHETIC:
             runs = []
             for seed in seeds:
@@ -119,7 +119,9 @@ def main(argv=None) -> int:
             cov = np.mean([r[0]["model"]["coverage"] for r in runs])
             print(f"{kind:<16}{mase['model'].mean():8.3f}{mase['model'].std():8.3f}{mase['naive'].mean():8.3f}"
                   f"{mase['seasonal_naive'].mean():8.3f}{mase['window_mlp'].mean():8.3f}{cov:7.2f}"
-                  f"{runs[0][2].season_:7d}", file=out)
+                  f"{runs[0][2].season_:7d}{int(np.sum(mase['model'] >= mase['seasonal_naive'])):>4d}/{len(runs)}",
+                  file=out)
+    print("(lost: seeds where the model did not beat seasonal naive; the library warns in that case)", file=out)
     print("", file=out)
     ok = True
     for fname, m, sn in verdicts:
