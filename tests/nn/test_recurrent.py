@@ -494,3 +494,21 @@ def test_a_forked_child_starts_its_own_background_thread():
         child.kill()
     assert not alive, "the child deadlocked waiting for the parent's worker thread"
     assert queue.get(timeout=5) > 0
+
+
+def test_float32_backward_flushes_vanishing_gradients_below_1e30_float64_keeps_them():
+    """Denormals make x86 arithmetic many times slower; float32 gradients below 1e-30 are set to zero."""
+    rng = np.random.default_rng(18)
+    xs = rng.standard_normal((2, 60, 3))
+    w = np.zeros((2, 60, 4))
+    w[:, -1] = 1.0  # only the last output matters: the gradient reaching step 0 has vanished
+    grads = {}
+    for dtype in (np.float32, np.float64):
+        layer = ElmanRNN(3, 4, dtype=dtype, rng=0)
+        layer.params["l0.W_h"] *= 0.05
+        layer.forward(xs.astype(dtype))
+        _, (dh0,) = layer.backward(w.astype(dtype))
+        grads[dtype] = (dh0, layer.grads["l0.W_x"].copy())
+    assert 0 < np.abs(grads[np.float64][0]).max() < 1e-30
+    assert not grads[np.float32][0].any()
+    np.testing.assert_allclose(grads[np.float32][1], grads[np.float64][1], rtol=1e-4, atol=1e-7)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, transposed, freeze, outputs, split_masked
+from rnnkit.nn.recurrent.core import Core, flush_tiny, freeze, outputs, split_masked, transposed
 
 
 class ElmanCore(Core):
@@ -83,6 +83,8 @@ class ElmanCore(Core):
             np.matmul(dpre[t], W_hT, out=dh_next)
             if mask is not None:
                 dh_next += carry
+            if t % 4 == 0:
+                flush_tiny(dh_next)
             later.ready(t)
         return later.finish(), (dh_next,)
 

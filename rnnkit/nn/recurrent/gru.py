@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, transposed, freeze, outputs, sigmoid_, split_masked
+from rnnkit.nn.recurrent.core import Core, flush_tiny, freeze, outputs, sigmoid_, split_masked, transposed
 
 
 class GRUCore(Core):
@@ -114,6 +114,8 @@ class GRUCore(Core):
             dh_next += tmp_h
             if mask is not None:
                 dh_next += carry
+            if t % 4 == 0:
+                flush_tiny(dh_next)
             later.ready(t)
         return later.finish(), (dh_next,)
 
@@ -241,6 +243,8 @@ class GRUResetBeforeCore(GRUCore):
             dh_next += tmp_h
             if mask is not None:
                 dh_next += carry
+            if t % 4 == 0:
+                flush_tiny(dh_next)
             later.ready(t)
         return later.finish(), (dh_next,)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, transposed, freeze, outputs, split_masked
+from rnnkit.nn.recurrent.core import Core, flush_tiny, freeze, outputs, split_masked, transposed
 
 _OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "identity")
 
@@ -120,6 +120,8 @@ class JordanCore(Core):
             np.matmul(dpre[t], W_hT, out=dy_next)
             if mask is not None:
                 dy_next += carry
+            if t % 4 == 0:
+                flush_tiny(dy_next)
             later.ready(t)
         return later.finish(), (dy_next,)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, freeze, outputs, split_masked, transposed
+from rnnkit.nn.recurrent.core import Core, flush_tiny, freeze, outputs, split_masked, transposed
 
 
 class LSTMCore(Core):
@@ -145,6 +145,9 @@ class LSTMCore(Core):
             if mask is not None:
                 dh_next += carry_h
                 dc += carry_c
+            if t % 4 == 0:
+                flush_tiny(dh_next)
+                flush_tiny(dc)
             later.ready(t)
         return later.finish(), (dh_next, dc)
 
