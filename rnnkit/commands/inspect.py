@@ -108,9 +108,14 @@ def run_gradients(args) -> int:
         model, cfg = load_run(args.run)
         spec = M.get_task(cfg["task"])
         length = args.length or cfg["length"]
-        fresh = M.build_model(spec, cfg["cell"], cfg["hidden_size"], cfg["num_layers"], cfg["forget_bias"],
-                              model.dtype, rng=M.run_rngs(cfg.get("seed", 0))[0])  # its initial weights
-        models = {f"{cfg['cell']} (trained)": model, f"{cfg['cell']} (untrained)": fresh}
+        def build(rng):  # float64: in float32 the reverse loop flushes gradients below 1e-30 to zero
+            return M.build_model(spec, cfg["cell"], cfg["hidden_size"], cfg["num_layers"], cfg["forget_bias"],
+                                 np.float64, rng=rng)
+
+        trained = build(0)
+        trained.load_state_dict(model.state_dict())
+        fresh = build(M.run_rngs(cfg.get("seed", 0))[0])  # its initial weights
+        models = {f"{cfg['cell']} (trained)": trained, f"{cfg['cell']} (untrained)": fresh}
         what = f"trained run {args.run} vs the same model untrained"
     else:
         spec = M.get_task(args.task)
@@ -121,7 +126,9 @@ def run_gradients(args) -> int:
                 raise UserError(f"--cell: unknown cell {c!r}; choose from {', '.join(M.CELLS)}")
         if args.hidden_size < 1 or args.num_layers < 1:
             raise UserError("--hidden-size and --layers must be at least 1")
-        models = {c: M.build_model(spec, c, args.hidden_size, args.num_layers, rng=args.seed) for c in cells}
+        # float64, to follow a vanishing gradient below float32's range (and its 1e-30 flush)
+        models = {c: M.build_model(spec, c, args.hidden_size, args.num_layers, dtype=np.float64, rng=args.seed)
+                  for c in cells}
         what = f"fresh cells, hidden {args.hidden_size}x{args.num_layers}, seed {args.seed}"
     if (length < 2 and not spec.fixed_data) or args.batch_size < 1:
         raise UserError("--length must be at least 2 and --batch-size at least 1")
