@@ -27,7 +27,7 @@ class GRUCore(Core):
         H = self.hidden_size
         W_h, b_h = self.params["W_h"], self.params["b_h"]
         gates = self.begin(xs, self.params["b_x"], training,  # (T, B, 3H): x-side pre-activations
-                           {"dgx": (T, B, 3 * H), "dgh": (T, B, 3 * H)})
+                           {"dgx": (T, B, 3 * H)})
         hg = self.buffer("hg", (T, B, 3 * H))  # h W_h + b_h, kept for the backward of n
         hs = self.buffer("hs", (T + 1, B, H))
         tmp_h = self.buffer("tmp_h", (B, H))
@@ -77,7 +77,9 @@ class GRUCore(Core):
         self.prepared()
         w, mask = self._work, self._mask
         gates, hs, dgx = w["xg"], w["hs"], w["dgx"]
-        dgh = w["dgh"]  # h-side gradient: differs from dgx only in the n block (times r)
+        # h-side gradient: differs from dgx only in the n block (times r). It reuses the buffer of
+        # h W_h + b_h, whose only reader, prepare(), has finished: one (T, B, 3H) array less at the peak.
+        dgh = w["hg"]
         T, B, H3 = gates.shape
         H = H3 // 3
         W_hT = transposed(self.params["W_h"])
