@@ -171,6 +171,7 @@ def main(argv=None) -> int:
                    help="minutes between full-validation evaluations, inside each budget (default 2)")
     p.add_argument("--skip-torch", action="store_true", help="train only rnnkit (for quick trials)")
     p.add_argument("--save", help="also write the printed report to this file")
+    p.add_argument("--keep-model", help="write the trained rnnkit model to this checkpoint file")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override TextConfig fields (trials)")
     args = p.parse_args(argv)
     log = Tee()
@@ -200,6 +201,13 @@ def main(argv=None) -> int:
     curve = [(float(r["minutes"]), int(r["step"]), float(r["loss"])) for r in lm.rows if r["kind"] == "val"]
     for m, s, v in curve:
         log(f"  rnnkit step {s:>5} | {m:5.2f} min | val {v:.4f} nats/char")
+    if args.keep_model:  # the trained rnnkit model, loadable with rnnkit.tasks.text.load
+        from rnnkit import io
+        from rnnkit.tasks.text_model import model_tensors
+
+        io.save_checkpoint(args.keep_model, model_tensors(lm.model),
+                           {"kind": "rnnkit-text", "arch": lm.model.arch(), "vocab": lm.vocab.chars,
+                            "config": cfg.to_dict(), "step": lm.meta["step"]})
     ours = text.evaluate(lm, val_ids)
     log(f"rnnkit: {lm.meta['step']} steps ({lm.meta['step'] * cfg.batch_size * cfg.seq_len / len(train_ids):.2f} "
         f"epochs) in {wall / 60:.2f} min; full validation loss {ours['loss']:.4f} nats/char "

@@ -49,19 +49,19 @@ class TextConfig:
 
     # model
     cell: str = "lstm"              # lstm | gru | elman | jordan
-    hidden_size: int = 512
+    hidden_size: int = 384
     num_layers: int = 1
     embedding_dim: int = 64
     dropout: float = 0.0            # between stacked layers and before the output layer
     dtype: str = "float32"
     # data
-    batch_size: int = 64            # parallel streams
-    seq_len: int = 128              # characters per chunk (truncated BPTT length)
+    batch_size: int = 32            # parallel streams
+    seq_len: int = 64               # characters per chunk (truncated BPTT length)
     val_fraction: float = 0.1       # the last 10% of the corpus validates
     separator: str = DEFAULT_SEPARATOR
     replace_bad_bytes: bool = False
     # optimisation
-    lr: float = 3e-3
+    lr: float = 2e-3
     min_lr: float = 1e-4
     warmup_steps: int = 20
     weight_decay: float = 0.0
