@@ -39,6 +39,8 @@ from rnnkit.train import Callback, StopTraining, fit
 __all__ = ["TextConfig", "train", "load", "generate", "evaluate", "score", "LanguageModel", "CharRNN",
            "DEFAULT_MINUTES"]
 
+WARMUP_CHARS = 512  # training text stored with the model and read before sampling
+
 DEFAULT_MINUTES = 3.0
 """Budget when neither ``minutes`` nor ``steps`` is given (the README's first run)."""
 
@@ -245,6 +247,8 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
             schedule.total_steps = int(start_meta["schedule_total"])
     model.rnn._check_state(carry["state"], cfg.batch_size)
 
+    warmup = vocab.decode(train_ids[-WARMUP_CHARS:])  # read before sampling: see text_sampling._warm_text
+
     def snapshot_meta() -> tuple[dict, dict]:
         arrays, scalars = optimizer.state_dict()
         tensors = model_tensors(model)
@@ -253,7 +257,8 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         meta = {"kind": "rnnkit-text", "config": cfg.to_dict(), "arch": model.arch(), "vocab": vocab.chars,
                 "optim": scalars, "rng": rng.bit_generator.state, "schedule_total": schedule.total_steps,
                 "corpus": fingerprint, "data": None if text is not None else _data_spec(data),
-                "text_fingerprint": fingerprint if text is not None else None, "sources": sources}
+                "text_fingerprint": fingerprint if text is not None else None, "sources": sources,
+                "warmup": warmup}
         return tensors, meta
 
     def train_step(batch):
@@ -267,7 +272,7 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         carry["state"] = state if math.isfinite(loss) else model.initial_state(cfg.batch_size)
         return loss
 
-    lm = LanguageModel(model, vocab, {})
+    lm = LanguageModel(model, vocab, {"warmup": warmup})
     recorder = RunRecorder(out, cfg, lm, val_ids, batcher, schedule, snapshot_meta, log,
                            step0=step0, seconds0=seconds0)
     recorder.describe(sources, len(ids), len(train_ids), len(val_ids))
@@ -285,7 +290,7 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         recorder.finish(history, interrupted=interrupt.requested)
     lm.history = history  # fit's log
     lm.rows = recorder.rows  # the rows of metrics.csv (train every 10 steps, val at each evaluation)
-    lm.meta = recorder.final_meta
+    lm.meta = dict(recorder.final_meta, warmup=warmup)
     return lm
 
 

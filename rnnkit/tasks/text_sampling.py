@@ -27,8 +27,24 @@ def _start_text(lm, prime: str) -> str:
     return "\n" if "\n" in lm.vocab.chars else lm.vocab.chars[0]
 
 
+def _warm_text(lm, prime: str, warmup: str | None) -> str:
+    """Warm-up text + a paragraph break + the prime.
+
+    Trained with the state carried across chunks, a model rarely sees the all-zero state, and sampling
+    from it can fall into gibberish it never recovers from. Reading a stretch of training text first (the
+    ``warmup`` stored with the model: the end of its training split) puts the state where training kept it.
+    """
+    if warmup is None:
+        warmup = lm.meta.get("warmup") or ""
+    warmup = "".join(c for c in warmup if c in lm.vocab.chars)
+    if not warmup:
+        return _start_text(lm, prime)
+    brk = "\n\n" if "\n" in lm.vocab.chars else ""
+    return warmup + brk + prime
+
+
 def generate(lm, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
-             seed=None, num_samples: int = 1, on_text=None) -> list[str]:
+             seed=None, num_samples: int = 1, on_text=None, warmup: str | None = None) -> list[str]:
     """Sample ``num_samples`` continuations of ``prime`` (each ``length`` characters), all in one batch.
 
     temperature: logits are divided by it before the softmax. Lower is more conservative and repetitive,
@@ -37,6 +53,8 @@ def generate(lm, prime: str = "", length: int = 500, temperature: float = 1.0, t
     top_k: sample only among the k most likely characters (None: all).
     seed: int or Generator for the sampling; the same seed gives the same text.
     on_text(chars): called after every step with a list of ``num_samples`` new characters (for streaming).
+    warmup: text read (not returned) before a paragraph break and the prime; None: the model's stored
+        warm-up (the last characters of its training split), "" for none.
     Returns the continuations (without the prime). An empty prime starts from a line break.
     """
     if length < 0:
@@ -49,7 +67,8 @@ def generate(lm, prime: str = "", length: int = 500, temperature: float = 1.0, t
         raise UserError(f"num_samples must be at least 1, got {num_samples}")
     rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
     model, vocab = lm.model, lm.vocab
-    ids = vocab.encode(_start_text(lm, prime), what="prime text").astype(np.intp)
+    vocab.encode(prime, what="prime text")  # name characters outside the vocabulary
+    ids = vocab.encode(_warm_text(lm, prime, warmup), what="prime text").astype(np.intp)
     B, V = int(num_samples), len(vocab)
     state = None
     if len(ids) > 1:  # read all but the last prime character in one forward pass, then copy to B rows

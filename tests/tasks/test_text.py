@@ -204,6 +204,10 @@ def test_run_folder_contents_and_load(tmp_path):
     assert len(io.step_checkpoints(out)) == 2
     lm = text.load(out)
     assert lm.meta["kind"] == "rnnkit-text" and lm.vocab.chars == "".join(sorted(set(CORPUS)))
+    # the end of the training split is stored and read before sampling, so the state starts in-distribution
+    assert lm.meta["warmup"] == CORPUS[: int(len(CORPUS) * 0.9)][-512:]
+    assert text.generate(lm, length=20, seed=0) == text.generate(lm, length=20, seed=0, warmup=lm.meta["warmup"])
+    assert text.generate(lm, length=20, seed=0) != text.generate(lm, length=20, seed=0, warmup="")
     header = open(out / "metrics.csv").readline().strip().split(",")
     assert header[:5] == ["kind", "step", "epoch", "minutes", "loss"]
 
