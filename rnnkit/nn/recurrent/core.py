@@ -277,6 +277,42 @@ class WeightGradients:
         np.matmul(dgx[lo:hi].reshape(-1, dgx.shape[2]), W_x.T, out=self.dxs[lo:hi].reshape(-1, W_x.shape[0]))
 
 
+class StateGradient:
+    """One state's gradient flowing back through the reverse loop, with the bookkeeping every cell shares.
+
+    ``at(t)`` gives dL/d(state_t): the output gradient at t (zero where masked) plus what came back from
+    step t+1, recorded if asked, and split by the mask (past a sequence's end the gradient goes straight
+    on to the previous state: the inverse of :func:`freeze`). The cell then writes the gradient for step
+    t-1 into ``next`` and calls ``done(t)``, which adds that straight-through part and, in float32, flushes
+    values below 1e-30 every fourth step (see :func:`flush_tiny`). With ``in_place`` (no output gradient,
+    like the LSTM cell state) ``at`` returns ``next`` itself, which the cell then updates in place.
+    """
+
+    def __init__(self, dys, dstate, shape, dtype, mask, in_place: bool = False):
+        self.dys = dys * mask if dys is not None and mask is not None else dys
+        self.next = np.zeros(shape, dtype) if dstate is None else dstate.astype(dtype)
+        self.now = self.next if in_place else np.empty_like(self.next)
+        self.mask = mask
+        self.carry = np.empty_like(self.next) if mask is not None else None
+
+    def at(self, t: int, record: np.ndarray | None = None) -> np.ndarray:
+        if self.dys is not None:
+            np.add(self.dys[t], self.next, out=self.now)
+        elif self.now is not self.next:
+            self.now[...] = self.next
+        if record is not None:
+            record[t] = self.now
+        if self.mask is not None:
+            split_masked(self.now, self.mask[t], self.carry)
+        return self.now
+
+    def done(self, t: int) -> None:
+        if self.mask is not None:
+            self.next += self.carry
+        if t % 4 == 0:
+            flush_tiny(self.next)
+
+
 # -- masks: past a sequence's end the state is frozen ------------------------------------------------
 def freeze(new: np.ndarray, prev: np.ndarray, m: np.ndarray) -> None:
     """In place: new = m * new + (1 - m) * prev, with m in {0, 1} of shape (B, 1)."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, flush_tiny, freeze, outputs, split_masked, transposed
+from rnnkit.nn.recurrent.core import Core, StateGradient, freeze, outputs, transposed
 
 
 class ElmanCore(Core):
@@ -62,31 +62,16 @@ class ElmanCore(Core):
         T1, B, H = hs.shape
         T = T1 - 1
         W_hT = transposed(self.params["W_h"])
-        if dys is not None and mask is not None:
-            dys = dys * mask
-        dh_next = (np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None
-                   else dstate[0].astype(self.dtype))
-        dh = np.empty_like(dh_next)
-        carry = np.empty_like(dh) if mask is not None else None
+        g_h = StateGradient(dys, None if dstate is None else dstate[0], (B, H), self.dtype, mask)
         record = self.start_record(T, B)
         later = self.weight_grads([(self._xs, dpre, "W_x", "b_x"), (hs[:-1], dpre, "W_h", "b_h")])
         for t in range(T - 1, -1, -1):
-            if dys is not None:
-                np.add(dys[t], dh_next, out=dh)
-            else:
-                dh[...] = dh_next
-            if record is not None:
-                record[t] = dh
-            if mask is not None:
-                split_masked(dh, mask[t], carry)
+            dh = g_h.at(t, record)
             dpre[t] *= dh
-            np.matmul(dpre[t], W_hT, out=dh_next)
-            if mask is not None:
-                dh_next += carry
-            if t % 4 == 0:
-                flush_tiny(dh_next)
+            np.matmul(dpre[t], W_hT, out=g_h.next)
+            g_h.done(t)
             later.ready(t)
-        return later.finish(), (dh_next,)
+        return later.finish(), (g_h.next,)
 
     def step(self, x, state, projected=False):
         (h,) = state

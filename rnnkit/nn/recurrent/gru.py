@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, flush_tiny, freeze, outputs, sigmoid_, split_masked, transposed
+from rnnkit.nn.recurrent.core import Core, StateGradient, freeze, outputs, sigmoid_, transposed
 
 
 class GRUCore(Core):
@@ -86,24 +86,12 @@ class GRUCore(Core):
         r, z = gates[:, :, :H], gates[:, :, H:2 * H]
         P = dgx.reshape(T, B, 3, H)
 
-        if dys is not None and mask is not None:
-            dys = dys * mask
-        dh_next = (np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None
-                   else dstate[0].astype(self.dtype))
-        dh = np.empty_like(dh_next)
+        g_h = StateGradient(dys, None if dstate is None else dstate[0], (B, H), self.dtype, mask)
         tmp_h = self.buffer("tmp_h", (B, H))
-        carry = np.empty_like(dh) if mask is not None else None
         record = self.start_record(T, B)
         later = self.weight_grads([(self._xs, dgx, "W_x", "b_x"), (hs[:-1], dgh, "W_h", "b_h")])
         for t in range(T - 1, -1, -1):
-            if dys is not None:
-                np.add(dys[t], dh_next, out=dh)
-            else:
-                dh[...] = dh_next
-            if record is not None:
-                record[t] = dh
-            if mask is not None:
-                split_masked(dh, mask[t], carry)
+            dh = g_h.at(t, record)
             Pt = P[t]
             Pt[:, 2] *= dh                 # d pre_n
             Pt[:, 1] *= dh                 # d pre_z
@@ -111,15 +99,12 @@ class GRUCore(Core):
             dgh[t, :, :2 * H] = dgx[t, :, :2 * H]
             np.multiply(Pt[:, 2], r[t], out=dgh[t, :, 2 * H:])
             # h' = (1 - z) n + z h  ->  direct path z * dh', plus the path through all three gates
-            np.matmul(dgh[t], W_hT, out=dh_next)
+            np.matmul(dgh[t], W_hT, out=g_h.next)
             np.multiply(dh, z[t], out=tmp_h)
-            dh_next += tmp_h
-            if mask is not None:
-                dh_next += carry
-            if t % 4 == 0:
-                flush_tiny(dh_next)
+            g_h.next += tmp_h
+            g_h.done(t)
             later.ready(t)
-        return later.finish(), (dh_next,)
+        return later.finish(), (g_h.next,)
 
     def step(self, x, state, projected=False):
         (h,) = state
@@ -211,44 +196,29 @@ class GRUResetBeforeCore(GRUCore):
         W_hrz_T, W_hn_T = transposed(W_h[:, :2 * H]), transposed(W_h[:, 2 * H:])
         r, z = gates[:, :, :H], gates[:, :, H:2 * H]
         P = dgx.reshape(T, B, 3, H)
-        if dys is not None and mask is not None:
-            dys = dys * mask
-        dh_next = (np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None
-                   else dstate[0].astype(self.dtype))
-        dh = np.empty_like(dh_next)
-        drh = np.empty_like(dh_next)
+        g_h = StateGradient(dys, None if dstate is None else dstate[0], (B, H), self.dtype, mask)
+        drh = np.empty((B, H), self.dtype)
         tmp_h = self.buffer("tmp_h", (B, H))
-        carry = np.empty_like(dh) if mask is not None else None
         record = self.start_record(T, B)
         later = self.weight_grads([(self._xs, dgx, "W_x", "b_x"),
                                    (hs[:-1], dgx, "W_h", "b_h", slice(0, 2 * H)),
                                    (rh, dgx, "W_h", "b_h", slice(2 * H, 3 * H))])
         for t in range(T - 1, -1, -1):
-            if dys is not None:
-                np.add(dys[t], dh_next, out=dh)
-            else:
-                dh[...] = dh_next
-            if record is not None:
-                record[t] = dh
-            if mask is not None:
-                split_masked(dh, mask[t], carry)
+            dh = g_h.at(t, record)
             Pt = P[t]
             Pt[:, 2] *= dh                 # d pre_n
             Pt[:, 1] *= dh                 # d pre_z
             np.matmul(Pt[:, 2], W_hn_T, out=drh)
             Pt[:, 0] *= drh                # d pre_r
             # h' = (1 - z) n + z h, with h also inside r * h and in the r, z products
-            np.matmul(dgx[t, :, :2 * H], W_hrz_T, out=dh_next)
+            np.matmul(dgx[t, :, :2 * H], W_hrz_T, out=g_h.next)
             np.multiply(dh, z[t], out=tmp_h)
-            dh_next += tmp_h
+            g_h.next += tmp_h
             np.multiply(drh, r[t], out=tmp_h)
-            dh_next += tmp_h
-            if mask is not None:
-                dh_next += carry
-            if t % 4 == 0:
-                flush_tiny(dh_next)
+            g_h.next += tmp_h
+            g_h.done(t)
             later.ready(t)
-        return later.finish(), (dh_next,)
+        return later.finish(), (g_h.next,)
 
     def step(self, x, state, projected=False):
         (h,) = state

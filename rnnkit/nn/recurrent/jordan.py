@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, flush_tiny, freeze, outputs, split_masked, transposed
+from rnnkit.nn.recurrent.core import Core, StateGradient, freeze, outputs, transposed
 
 _OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "identity")
 
@@ -95,35 +95,22 @@ class JordanCore(Core):
         T, B, H = hid.shape
         O = self._output_size
         W_hT, W_oT = transposed(self.params["W_h"]), transposed(self.params["W_o"])
-        if dys is not None and mask is not None:
-            dys = dys * mask
-        dy_next = (np.zeros((B, O), self.dtype) if dstate is None or dstate[0] is None
-                   else dstate[0].astype(self.dtype))
-        dy = np.empty_like(dy_next)
+        g_y = StateGradient(dys, None if dstate is None else dstate[0], (B, O), self.dtype, mask)
         dh = np.empty((B, H), self.dtype)
-        carry = np.empty_like(dy) if mask is not None else None
         record = self.start_record(T, B)
         later = self.weight_grads([(self._xs, dpre, "W_x", "b_x"), (ys[:-1], dpre, "W_h", "b_h"),
                                    (hid, dpo, "W_o", "b_o")])
         for t in range(T - 1, -1, -1):
-            if dys is not None:
-                np.add(dys[t], dy_next, out=dy)
-            else:
-                dy[...] = dy_next
-            if mask is not None:
-                split_masked(dy, mask[t], carry)
+            dy = g_y.at(t)
             dpo[t] *= dy                          # y = out(h W_o + b_o)
             np.matmul(dpo[t], W_oT, out=dh)
             if record is not None:
                 record[t] = dh
             dpre[t] *= dh                         # h = tanh(x W_x + y_prev W_h + b)
-            np.matmul(dpre[t], W_hT, out=dy_next)
-            if mask is not None:
-                dy_next += carry
-            if t % 4 == 0:
-                flush_tiny(dy_next)
+            np.matmul(dpre[t], W_hT, out=g_y.next)
+            g_y.done(t)
             later.ready(t)
-        return later.finish(), (dy_next,)
+        return later.finish(), (g_y.next,)
 
     def step(self, x, state, projected=False):
         (y,) = state

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, flush_tiny, freeze, outputs, split_masked, transposed
+from rnnkit.nn.recurrent.core import Core, StateGradient, freeze, outputs, transposed
 
 
 class LSTMCore(Core):
@@ -112,28 +112,14 @@ class LSTMCore(Core):
         W_hT = transposed(self.params["W_h"])
         f = gates.reshape(T, B, 4, H)[:, :, 1]
         dg4 = dg.reshape(T, B, 4, H)
-        if dys is not None and mask is not None:
-            dys = dys * mask  # outputs were zeroed past the end
-        dh_next = (np.zeros((B, H), self.dtype) if dstate is None or dstate[0] is None
-                   else dstate[0].astype(self.dtype))
-        dc = np.zeros((B, H), self.dtype) if dstate is None or dstate[1] is None else dstate[1].astype(self.dtype)
-        dh = np.empty_like(dh_next)
+        dstate = (None, None) if dstate is None else dstate
+        g_h = StateGradient(dys, dstate[0], (B, H), self.dtype, mask)
+        g_c = StateGradient(None, dstate[1], (B, H), self.dtype, mask, in_place=True)
         tmp_h = self.buffer("tmp_h", (B, H))
-        carry_h = np.empty_like(dh) if mask is not None else None
-        carry_c = np.empty_like(dh) if mask is not None else None
         record = self.start_record(T, B)
         later = self.weight_grads([(self._xs, dg, "W_x", "b_x"), (hs[:-1], dg, "W_h", "b_h")])
         for t in range(T - 1, -1, -1):
-            # dL/dh_t: from the output at t and from step t+1
-            if dys is not None:
-                np.add(dys[t], dh_next, out=dh)
-            else:
-                dh[...] = dh_next
-            if record is not None:
-                record[t] = dh
-            if mask is not None:  # inverts freeze(): past the end the gradient flows straight through
-                split_masked(dh, mask[t], carry_h)
-                split_masked(dc, mask[t], carry_c)
+            dh, dc = g_h.at(t, record), g_c.at(t)  # dL/dh_t, dL/dc_t: from the output at t and from t+1
             # c' = f*c + i*g ; h' = o*tanh(c')
             np.multiply(dh, A[t], out=tmp_h)
             dc += tmp_h
@@ -141,15 +127,11 @@ class LSTMCore(Core):
             dg4[t, :, 3] *= dh
             dc *= f[t]
             # gates = x W_x + h W_h + b
-            np.matmul(dg[t], W_hT, out=dh_next)
-            if mask is not None:
-                dh_next += carry_h
-                dc += carry_c
-            if t % 4 == 0:
-                flush_tiny(dh_next)
-                flush_tiny(dc)
+            np.matmul(dg[t], W_hT, out=g_h.next)
+            g_h.done(t)
+            g_c.done(t)
             later.ready(t)
-        return later.finish(), (dh_next, dc)
+        return later.finish(), (g_h.next, g_c.next)
 
     def step(self, x, state, projected=False):
         h, c = state
