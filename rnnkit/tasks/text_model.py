@@ -14,6 +14,7 @@ from rnnkit.errors import UserError
 from rnnkit.nn.base import Layer, as_rng
 from rnnkit.nn.layers import Dense, Dropout, Embedding
 from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN, JordanRNN
+from rnnkit.nn.recurrent.tokens import Tokens
 
 CELLS = ("lstm", "gru", "elman", "jordan")
 ARCH_KEYS = ("cell", "hidden_size", "num_layers", "embedding_dim", "dropout", "dtype")
@@ -69,14 +70,16 @@ class CharRNN(Layer):
     def forward(self, ids, state=None, training: bool = False):
         """ids (B, T) ints -> (logits (B, T, V), final state to carry into the next chunk)."""
         self._table = None  # weights may change after a forward in training
-        hs, state = self.rnn.forward(self.embed.forward(ids), state, training=training)
+        # the embedding lookup is handed to the recurrent layer as Tokens: it projects the table once
+        # (V rows) instead of every position (B*T rows), and returns the table's gradient
+        hs, state = self.rnn.forward(Tokens(self.embed.W, ids), state, training=training)
         return self.head.forward(self.drop.forward(hs, training=training)), state
 
     def backward(self, dlogits):
         """dlogits (B, T, V) -> None; accumulates into ``grads`` (no gradient flows into the state)."""
         dhs = self.drop.backward(self.head.backward(dlogits))
-        dxs, _ = self.rnn.backward(dhs)
-        self.embed.backward(dxs)
+        dtable, _ = self.rnn.backward(dhs)
+        self.embed.grads["W"] += dtable
 
     # -- generation -------------------------------------------------------------------------
     def step(self, ids, state=None):

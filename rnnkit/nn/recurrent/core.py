@@ -61,6 +61,7 @@ class Core(Layer):
     gates: tuple[str, ...] = ("h",)
     n_state = 1  # how many arrays the state has: LSTM 2 (h, c), the others 1
     overlap = True  # large GEMMs and backward preparation on the background thread, during the loops
+    takes_tokens = False  # forward accepts TokenSteps (see rnnkit.nn.recurrent.tokens) and returns their gradient
 
     def __init__(self, input_size: int, hidden_size: int, *, feedback_size: int | None = None,
                  dtype=np.float32, rng: np.random.Generator):

@@ -17,6 +17,7 @@ from rnnkit.nn.recurrent.elman import ElmanCore
 from rnnkit.nn.recurrent.gru import GRUCore, GRUResetBeforeCore
 from rnnkit.nn.recurrent.jordan import JordanCore
 from rnnkit.nn.recurrent.lstm import LSTMCore
+from rnnkit.nn.recurrent.tokens import Tokens, TokenSteps, check_tokens, scatter_rows
 
 
 class RecurrentLayer(Layer):
@@ -30,7 +31,7 @@ class RecurrentLayer(Layer):
         over unchanged and the output and its gradients are zero, so a padded row (padding at either end)
         gives exactly the numbers it would give alone.
     backward(dys, dstate=None) -> (dxs (B, T, D), dstate0): accumulates into ``grads``; either argument may be
-        None. The state returned by forward may be fed to the next forward (truncated BPTT): gradients
+        None. Input given as ``Tokens(table, ids)`` (an embedding lookup) returns the table's gradient instead. The state returned by forward may be fed to the next forward (truncated BPTT): gradients
         stop there.
     step(x (B, D), state=None) -> (y (B, O), state): one time step (unidirectional only), any batch size.
 
@@ -67,6 +68,7 @@ class RecurrentLayer(Layer):
         self.output_size = size
         self._dropout_masks: list[np.ndarray | None] = []
         self._shape = None
+        self._tokens = None
 
     @staticmethod
     def _name(layer: int, direction: int) -> str:
@@ -172,12 +174,18 @@ class RecurrentLayer(Layer):
     # -- forward / backward ---------------------------------------------------------------------
     def forward(self, xs, state=None, mask=None, training: bool = False):
         self._shape = None  # set again only when this forward completes
-        xs = self._check_input(xs)
-        B, T, _ = xs.shape
+        if isinstance(xs, Tokens):  # rows of an embedding table (see rnnkit.nn.recurrent.tokens)
+            tokens = check_tokens(xs, self.input_size, self.dtype, type(self).__name__)
+            B, T = tokens.ids.shape
+            x = TokenSteps(tokens.table, np.ascontiguousarray(tokens.ids.T))
+        else:
+            xs = self._check_input(xs)
+            B, T, _ = xs.shape
+            x = xs.transpose(1, 0, 2).copy()  # (T, B, D), our own copy: each step one contiguous block
         state = self._check_state(state, B)
         m = self._check_mask(mask, B, T)
         dirs = self.num_directions
-        x = xs.transpose(1, 0, 2).copy()  # (T, B, D), our own copy: each step one contiguous block
+        self._tokens = x if isinstance(x, TokenSteps) else None
         finals: list[tuple[np.ndarray, ...]] = []
         self._dropout_masks = []
         for layer in range(self.num_layers):
@@ -185,10 +193,14 @@ class RecurrentLayer(Layer):
             for d in range(dirs):
                 k = layer * dirs + d
                 core_state = tuple(s[k] for s in state)
+                xin = x
+                if isinstance(x, TokenSteps) and not self.cores[k].takes_tokens:
+                    xin = x.materialize()
                 if d == 0:
-                    ys, final = self.cores[k].forward(x, core_state, m, training)
+                    ys, final = self.cores[k].forward(xin, core_state, m, training)
                 else:  # the reverse direction runs on the time-reversed sequence
-                    ys, final = self.cores[k].forward(np.ascontiguousarray(x[::-1]), core_state,
+                    xin = xin.reversed() if isinstance(xin, TokenSteps) else np.ascontiguousarray(xin[::-1])
+                    ys, final = self.cores[k].forward(xin, core_state,
                                                       None if m is None else np.ascontiguousarray(m[::-1]),
                                                       training)
                     ys = ys[::-1]
@@ -241,12 +253,18 @@ class RecurrentLayer(Layer):
                     dy = dx[:, :, d * O:(d + 1) * O]
                     dy = np.ascontiguousarray(dy[::-1] if d else dy)
                 dxs, ds0 = self.cores[k].backward(dy, tuple(core_dstate[k]))
-                if d:
+                if layer == 0 and self._tokens is not None:
+                    if not self.cores[k].takes_tokens:  # (T, B, E) -> the table's gradient (V, E)
+                        ids = self._tokens.ids[::-1] if d else self._tokens.ids
+                        dxs = scatter_rows(dxs, ids, self._tokens.table.shape[0])
+                elif d:
                     dxs = dxs[::-1]
                 dinput = dxs if dinput is None else dinput + dxs
                 dstate0[k] = ds0
             dx = dinput
         dstate0 = tuple(np.stack([ds[j] for ds in dstate0]) for j in range(n_state))
+        if self._tokens is not None:
+            return dx, dstate0  # the gradient of the token table, (V, E)
         return np.ascontiguousarray(dx.transpose(1, 0, 2)), dstate0
 
     # -- streaming ------------------------------------------------------------------------------
