@@ -4,8 +4,8 @@ Same process run, same shapes, same dtype (float32): embedding -> recurrent laye
 cross-entropy -> backward -> global-norm clip (5.0) -> Adam, at B=32, T=100, V=65, E=64; and generation at
 batch 1, one character at a time (embedding, one step, linear, softmax, sample), PyTorch through its
 one-step modules (``nn.LSTMCell``, ``GRUCell``, ``RNNCell``). PyTorch runs with 1 and 2 intra-op threads;
-rnnkit strictly on one thread ("1 core"), on one BLAS thread plus its background thread ("1+bg") and on two
-BLAS threads plus it ("2+bg"). The calls of all settings of both frameworks are interleaved, repeat by
+rnnkit strictly on one thread ("1 core"), on one BLAS thread plus its second core ("1+bg": the background
+thread, and for the LSTM a team of two threads sharing the hidden units) and on two BLAS threads ("2+bg"). The calls of all settings of both frameworks are interleaved, repeat by
 repeat, so that a change in the machine's load hits them alike; each framework is credited with its best
 setting (median), and the spread (half the interquartile range) is printed. Also printed: the machine's
 float32 GEMM rate measured in this run and the fraction of it the training step reaches (per core used),
@@ -51,6 +51,7 @@ def rnnkit_model(cell, H, seed=0):
 def rnnkit_train_step_fn(cell, H):
     from rnnkit.nn.losses import softmax_cross_entropy
     from rnnkit.nn.optim import clip_grad_norm
+    from rnnkit.nn.recurrent.tokens import Tokens
 
     emb, rnn, head, params, grads, opt = rnnkit_model(cell, H)
     rng = np.random.default_rng(1)
@@ -60,12 +61,12 @@ def rnnkit_train_step_fn(cell, H):
     def step():
         for g in grads.values():
             g.fill(0)
-        x = emb.forward(ids[:, :-1])
-        hs, st = rnn.forward(x, state[0], training=True)
+        # the embedding lookup as token input, as the text task runs it (rnnkit.nn.recurrent.tokens)
+        hs, st = rnn.forward(Tokens(emb.W, ids[:, :-1]), state[0], training=True)
         logits = head.forward(hs)
         loss, dlogits = softmax_cross_entropy(logits, ids[:, 1:])
-        dx, _ = rnn.backward(head.backward(dlogits))
-        emb.backward(dx)
+        dtable, _ = rnn.backward(head.backward(dlogits))
+        emb.grads["W"] += dtable
         clip_grad_norm(grads, 5.0)
         opt.step(grads)
         state[0] = st  # carried across batches, as in char-rnn training
@@ -174,10 +175,11 @@ def median_time(fn, repeats, warmup=2):
     return statistics.median(times)
 
 
-SETTINGS = {  # framework -> name -> (BLAS/intra-op threads, rnnkit's background thread on, cores used)
-    "torch": {"1": (1, None, 1), "2": (2, None, 2)},
-    "torch_cell": {"1": (1, None, 1), "2": (2, None, 2)},
-    "rnnkit": {"1 core": (1, False, 1), "1+bg": (1, True, 2), "2+bg": (2, True, 2)},
+SETTINGS = {  # framework -> name -> (BLAS/intra-op threads, rnnkit's background thread on, cores used,
+    #                                 rnnkit's LSTM team size: None = automatic, 2 here)
+    "torch": {"1": (1, None, 1, None), "2": (2, None, 2, None)},
+    "torch_cell": {"1": (1, None, 1, None), "2": (2, None, 2, None)},
+    "rnnkit": {"1 core": (1, False, 1, 1), "1+bg": (1, True, 2, None), "2+bg": (2, True, 2, 1)},
 }
 
 
@@ -186,11 +188,13 @@ def time_interleaved(fns, repeats, warmup=2):
 
     Returns {framework: {setting: (median seconds, half interquartile range)}}."""
     from rnnkit.nn.recurrent.core import Core
+    from rnnkit.nn.recurrent.lstm import LSTMCore
 
     def call(framework, setting, fn):
-        n, background, _ = SETTINGS[framework][setting]
+        n, background, _, team = SETTINGS[framework][setting]
         if background is not None:
             Core.overlap = background
+            LSTMCore.threads = team
         with set_threads(framework, n):
             t0 = time.perf_counter()
             fn()
@@ -204,7 +208,7 @@ def time_interleaved(fns, repeats, warmup=2):
     for _ in range(repeats):
         for item in plan:
             times[item[:2]].append(call(*item))
-    Core.overlap = True
+    Core.overlap, LSTMCore.threads = True, None
     out = {fw: {} for fw in fns}
     for (fw, setting), ts in times.items():
         q1, _, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (ts[0],) * 3

@@ -57,6 +57,9 @@ class CharRNN(Layer):
         self.drop = Dropout(dropout, rng=self.rng, dtype=dtype)
         self.head = self.add_child("head", Dense(rnn.output_size, V, dtype=dtype, rng=self.rng))
         self._table = None  # (V, G*H) embedding @ W_x of layer 0, for step(); rebuilt on demand
+        # token input pays when the table is small: its backward sums gate gradients per distinct token
+        # (a GEMM with a one-hot matrix of up to V columns), against the B*T-row GEMMs it saves
+        self.token_input = V <= 4 * E
 
     def arch(self) -> dict:
         """The constructor arguments (except vocab and rng): enough to rebuild the model."""
@@ -70,16 +73,22 @@ class CharRNN(Layer):
     def forward(self, ids, state=None, training: bool = False):
         """ids (B, T) ints -> (logits (B, T, V), final state to carry into the next chunk)."""
         self._table = None  # weights may change after a forward in training
-        # the embedding lookup is handed to the recurrent layer as Tokens: it projects the table once
-        # (V rows) instead of every position (B*T rows), and returns the table's gradient
-        hs, state = self.rnn.forward(Tokens(self.embed.W, ids), state, training=training)
+        if self.token_input:
+            # the embedding lookup handed to the recurrent layer as Tokens: it projects the table once
+            # (V rows) instead of every position (B*T rows), and returns the table's gradient
+            hs, state = self.rnn.forward(Tokens(self.embed.W, ids), state, training=training)
+        else:
+            hs, state = self.rnn.forward(self.embed.forward(ids), state, training=training)
         return self.head.forward(self.drop.forward(hs, training=training)), state
 
     def backward(self, dlogits):
         """dlogits (B, T, V) -> None; accumulates into ``grads`` (no gradient flows into the state)."""
         dhs = self.drop.backward(self.head.backward(dlogits))
-        dtable, _ = self.rnn.backward(dhs)
-        self.embed.grads["W"] += dtable
+        dx, _ = self.rnn.backward(dhs)
+        if self.token_input:
+            self.embed.grads["W"] += dx  # the table's gradient
+        else:
+            self.embed.backward(dx)
 
     # -- generation -------------------------------------------------------------------------
     def step(self, ids, state=None):

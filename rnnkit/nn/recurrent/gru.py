@@ -1,12 +1,13 @@
-"""GRU core: one layer, one direction, with its fused forward loop and hand-derived BPTT."""
+"""GRU cores: one layer, one direction, with their fused forward loops and hand-derived BPTT."""
 from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, StateGradient, freeze, outputs, sigmoid_, transposed
+from rnnkit.nn.recurrent.core import Core, StateGradient, flush_tiny, freeze, outputs, sigmoid_, transposed
+from rnnkit.nn.recurrent.teamcore import TeamCore
 
 
-class GRUCore(Core):
+class GRUCore(TeamCore):
     """Gated recurrent unit (Cho et al. 2014) in the PyTorch/cuDNN form ("reset after").
 
     Gate order r, z, n in blocks of H columns of ``W_x`` (D, 3H), ``W_h`` (H, 3H), ``b_x``, ``b_h`` (3H,):
@@ -17,95 +18,135 @@ class GRUCore(Core):
         h' = (1 - z) * n + z * h
 
     State (h,), (B, H). The reset gate acts after the recurrent product, so ``b_hn`` stays inside it: this is
-    what lets one GEMM per step serve all three gates.
+    what lets one GEMM per step serve all three gates. Feature-major and run by a team of threads, like
+    the LSTM (see :mod:`rnnkit.nn.recurrent.teamcore`).
     """
 
     gates = ("r", "z", "n")
+    order = (0, 1, 2)
 
+    # -- forward ----------------------------------------------------------------------------------
     def forward(self, xs, state, mask=None, training=False):
         T, B, _ = xs.shape
         H = self.hidden_size
-        W_h, b_h = self.params["W_h"], self.params["b_h"]
-        gates = self.begin(xs, self.params["b_x"], training,  # (T, B, 3H): x-side pre-activations
-                           {"dgx": (T, B, 3 * H)})
-        hg = self.buffer("hg", (T, B, 3 * H))  # h W_h + b_h, kept for the backward of n
-        hs = self.buffer("hs", (T + 1, B, H))
-        tmp_h = self.buffer("tmp_h", (B, H))
-        hs[0] = state[0]
+        parts = self.start_forward(xs, state, {"hg": (T, 3 * H, B)})  # hg: h W_h + b_h of every step
+        m = None if mask is None else mask.reshape(T, 1, B)
+        self.run(len(parts), self._forward_member, parts, xs, m)
+        return self.finish_forward(parts, xs, mask, (self._work["hs"][T].T.copy(),))
+
+    def _forward_member(self, k, sync, parts, xs, m):
+        lo, hi = parts[k]
+        n, T = hi - lo, xs.shape[0]
+        p, w = self.params, self._work
+        WhT, WxT, bias = self.member_weights(lo, hi, p["b_x"])
+        xg, hg = w["xg"][:, 3 * lo:3 * hi], w["hg"][:, 3 * lo:3 * hi]
+        # r and z pre-activations halved up front (sigmoid(a) = 0.5 tanh(a / 2) + 0.5), both sides
+        self.project_inputs(xs, WxT, bias, slice(0, 2 * n), xg)
+        WhT[:2 * n] *= 0.5
+        for j, cols in self.columns(lo, hi):  # hg starts as b_h; each step adds h W_h
+            hg[:, j * n:(j + 1) * n] = p["b_h"][cols, None] * (0.5 if j < 2 else 1.0)
+        hs = w["hs"]
+        tmp, tmp_n = w[f"tmp{k}"], w[f"tmpn{k}"]
         for t in range(T):
-            self.input_ready(t)
-            gt, hgt = gates[t], hg[t]
-            np.matmul(hs[t], W_h, out=hgt)
-            hgt += b_h
-            rz = gt[:, :2 * H]
-            rz += hgt[:, :2 * H]
-            sigmoid_(rz)
-            r, z, n = gt[:, :H], gt[:, H:2 * H], gt[:, 2 * H:]
-            np.multiply(r, hgt[:, 2 * H:], out=tmp_h)
-            n += tmp_h
-            np.tanh(n, out=n)
+            gt, hgt = xg[t], hg[t]
+            np.matmul(WhT, hs[t], out=tmp)
+            hgt += tmp
+            rz = gt[:2 * n]
+            rz += hgt[:2 * n]
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            r, z, c = gt[:n], gt[n:2 * n], gt[2 * n:]
+            np.multiply(r, hgt[2 * n:], out=tmp_n)
+            c += tmp_n
+            np.tanh(c, out=c)
             # h' = n + z * (h - n)
-            np.subtract(hs[t], n, out=tmp_h)
-            tmp_h *= z
-            np.add(n, tmp_h, out=hs[t + 1])
-            if mask is not None:
-                freeze(hs[t + 1], hs[t], mask[t])
-            self.step_done(t)
-        self._mask = mask
-        return outputs(hs[1:], mask), (hs[T].copy(),)
+            h = hs[t + 1, lo:hi]
+            np.subtract(hs[t, lo:hi], c, out=tmp_n)
+            tmp_n *= z
+            np.add(c, tmp_n, out=h)
+            if m is not None:
+                freeze(h, hs[t, lo:hi], m[t])
+            sync()  # every unit of h_{t+1} is written
 
-    def prepare(self, lo, hi):
-        """Forward-only factors for steps lo..hi-1, in dgx = [P_r, P_z, P_n] (which becomes the x-side gradient):
-            d pre_n = dh' (1 - z)(1 - n^2)               = dh' P_n
-            d pre_z = dh' (h - n) z (1 - z)              = dh' P_z
-            d pre_r = d pre_n (h W_hn + b_hn) r (1 - r)  = d pre_n P_r"""
-        w = self._work
-        gates, hg, h_prev = w["xg"][lo:hi], w["hg"][lo:hi], w["hs"][lo:hi]
-        H = self.hidden_size
-        r, z, n = gates[:, :, :H], gates[:, :, H:2 * H], gates[:, :, 2 * H:]
-        P = w["dgx"][lo:hi].reshape(hi - lo, gates.shape[1], 3, H)
-        np.subtract(1, z, out=P[:, :, 2])
-        P[:, :, 2] *= 1 - np.square(n)
-        np.subtract(h_prev, n, out=P[:, :, 1])
-        P[:, :, 1] *= z
-        P[:, :, 1] *= 1 - z
-        np.subtract(1, r, out=P[:, :, 0])
-        P[:, :, 0] *= r
-        P[:, :, 0] *= hg[:, :, 2 * H:]
-
+    # -- backward ---------------------------------------------------------------------------------
     def backward_loop(self, dys, dstate):
-        self.prepared()
-        w, mask = self._work, self._mask
-        gates, hs, dgx = w["xg"], w["hs"], w["dgx"]
-        # h-side gradient: differs from dgx only in the n block (times r). It reuses the buffer of
-        # h W_h + b_h, whose only reader, prepare(), has finished: one (T, B, 3H) array less at the peak.
-        dgh = w["hg"]
-        T, B, H3 = gates.shape
-        H = H3 // 3
-        W_hT = transposed(self.params["W_h"])
-        r, z = gates[:, :, :H], gates[:, :, H:2 * H]
-        P = dgx.reshape(T, B, 3, H)
-
-        g_h = StateGradient(dys, None if dstate is None else dstate[0], (B, H), self.dtype, mask)
-        tmp_h = self.buffer("tmp_h", (B, H))
+        parts, xs, mask = self.start_backward()
+        T, B, _ = xs.shape
+        H = self.hidden_size
+        for name, shape in (("dgh", (T, 3 * H, B)), ("dpn", (T, H, B)), ("Wh_p", (H, 3 * H)),
+                            ("h_cat", (H, T * B))):
+            self.buffer(name, shape)
+        dxs = self.input_grad_buffer(xs, parts)
+        dstate0 = (np.empty((B, H), dtype=self.dtype),)
         record = self.start_record(T, B)
-        later = self.weight_grads([(self._xs, dgx, "W_x", "b_x"), (hs[:-1], dgh, "W_h", "b_h")])
-        for t in range(T - 1, -1, -1):
-            dh = g_h.at(t, record)
-            Pt = P[t]
-            Pt[:, 2] *= dh                 # d pre_n
-            Pt[:, 1] *= dh                 # d pre_z
-            Pt[:, 0] *= Pt[:, 2]           # d pre_r
-            dgh[t, :, :2 * H] = dgx[t, :, :2 * H]
-            np.multiply(Pt[:, 2], r[t], out=dgh[t, :, 2 * H:])
-            # h' = (1 - z) n + z h  ->  direct path z * dh', plus the path through all three gates
-            np.matmul(dgh[t], W_hT, out=g_h.next)
-            np.multiply(dh, z[t], out=tmp_h)
-            g_h.next += tmp_h
-            g_h.done(t)
-            later.ready(t)
-        return later.finish(), (g_h.next,)
+        dys = None if dys is None else (dys if mask is None else dys * mask)
+        m = None if mask is None else mask.reshape(T, 1, B)
+        dh0 = None if dstate is None else dstate[0]
+        self.run(len(parts), self._backward_member, parts, xs, m, dys, dh0, dxs, dstate0, record)
+        return self.finish_input_grad(xs, dxs), dstate0
 
+    def _backward_member(self, k, sync, parts, xs, m, dys, dh0, dxs, dstate0, record):
+        lo, hi = parts[k]
+        n = hi - lo
+        T, B, _ = xs.shape
+        w = self._work
+        xg, hg, dgh_all = w["xg"][:, 3 * lo:3 * hi], w["hg"][:, 3 * lo:3 * hi], w["dgh"]
+        dgh, dpn = dgh_all[:, 3 * lo:3 * hi], w["dpn"][:, lo:hi]
+        Wp = self.recurrent_rows(lo, hi, parts)
+        self.copy_states(k, lo, hi, T)
+        # what needs the forward alone, for all steps at once (dh' = dL/dh'):
+        #   d pre_n = dh' (1 - z)(1 - n^2)               = dh' P_n       (dpn)
+        #   d pre_z = dh' (h - n) z (1 - z)              = dh' P_z       (z rows of dgh)
+        #   d pre_r = d pre_n (h W_hn + b_hn) r (1 - r)  = d pre_n P_r   (r rows of dgh)
+        r, z, c = xg[:, :n], xg[:, n:2 * n], xg[:, 2 * n:]
+        one_minus = dgh[:, 2 * n:]  # scratch until the loop writes the n rows
+        np.square(c, out=dpn)
+        np.subtract(1, dpn, out=dpn)
+        np.subtract(1, z, out=one_minus)
+        dpn *= one_minus
+        np.subtract(w["hs"][:T, lo:hi], c, out=dgh[:, n:2 * n])
+        dgh[:, n:2 * n] *= z
+        dgh[:, n:2 * n] *= one_minus
+        np.subtract(1, r, out=dgh[:, :n])
+        dgh[:, :n] *= r
+        dgh[:, :n] *= hg[:, 2 * n:]
+        # the reverse loop
+        dh = self.initial_grad(dh0, lo, hi, B)
+        now, direct = np.empty((n, B), self.dtype), w[f"tmpn{k}"]
+        carry = np.empty_like(dh) if m is not None else None
+        dy = None if dys is None else dys[:, :, lo:hi].transpose(0, 2, 1)  # (T, n, B) view
+        for t in range(T - 1, -1, -1):
+            if dy is None:
+                now[...] = dh
+            else:
+                np.add(dy[t], dh, out=now)  # dL/dh_t: from the output at t and from step t+1
+            if record is not None:
+                record[t, :, lo:hi] = now.T
+            if m is not None:  # past a sequence's end the gradient passes straight to the previous state
+                np.multiply(now, 1 - m[t], out=carry)
+                now *= m[t]
+            d, dn = dgh[t], dpn[t]
+            dn *= now  # d pre_n
+            d[n:2 * n] *= now  # d pre_z
+            d[:n] *= dn  # d pre_r
+            np.multiply(dn, r[t], out=d[2 * n:])  # the h side of n: d (h W_hn + b_hn)
+            np.multiply(now, z[t], out=direct)  # h' = (1 - z) n + z h: the direct path
+            sync()  # the h-side gate gradients of every unit at step t are final
+            np.matmul(Wp, dgh_all[t], out=dh)  # dL/dh_{t-1} of my units through the gates
+            dh += direct
+            if m is not None:
+                dh += carry
+            if t % 4 == 0:
+                flush_tiny(dh)
+        dstate0[0][:, lo:hi] = dh.T
+        dgh_cat = np.ascontiguousarray(dgh.transpose(1, 0, 2)).reshape(3 * n, T * B)
+        dgx_cat = np.empty_like(dgh_cat)  # the x side: the same r and z rows, d pre_n for n
+        dgx_cat[:2 * n] = dgh_cat[:2 * n]
+        dgx_cat[2 * n:].reshape(n, T, B)[...] = dpn.transpose(1, 0, 2)
+        self.weight_grads(k, lo, hi, xs, dgh_cat, dgx_cat, dxs)
+
+    # -- generation -------------------------------------------------------------------------------
     def step(self, x, state, projected=False):
         (h,) = state
         H = self.hidden_size
@@ -122,8 +163,7 @@ class GRUCore(Core):
         return h, (h,)
 
 
-
-class GRUResetBeforeCore(GRUCore):
+class GRUResetBeforeCore(Core):
     """GRU in the form of Cho et al. (2014), the reset gate applied *before* the recurrent product:
 
         r  = sigmoid(x W_xr + b_xr + h W_hr + b_hr)
@@ -132,8 +172,11 @@ class GRUResetBeforeCore(GRUCore):
         h' = (1 - z) * n + z * h
 
     Same parameters and gate order as :class:`GRUCore`; two recurrent GEMMs per step instead of one (the
-    second needs r). PyTorch has no such layer, so its weights do not port to ``torch.nn.GRU``.
+    second needs r). PyTorch has no such layer, so its weights do not port to ``torch.nn.GRU``. It runs on
+    the row-major machinery of :class:`~rnnkit.nn.recurrent.core.Core` (with its background thread).
     """
+
+    gates = ("r", "z", "n")
 
     def forward(self, xs, state, mask=None, training=False):
         T, B, _ = xs.shape

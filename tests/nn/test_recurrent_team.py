@@ -1,0 +1,195 @@
+"""The LSTM and GRU cores' team of threads and token input: every team size gives the one-thread result (and
+PyTorch's), token input gives the embedding-lookup result, and failures or interrupts in a member leave
+no thread running and the layer usable."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from rnnkit.errors import UserError
+from rnnkit.nn.recurrent import GRU, LSTM, team
+from rnnkit.nn.recurrent.gru import GRUCore
+from rnnkit.nn.recurrent.lstm import LSTMCore
+from rnnkit.nn.recurrent.teamcore import TeamCore
+from rnnkit.nn.recurrent.tokens import Tokens, token_sums
+from tests.nn.test_recurrent_torch import check_parity
+
+
+def run_layer(cls, threads, monkeypatch, *, layers=2, bidirectional=True, masked=True, H=7, seed=3):
+    """Forward and backward of a float64 LSTM or GRU on fixed data with a given team size."""
+    monkeypatch.setattr(TeamCore, "threads", threads)
+    rng = np.random.default_rng(seed)
+    B, T, D = 5, 6, 3
+    layer = cls(D, H, num_layers=layers, bidirectional=bidirectional, dtype=np.float64, rng=0)
+    layer.record_dh = True
+    xs = rng.standard_normal((B, T, D))
+    mask = (np.arange(T)[None] < np.array([6, 4, 1, 6, 3])[:, None]) if masked else None
+    state = tuple(rng.standard_normal(s.shape) for s in layer.initial_state(B))
+    ys, final = layer.forward(xs, state, mask=mask, training=True)
+    gates = layer.gate_activations()
+    w = rng.standard_normal(ys.shape)
+    dxs, dstate0 = layer.backward(w, tuple(rng.standard_normal(s.shape) for s in final))
+    return ys, final, dxs, dstate0, dict(layer.grads), layer.dhs_, gates
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU], ids=["lstm", "gru"])
+@pytest.mark.parametrize("threads", [2, 3, 7])
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+def test_every_team_size_gives_the_single_thread_result(cls, threads, masked, monkeypatch):
+    """Hidden units split over 2, 3 and 7 members (one unit each): outputs, states, input, state and weight
+    gradients, recorded dL/dh and gate values equal one member's to round-off."""
+    ref = run_layer(cls, 1, monkeypatch, masked=masked)
+    got = run_layer(cls, threads, monkeypatch, masked=masked)
+    for a, b in zip(ref[:4], got[:4]):
+        for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-13)
+    for k in ref[4]:
+        np.testing.assert_allclose(got[4][k], ref[4][k], rtol=1e-11, atol=1e-12, err_msg=k)
+    for x, y in zip(ref[5], got[5]):
+        np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-13)
+    assert ref[6].keys() == got[6].keys()
+    for core in ref[6]:
+        for g in ref[6][core]:
+            np.testing.assert_allclose(got[6][core][g], ref[6][core][g], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-8), (np.float32, 1e-5)], ids=["f64", "f32"])
+def test_a_team_of_three_matches_pytorch(kind, dtype, tol, monkeypatch):
+    monkeypatch.setattr(TeamCore, "threads", 3)
+    check_parity(kind, 2, True, dtype, tol)
+
+
+def test_automatic_team_size():
+    small, large = LSTMCore(4, 8, rng=np.random.default_rng(0)), GRUCore(4, 384, rng=np.random.default_rng(0))
+    assert small.team_size(32) == 1  # too little work per step for a barrier to pay
+    assert large.team_size(1) == 1
+    assert large.team_size(32) == min(team.available_cores(), 4)
+    large.threads = 2
+    assert large.team_size(1) == 2
+
+
+def test_shares_cover_the_range_evenly():
+    for n in (1, 5, 7, 384):
+        for parts in (1, 2, 3, 4):
+            pieces = team.shares(n, parts)
+            assert pieces[0][0] == 0 and pieces[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+            sizes = [hi - lo for lo, hi in pieces]
+            assert max(sizes) - min(sizes) <= 1
+
+
+def test_a_failing_member_stops_the_team_and_raises_its_own_error():
+    """Member 2 fails after its first sync: the others must not wait at the barrier for ever, and the caller
+    sees the member's exception (not the broken barrier)."""
+    reached = []
+
+    def fn(k, sync):
+        for step in range(50):
+            if k == 2 and step == 1:
+                raise ValueError("member 2 failed")
+            sync()
+            reached.append((k, step))
+
+    with pytest.raises(ValueError, match="member 2 failed"):
+        team.run(3, fn)
+    assert max(step for _, step in reached) <= 1
+    # the pool is still usable
+    out = []
+    team.run(3, lambda k, sync: out.append(k))
+    assert sorted(out) == [0, 1, 2]
+
+
+def test_an_interrupted_lstm_backward_leaves_no_member_running_and_the_layer_usable(monkeypatch):
+    """A KeyboardInterrupt in member 0 mid-loop: it is raised once every member has stopped, no gradient
+    is written afterwards, and the next forward/backward gives the uninterrupted result."""
+    import rnnkit.nn.recurrent.lstm as lstm_module
+
+    monkeypatch.setattr(TeamCore, "threads", 2)
+    rng = np.random.default_rng(5)
+    xs = rng.standard_normal((3, 40, 4))
+    layer = LSTM(4, 6, dtype=np.float64, rng=0)
+    ys, _ = layer.forward(xs, training=True)
+    calls = {"main": 0, "other": 0}
+    original = lstm_module.flush_tiny
+
+    def interrupt_in_member_0(a):
+        who = "main" if threading.current_thread() is threading.main_thread() else "other"
+        calls[who] += 1
+        if who == "main" and calls["main"] == 9:
+            raise KeyboardInterrupt
+        original(a)
+
+    monkeypatch.setattr(lstm_module, "flush_tiny", interrupt_in_member_0)
+    with pytest.raises(KeyboardInterrupt):
+        layer.backward(np.ones_like(ys))
+    seen = dict(calls)
+    layer.zero_grad()
+    time.sleep(0.2)
+    assert calls == seen  # member 1 had stopped before the interrupt was raised
+    assert all(not g.any() for g in layer.grads.values())
+    monkeypatch.setattr(lstm_module, "flush_tiny", original)
+    ys, _ = layer.forward(xs, training=True)
+    dxs, _ = layer.backward(np.ones_like(ys))
+    ref = LSTM(4, 6, dtype=np.float64, rng=0)
+    monkeypatch.setattr(TeamCore, "threads", 1)
+    ref.forward(xs, training=True)
+    np.testing.assert_allclose(dxs, ref.backward(np.ones_like(ys))[0], rtol=1e-12, atol=1e-14)
+
+
+# -- token input -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cls, layers, bidirectional, options", [
+    (LSTM, 1, False, {}), (LSTM, 2, True, {}), (GRU, 2, True, {}), (GRU, 1, False, {"reset_after": False})],
+    ids=["lstm", "lstm-L2-bi", "gru-L2-bi", "gru-reset-before"])
+def test_token_input_equals_the_embedding_lookup(cls, layers, bidirectional, options, threads, monkeypatch):
+    """forward(Tokens(table, ids)) gives the outputs of forward(table[ids]), and its backward returns the
+    table's gradient: the input gradient summed per token (repeated ids add up; absent ids get zero)."""
+    monkeypatch.setattr(TeamCore, "threads", threads)
+    rng = np.random.default_rng(9)
+    V, D, B, T = 11, 4, 3, 5
+    table = rng.standard_normal((V, D))
+    ids = rng.integers(0, V - 2, (B, T))  # the last two rows are never used
+    ids[0, :3] = 4  # a repeated id
+    mask = np.arange(T)[None] < np.array([5, 2, 4])[:, None]
+    results = []
+    for tokens in (False, True):
+        layer = cls(D, 6, num_layers=layers, bidirectional=bidirectional, dtype=np.float64, rng=0, **options)
+        xin = Tokens(table, ids) if tokens else table[ids]
+        ys, final = layer.forward(xin, mask=mask, training=True)
+        w = np.random.default_rng(1).standard_normal(ys.shape)
+        dx, dstate0 = layer.backward(w, tuple(np.ones_like(s) for s in final))
+        results.append((ys, final, dx, dstate0, dict(layer.grads)))
+    (ys_a, fin_a, dx_a, ds_a, g_a), (ys_b, fin_b, dtable, ds_b, g_b) = results
+    np.testing.assert_allclose(ys_b, ys_a, rtol=1e-12, atol=1e-14)
+    for a, b in zip(fin_a + ds_a, fin_b + ds_b):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+    for k in g_a:
+        np.testing.assert_allclose(g_b[k], g_a[k], rtol=1e-11, atol=1e-13, err_msg=k)
+    expected = np.zeros_like(table)
+    np.add.at(expected, ids, dx_a)
+    assert dtable.shape == (V, D)
+    np.testing.assert_allclose(dtable, expected, rtol=1e-11, atol=1e-13)
+    assert not dtable[V - 2:].any()
+
+
+def test_token_sums_add_columns_per_id():
+    d = np.arange(12.0).reshape(2, 6)
+    ids = np.array([3, 0, 3, 3, 1, 0])
+    np.testing.assert_array_equal(token_sums(d, ids, 5), [[1 + 5, 4, 0, 0 + 2 + 3, 0],
+                                                          [7 + 11, 10, 0, 6 + 8 + 9, 0]])
+
+
+@pytest.mark.parametrize("table, ids, match", [
+    (np.zeros((5, 3)), np.array([[0, 5]]), r"ids must lie in \[0, 5\)"),
+    (np.zeros((5, 3)), np.array([[0, -1]]), r"ids must lie in \[0, 5\)"),
+    (np.zeros((5, 3)), np.array([[0.0, 1.0]]), "integer array"),
+    (np.zeros((5, 3)), np.array([0, 1]), r"integer array \(batch, time\)"),
+    (np.zeros((5, 2)), np.array([[0, 1]]), r"\(vocabulary, 3\)"),
+    (np.full((5, 3), np.nan), np.array([[0, 1]]), "NaN"),
+])
+def test_bad_token_input_is_named(table, ids, match):
+    layer = LSTM(3, 4, rng=0)
+    with pytest.raises(UserError, match=match):
+        layer.forward(Tokens(table, ids))
