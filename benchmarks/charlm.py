@@ -1,13 +1,16 @@
-"""Character language model quality in a fixed wall-clock budget: rnnkit's defaults vs the same LSTM in PyTorch.
+"""Character language model quality in a fixed wall-clock budget: rnnkit's defaults against PyTorch.
 
     python benchmarks/charlm.py [../shared/data/tinyshakespeare.txt] [--minutes 10] [--save results/charlm.txt]
 
-Both runs see nanoGPT's split of tiny-shakespeare (first 90% train, last 10% validation), the same batches
-(char-rnn streams, state carried across chunks), the same initial weights (ported from rnnkit), the same Adam
-+ warm-up + cosine schedule whose horizon follows the time budget, clipping at 5.0, and the same number of
-evaluations of the full validation split inside the budget. Each gets ``--minutes`` of wall time, one after
-the other in this process; PyTorch runs at its faster thread count (1 or 2, measured first). The final
-losses are computed by the same code (rnnkit's ``evaluate``, PyTorch's weights ported back) and compared.
+Every run sees nanoGPT's split of tiny-shakespeare (first 90% train, last 10% validation), the same batches
+(char-rnn streams, state carried across chunks), the same Adam + warm-up + cosine schedule whose horizon
+follows the time budget, clipping at 5.0, and the same number of evaluations of the full validation split
+inside the budget. Trained one after the other in this process, ``--minutes`` of wall time each: rnnkit
+with its default settings; the same model in PyTorch (same initial weights, ported from rnnkit); and, with
+``--also-torch`` (default: lstm), PyTorch models of the same sizes with other cells, so that rnnkit's
+default cell is also measured against PyTorch's fastest CPU recurrent layer (its LSTM runs on oneDNN's
+fused kernel). PyTorch runs at its faster thread count (1 or 2, measured first). The final losses are
+computed by the same code (rnnkit's ``evaluate``, PyTorch's weights ported back) and compared.
 """
 from __future__ import annotations
 
@@ -40,13 +43,20 @@ class Tee:
 
 
 # -- PyTorch: the same model, batches, schedule and budget ---------------------------------------------
+TORCH_CELLS = {"lstm": "LSTM", "gru": "GRU", "elman": "RNN"}  # rnnkit cell -> torch.nn class name
+
+
+def _detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
 def torch_model(lm0, cfg):
     import torch
     import torch.nn as nn
 
     V = len(lm0.vocab)
     emb = nn.Embedding(V, cfg.embedding_dim)
-    rnn = nn.LSTM(cfg.embedding_dim, cfg.hidden_size, cfg.num_layers, batch_first=True, dropout=cfg.dropout)
+    rnn = getattr(nn, TORCH_CELLS[lm0.model.cell])(cfg.embedding_dim, cfg.hidden_size, cfg.num_layers, batch_first=True, dropout=cfg.dropout)
     head = nn.Linear(cfg.hidden_size, V)
     m = lm0.model
     with torch.no_grad():  # start from rnnkit's initial weights
@@ -79,9 +89,10 @@ def torch_val_loss(emb, rnn, head, val_ids, streams=32, burn_in=256, chunk=256) 
     with torch.no_grad():
         if burn:
             _, state = rnn(emb(xs[:, :burn]))
-            state = tuple(s.clone() for s in state)
+            state = tuple(s.clone() for s in state) if isinstance(state, tuple) else (state.clone(),)
             for s in state:
                 s[:, 0] = 0
+            state = state if len(state) > 1 else state[0]
         for t0 in range(burn, xs.shape[1], chunk):
             out, state = rnn(emb(xs[:, t0:t0 + chunk]), state)
             y = ys[:, t0:t0 + chunk].reshape(-1)
@@ -117,7 +128,7 @@ def torch_train(lm0, cfg, train_ids, val_ids, minutes: float, threads: int, log)
         for g in opt.param_groups:
             g["lr"] = schedule(step)
         out, state = rnn(emb(torch.from_numpy(xs)), state)
-        state = tuple(s.detach() for s in state)
+        state = _detach(state)
         loss = F.cross_entropy(head(out).reshape(-1, len(lm0.vocab)), torch.from_numpy(ys).reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -170,6 +181,8 @@ def main(argv=None) -> int:
     p.add_argument("--eval-minutes", type=float, default=2.0,
                    help="minutes between full-validation evaluations, inside each budget (default 2)")
     p.add_argument("--skip-torch", action="store_true", help="train only rnnkit (for quick trials)")
+    p.add_argument("--also-torch", nargs="*", default=["lstm"], metavar="CELL",
+                   help="PyTorch cells trained besides the one rnnkit uses, same sizes (default: lstm)")
     p.add_argument("--save", help="also write the printed report to this file")
     p.add_argument("--keep-model", help="write the trained rnnkit model to this checkpoint file")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override TextConfig fields (trials)")
@@ -214,33 +227,38 @@ def main(argv=None) -> int:
         f"({ours['bits_per_char']:.4f} bits/char)")
 
     # -- PyTorch -------------------------------------------------------------------------------------
-    theirs = None
-    if not args.skip_torch:
+    theirs = {}
+    cells = [] if args.skip_torch else [cfg.cell] + [c for c in args.also_torch if c != cfg.cell]
+    unknown = [c for c in cells if c not in TORCH_CELLS]
+    if unknown:
+        raise SystemExit(f"PyTorch has no layer to compare with {unknown}; known: {list(TORCH_CELLS)}")
+    for cell in cells:
         import torch
 
-        log(f"\n## PyTorch {torch.__version__} (same model, init, batches, schedule)")
-        lm0 = build_model(len(lm.vocab), cfg.arch(), rng=np.random.default_rng(cfg.seed))
+        what = "same model" if cell == cfg.cell else f"the same sizes with nn.{TORCH_CELLS[cell]}"
+        log(f"\n## PyTorch {torch.__version__} {cell} ({what}, init, batches, schedule)")
+        arch = dict(cfg.arch(), cell=cell)
         from rnnkit.tasks.text_model import LanguageModel
 
-        lm0 = LanguageModel(lm0, lm.vocab)
+        lm0 = LanguageModel(build_model(len(lm.vocab), arch, rng=np.random.default_rng(cfg.seed)), lm.vocab)
         threads = pick_torch_threads(lm0, cfg, train_ids, log)
         torch.manual_seed(cfg.seed)
         t = time.perf_counter()
         (emb, rnn, head), steps, tcurve = torch_train(lm0, cfg, train_ids, val_ids, args.minutes, threads, log)
         wall = time.perf_counter() - t
         port_back(lm0, emb, rnn, head)
-        theirs = text.evaluate(lm0, val_ids)
+        theirs[cell] = text.evaluate(lm0, val_ids)
         native = torch_val_loss(emb.eval(), rnn.eval(), head.eval(), val_ids)
-        log(f"PyTorch: {steps} steps ({steps * cfg.batch_size * cfg.seq_len / len(train_ids):.2f} epochs) in "
-            f"{wall / 60:.2f} min; full validation loss {theirs['loss']:.4f} nats/char "
-            f"({theirs['bits_per_char']:.4f} bits/char; PyTorch's own evaluation: {native:.4f})")
+        log(f"PyTorch {cell}: {steps} steps ({steps * cfg.batch_size * cfg.seq_len / len(train_ids):.2f} epochs) "
+            f"in {wall / 60:.2f} min; full validation loss {theirs[cell]['loss']:.4f} nats/char "
+            f"({theirs[cell]['bits_per_char']:.4f} bits/char; PyTorch's own evaluation: {native:.4f})")
 
     # -- summary -------------------------------------------------------------------------------------
     log("\n## result (full validation split, nats per character; lower is better)")
-    log(f"rnnkit  {ours['loss']:.4f}   target <= 1.50: {'met' if ours['loss'] <= 1.50 else 'NOT met'}")
-    if theirs is not None:
-        verdict = "rnnkit lower" if ours["loss"] < theirs["loss"] else "PyTorch lower"
-        log(f"PyTorch {theirs['loss']:.4f}   ({verdict}, difference {theirs['loss'] - ours['loss']:+.4f})")
+    log(f"rnnkit {cfg.cell:5s} {ours['loss']:.4f}   target <= 1.50: {'met' if ours['loss'] <= 1.50 else 'NOT met'}")
+    for cell, res in theirs.items():
+        verdict = "rnnkit lower" if ours["loss"] < res["loss"] else "PyTorch lower"
+        log(f"PyTorch {cell:5s} {res['loss']:.4f}   ({verdict}, difference {res['loss'] - ours['loss']:+.4f})")
     log(f"load average at the end: {os.getloadavg()[0]:.2f}")
     log("\n## sample from the rnnkit model (prime 'ROMEO:', temperature 0.8, seed 0)")
     sample = text.generate(lm, prime="ROMEO:", length=600, temperature=0.8, seed=0)[0]

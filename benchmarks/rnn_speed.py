@@ -4,8 +4,9 @@ Same process run, same shapes, same dtype (float32): embedding -> recurrent laye
 cross-entropy -> backward -> global-norm clip (5.0) -> Adam, at B=32, T=100, V=65, E=64; and generation at
 batch 1, one character at a time (embedding, one step, linear, softmax, sample), PyTorch through its
 one-step modules (``nn.LSTMCell``, ``GRUCell``, ``RNNCell``). PyTorch runs with 1 and 2 intra-op threads;
-rnnkit strictly on one thread ("1 core"), on one BLAS thread plus its second core ("1+bg": the background
-thread, and for the LSTM a team of two threads sharing the hidden units) and on two BLAS threads ("2+bg"). The calls of all settings of both frameworks are interleaved, repeat by
+rnnkit strictly on one thread ("1 core"), on one BLAS thread plus its second core ("1+bg": for the LSTM and
+GRU a team of two threads sharing the hidden units, for Elman the background thread) and on two BLAS
+threads ("2+bg"). The calls of all settings of both frameworks are interleaved, repeat by
 repeat, so that a change in the machine's load hits them alike; each framework is credited with its best
 setting (median), and the spread (half the interquartile range) is printed. Also printed: the machine's
 float32 GEMM rate measured in this run and the fraction of it the training step reaches (per core used),
@@ -176,7 +177,7 @@ def median_time(fn, repeats, warmup=2):
 
 
 SETTINGS = {  # framework -> name -> (BLAS/intra-op threads, rnnkit's background thread on, cores used,
-    #                                 rnnkit's LSTM team size: None = automatic, 2 here)
+    #                                 rnnkit's LSTM/GRU team size: None = automatic, 2 here)
     "torch": {"1": (1, None, 1, None), "2": (2, None, 2, None)},
     "torch_cell": {"1": (1, None, 1, None), "2": (2, None, 2, None)},
     "rnnkit": {"1 core": (1, False, 1, 1), "1+bg": (1, True, 2, None), "2+bg": (2, True, 2, 1)},
@@ -188,13 +189,13 @@ def time_interleaved(fns, repeats, warmup=2):
 
     Returns {framework: {setting: (median seconds, half interquartile range)}}."""
     from rnnkit.nn.recurrent.core import Core
-    from rnnkit.nn.recurrent.lstm import LSTMCore
+    from rnnkit.nn.recurrent.teamcore import TeamCore
 
     def call(framework, setting, fn):
         n, background, _, team = SETTINGS[framework][setting]
         if background is not None:
             Core.overlap = background
-            LSTMCore.threads = team
+            TeamCore.threads = team
         with set_threads(framework, n):
             t0 = time.perf_counter()
             fn()
@@ -208,7 +209,7 @@ def time_interleaved(fns, repeats, warmup=2):
     for _ in range(repeats):
         for item in plan:
             times[item[:2]].append(call(*item))
-    Core.overlap, LSTMCore.threads = True, None
+    Core.overlap, TeamCore.threads = True, None
     out = {fw: {} for fw in fns}
     for (fw, setting), ts in times.items():
         q1, _, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (ts[0],) * 3

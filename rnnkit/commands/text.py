@@ -8,7 +8,7 @@ from pathlib import Path
 from rnnkit.errors import UserError
 
 _TRAIN_FLAGS = {  # flag -> (TextConfig field, type, help)
-    "--cell": ("cell", str, "recurrent cell: lstm, gru, elman or jordan (default lstm)"),
+    "--cell": ("cell", str, "recurrent cell: gru, lstm, elman or jordan (default gru)"),
     "--hidden-size": ("hidden_size", int, "units per recurrent layer (default 384)"),
     "--num-layers": ("num_layers", int, "stacked recurrent layers (default 1)"),
     "--embedding-dim": ("embedding_dim", int, "character embedding size (default 64)"),

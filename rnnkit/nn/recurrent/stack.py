@@ -31,8 +31,9 @@ class RecurrentLayer(Layer):
         over unchanged and the output and its gradients are zero, so a padded row (padding at either end)
         gives exactly the numbers it would give alone.
     backward(dys, dstate=None) -> (dxs (B, T, D), dstate0): accumulates into ``grads``; either argument may be
-        None. Input given as ``Tokens(table, ids)`` (an embedding lookup) returns the table's gradient instead. The state returned by forward may be fed to the next forward (truncated BPTT): gradients
-        stop there.
+        None. The state returned by forward may be fed to the next forward (truncated BPTT): gradients
+        stop there. For input given as ``Tokens(table, ids)`` (an embedding lookup, ids (B, T)) backward
+        returns the table's gradient (V, D) in place of dxs.
     step(x (B, D), state=None) -> (y (B, O), state): one time step (unidirectional only), any batch size.
 
     Parameters are named ``l{k}.W_x``, ``l{k}.W_h``, ``l{k}.b_x``, ``l{k}.b_h`` (``l{k}_reverse.*`` for the
