@@ -78,8 +78,9 @@ def test_parity_with_torch(kind, num_layers, bidirectional, dtype, tol):
 
 @pytest.mark.parametrize("kind, options", [("lstm", {}), ("gru", {}), ("elman", {"nonlinearity": "relu"})])
 def test_parity_with_torch_through_the_background_chunks(kind, options, monkeypatch):
-    """The same comparison with the input projection, backward preparation and weight gradients cut into
-    2-step chunks on the background thread (a training forward), and ReLU for Elman."""
+    """The same comparison after a training forward: for Elman (with ReLU) the input projection, backward
+    preparation and weight gradients cut into 2-step chunks on the background thread; LSTM and GRU run
+    their team engine (whose team sizes are compared in test_recurrent_team)."""
     import rnnkit.nn.recurrent.core as core
 
     monkeypatch.setattr(core, "CHUNK_ROWS", 6)
