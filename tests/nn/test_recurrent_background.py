@@ -140,23 +140,29 @@ def test_a_failed_background_job_does_not_break_the_layer(monkeypatch):
     np.testing.assert_allclose(dxs, reference.backward(np.ones_like(ys))[0], rtol=1e-12)
 
 
-def _forward_in_child(queue):
-    layer = make("lstm")
+def _forward_in_child(queue, kind):
+    layer = make(kind)
     xs = np.ones((8, 100, 3))
     ys, _ = layer.forward(xs, training=True)
     layer.backward(np.ones_like(ys))
     queue.put(float(np.abs(layer.grads["l0.W_h"]).sum()))
 
 
-def test_a_forked_child_starts_its_own_background_thread():
+@pytest.mark.parametrize("kind", ["elman", "lstm"])
+def test_a_forked_child_starts_its_own_worker_threads(kind, monkeypatch):
+    """Elman's background thread and the LSTM's team (of two here): a child forked after the parent used
+    them has no copy of the threads and must start its own instead of waiting for ever."""
     import multiprocessing
 
-    layer = make("lstm")  # the parent's pool exists before the fork
+    from rnnkit.nn.recurrent.teamcore import TeamCore
+
+    monkeypatch.setattr(TeamCore, "threads", 2)
+    layer = make(kind)  # the parent's pool exists before the fork
     ys, _ = layer.forward(np.ones((8, 100, 3)), training=True)
     layer.backward(np.ones_like(ys))
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    child = context.Process(target=_forward_in_child, args=(queue,))
+    child = context.Process(target=_forward_in_child, args=(queue, kind))
     child.start()
     child.join(60)
     alive = child.is_alive()
