@@ -74,8 +74,7 @@ class GRUCore(TeamCore):
         parts, xs, mask = self.start_backward()
         T, B, _ = xs.shape
         H = self.hidden_size
-        for name, shape in (("dgh", (T, 3 * H, B)), ("dpn", (T, H, B)), ("Wh_p", (H, 3 * H)),
-                            ("h_cat", (H, T * B))):
+        for name, shape in (("dpn", (T, H, B)), ("Wh_p", (H, 3 * H)), ("h_cat", (H, T * B))):
             self.buffer(name, shape)
         dxs = self.input_grad_buffer(xs, parts)
         dstate0 = (np.empty((B, H), dtype=self.dtype),)
@@ -91,8 +90,11 @@ class GRUCore(TeamCore):
         n = hi - lo
         T, B, _ = xs.shape
         w = self._work
-        xg, hg, dgh_all = w["xg"][:, 3 * lo:3 * hi], w["hg"][:, 3 * lo:3 * hi], w["dgh"]
+        # the h-side gate gradients overwrite h W_h + b_h, whose last reader is the r rows' factor below:
+        # one (T, 3H, B) array less at the peak
+        xg, dgh_all = w["xg"][:, 3 * lo:3 * hi], w["hg"]
         dgh, dpn = dgh_all[:, 3 * lo:3 * hi], w["dpn"][:, lo:hi]
+        hn = dgh[:, 2 * n:]  # h W_hn + b_hn until overwritten
         Wp = self.recurrent_rows(lo, hi, parts)
         self.copy_states(k, lo, hi, T)
         # what needs the forward alone, for all steps at once (dh' = dL/dh'):
@@ -100,6 +102,9 @@ class GRUCore(TeamCore):
         #   d pre_z = dh' (h - n) z (1 - z)              = dh' P_z       (z rows of dgh)
         #   d pre_r = d pre_n (h W_hn + b_hn) r (1 - r)  = d pre_n P_r   (r rows of dgh)
         r, z, c = xg[:, :n], xg[:, n:2 * n], xg[:, 2 * n:]
+        np.subtract(1, r, out=dgh[:, :n])  # P_r first: it is the last use of h W_hn + b_hn
+        dgh[:, :n] *= r
+        dgh[:, :n] *= hn
         one_minus = dgh[:, 2 * n:]  # scratch until the loop writes the n rows
         np.square(c, out=dpn)
         np.subtract(1, dpn, out=dpn)
@@ -108,9 +113,6 @@ class GRUCore(TeamCore):
         np.subtract(w["hs"][:T, lo:hi], c, out=dgh[:, n:2 * n])
         dgh[:, n:2 * n] *= z
         dgh[:, n:2 * n] *= one_minus
-        np.subtract(1, r, out=dgh[:, :n])
-        dgh[:, :n] *= r
-        dgh[:, :n] *= hg[:, 2 * n:]
         # the reverse loop
         dh = self.initial_grad(dh0, lo, hi, B)
         now, direct = np.empty((n, B), self.dtype), w[f"tmpn{k}"]
@@ -140,11 +142,11 @@ class GRUCore(TeamCore):
             if t % 4 == 0:
                 flush_tiny(dh)
         dstate0[0][:, lo:hi] = dh.T
-        dgh_cat = np.ascontiguousarray(dgh.transpose(1, 0, 2)).reshape(3 * n, T * B)
-        dgx_cat = np.empty_like(dgh_cat)  # the x side: the same r and z rows, d pre_n for n
-        dgx_cat[:2 * n] = dgh_cat[:2 * n]
-        dgx_cat[2 * n:].reshape(n, T, B)[...] = dpn.transpose(1, 0, 2)
-        self.weight_grads(k, lo, hi, xs, dgh_cat, dgx_cat, dxs)
+        dg_cat = np.ascontiguousarray(dgh.transpose(1, 0, 2)).reshape(3 * n, T * B)
+        self.h_side_grads(lo, hi, dg_cat)
+        # the x side: the same r and z rows, d pre_n (not times r) for n, in place of the h side's n rows
+        dg_cat[2 * n:].reshape(n, T, B)[...] = dpn.transpose(1, 0, 2)
+        self.x_side_grads(k, lo, hi, xs, dg_cat, dxs)
 
     # -- generation -------------------------------------------------------------------------------
     def step(self, x, state, projected=False):

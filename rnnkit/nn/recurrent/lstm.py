@@ -162,7 +162,8 @@ class LSTMCore(TeamCore):
         dstate0[0][:, lo:hi] = dh.T
         dstate0[1][:, lo:hi] = dc.T
         dg_cat = np.ascontiguousarray(dg.transpose(1, 0, 2)).reshape(4 * n, T * B)
-        self.weight_grads(k, lo, hi, xs, dg_cat, dg_cat, dxs)
+        self.h_side_grads(lo, hi, dg_cat)
+        self.x_side_grads(k, lo, hi, xs, dg_cat, dxs)  # the same gate gradients on both sides
 
     # -- generation -------------------------------------------------------------------------------
     def step(self, x, state, projected=False):

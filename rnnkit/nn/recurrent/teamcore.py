@@ -173,29 +173,32 @@ class TeamCore(Core):
         n = hi - lo
         return np.zeros((n, B), self.dtype) if dstate is None else dstate[:, lo:hi].T.astype(self.dtype)
 
-    def weight_grads(self, k, lo, hi, xs, dgh_cat, dgx_cat, dxs) -> None:
-        """Accumulate my gate rows' gradients: W_h and b_h from the h-side gate gradients (G n, T*B), W_x
-        and b_x from the x-side ones (the same array for the LSTM), and the input gradient into dxs."""
+    def h_side_grads(self, lo: int, hi: int, dgh_cat: np.ndarray) -> None:
+        """Accumulate dW_h and db_h of my gate rows from their h-side gradients (G n, T*B)."""
         grads, n = self.grads, hi - lo
         dWhT = dgh_cat @ self._work["h_cat"].T
-        db_h = dgh_cat.sum(axis=1)
-        db_x = db_h if dgx_cat is dgh_cat else dgx_cat.sum(axis=1)
+        db = dgh_cat.sum(axis=1)
+        for j, cols in self.columns(lo, hi):
+            grads["W_h"][:, cols] += dWhT[j * n:(j + 1) * n].T
+            grads["b_h"][cols] += db[j * n:(j + 1) * n]
+
+    def x_side_grads(self, k: int, lo: int, hi: int, xs, dgx_cat: np.ndarray, dxs) -> None:
+        """Accumulate db_x, and dW_x or the projected table's gradient, of my gate rows from their x-side
+        gradients (G n, T*B); my share of the input gradient goes into dxs."""
+        grads, n, G = self.grads, hi - lo, len(self.gates)
+        db = dgx_cat.sum(axis=1)
+        for j, cols in self.columns(lo, hi):
+            grads["b_x"][cols] += db[j * n:(j + 1) * n]
         if isinstance(xs, TokenSteps):
             dtab = token_sums(dgx_cat, xs.ids.reshape(-1), xs.table.shape[0])
             for j, cols in self.columns(lo, hi):
                 dxs[:, cols] = dtab[j * n:(j + 1) * n].T
-        else:
-            T, B, D = xs.shape
-            dWxT = dgx_cat @ xs.reshape(T * B, D)
-            for j, cols in self.columns(lo, hi):
-                grads["W_x"][:, cols] += dWxT[j * n:(j + 1) * n].T
-            np.matmul(dgx_cat.T, self._work["WxT"][len(self.gates) * lo:len(self.gates) * hi],
-                      out=dxs[k].reshape(T * B, D))
+            return
+        T, B, D = xs.shape
+        dWxT = dgx_cat @ xs.reshape(T * B, D)
         for j, cols in self.columns(lo, hi):
-            blk = slice(j * n, (j + 1) * n)
-            grads["W_h"][:, cols] += dWhT[blk].T
-            grads["b_h"][cols] += db_h[blk]
-            grads["b_x"][cols] += db_x[blk]
+            grads["W_x"][:, cols] += dWxT[j * n:(j + 1) * n].T
+        np.matmul(dgx_cat.T, self._work["WxT"][G * lo:G * hi], out=dxs[k].reshape(T * B, D))
 
     # -- introspection ----------------------------------------------------------------------------
     def gate_values(self) -> dict[str, np.ndarray]:
