@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,38 @@ class Tee:
 
 # -- PyTorch: the same model, batches, schedule and budget ---------------------------------------------
 TORCH_CELLS = {"lstm": "LSTM", "gru": "GRU", "elman": "RNN"}  # rnnkit cell -> torch.nn class name
+
+
+def curves_from_report(lines) -> dict[str, list[tuple[float, float]]]:
+    """{model: [(minutes, validation loss), ...]} from the lines this script prints (or saved)."""
+    curves, model = {}, None
+    for line in lines:
+        if line.startswith("## rnnkit"):
+            model = "rnnkit"
+        elif line.startswith("## PyTorch"):
+            model = "PyTorch " + line.split()[3]  # "## PyTorch 2.13.0+cpu gru (...)"
+        found = re.match(r"\s+(rnnkit|torch) step\s+\d+ \|\s+([\d.]+) min \| val ([\d.]+)", line)
+        if found and model:
+            curves.setdefault(model, []).append((float(found.group(2)), float(found.group(3))))
+    return curves
+
+
+def plot_report(lines, path, cell: str) -> None:
+    """Validation loss against minutes for every model of a report, with the 1.50 target."""
+    from rnnkit.plots import pyplot, save
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for model, pts in curves_from_report(lines).items():
+        name = f"rnnkit {cell}" if model == "rnnkit" else model
+        ax.plot([m for m, _ in pts], [v for _, v in pts], "o-", lw=1.5, ms=4, label=f"{name}: {pts[-1][1]:.4f}")
+    ax.axhline(1.50, color="grey", ls="--", lw=1, label="target 1.50")
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel("validation loss (nats per character)")
+    ax.set_title("tiny Shakespeare, same wall time on 2 cores")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, path)
 
 
 def _detach(state):
@@ -185,8 +218,17 @@ def main(argv=None) -> int:
                    help="PyTorch cells trained besides the one rnnkit uses, same sizes (default: lstm)")
     p.add_argument("--save", help="also write the printed report to this file")
     p.add_argument("--keep-model", help="write the trained rnnkit model to this checkpoint file")
+    p.add_argument("--plot", help="also write the learning curves (validation loss vs minutes) to this PNG")
+    p.add_argument("--plot-from", metavar="REPORT", help="only draw --plot from a saved report, no training")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override TextConfig fields (trials)")
     args = p.parse_args(argv)
+    if args.plot_from:
+        if not args.plot:
+            p.error("--plot-from needs --plot PNG")
+        lines = Path(args.plot_from).read_text(encoding="utf-8").splitlines()
+        cell = re.search(r"config: (\w+) ", "\n".join(lines)).group(1)
+        plot_report(lines, args.plot, cell)
+        return 0
     log = Tee()
 
     corpus, _ = read_texts([args.path])
@@ -266,6 +308,8 @@ def main(argv=None) -> int:
     if args.save:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
         Path(args.save).write_text("\n".join(log.lines) + "\n", encoding="utf-8")
+    if args.plot:
+        plot_report(log.lines, args.plot, cfg.cell)
     return 0
 
 
