@@ -101,41 +101,114 @@ def test_a_failing_member_stops_the_team_and_raises_its_own_error():
     assert sorted(out) == [0, 1, 2]
 
 
-def test_an_interrupted_lstm_backward_leaves_no_member_running_and_the_layer_usable(monkeypatch):
-    """A KeyboardInterrupt in member 0 mid-loop: it is raised once every member has stopped, no gradient
-    is written afterwards, and the next forward/backward gives the uninterrupted result."""
-    import rnnkit.nn.recurrent.lstm as lstm_module
+@pytest.mark.parametrize("cls", [LSTM, GRU], ids=["lstm", "gru"])
+def test_an_interrupt_in_member_0_waits_for_the_others_and_leaves_the_layer_usable(cls, monkeypatch):
+    """A KeyboardInterrupt in member 0 after the loop, while member 1 is still about to write its weight
+    gradients (delayed here): it is raised only once member 1 has finished, so nothing is written after it;
+    the next forward/backward gives the one-thread result."""
+    import rnnkit.nn.recurrent.teamcore as teamcore_module
 
     monkeypatch.setattr(TeamCore, "threads", 2)
     rng = np.random.default_rng(5)
-    xs = rng.standard_normal((3, 40, 4))
-    layer = LSTM(4, 6, dtype=np.float64, rng=0)
+    xs = rng.standard_normal((3, 12, 4))
+    layer = cls(4, 6, dtype=np.float64, rng=0)
     ys, _ = layer.forward(xs, training=True)
-    calls = {"main": 0, "other": 0}
-    original = lstm_module.flush_tiny
+    original = teamcore_module.TeamCore.h_side_grads
 
-    def interrupt_in_member_0(a):
-        who = "main" if threading.current_thread() is threading.main_thread() else "other"
-        calls[who] += 1
-        if who == "main" and calls["main"] == 9:
+    def slow_or_interrupted(self, lo, hi, dgh_cat):
+        if threading.current_thread() is threading.main_thread():
             raise KeyboardInterrupt
-        original(a)
+        time.sleep(0.3)
+        original(self, lo, hi, dgh_cat)
 
-    monkeypatch.setattr(lstm_module, "flush_tiny", interrupt_in_member_0)
+    monkeypatch.setattr(teamcore_module.TeamCore, "h_side_grads", slow_or_interrupted)
     with pytest.raises(KeyboardInterrupt):
         layer.backward(np.ones_like(ys))
-    seen = dict(calls)
     layer.zero_grad()
-    time.sleep(0.2)
-    assert calls == seen  # member 1 had stopped before the interrupt was raised
-    assert all(not g.any() for g in layer.grads.values())
-    monkeypatch.setattr(lstm_module, "flush_tiny", original)
+    time.sleep(0.5)
+    assert all(not g.any() for g in layer.grads.values())  # member 1 wrote before the interrupt was raised
+    monkeypatch.setattr(teamcore_module.TeamCore, "h_side_grads", original)
     ys, _ = layer.forward(xs, training=True)
     dxs, _ = layer.backward(np.ones_like(ys))
-    ref = LSTM(4, 6, dtype=np.float64, rng=0)
     monkeypatch.setattr(TeamCore, "threads", 1)
+    ref = cls(4, 6, dtype=np.float64, rng=0)
     ref.forward(xs, training=True)
     np.testing.assert_allclose(dxs, ref.backward(np.ones_like(ys))[0], rtol=1e-12, atol=1e-14)
+
+
+def test_an_interrupt_while_waiting_for_the_members_still_waits_for_them():
+    """Ctrl-C arriving while member 0 waits for the others: run raises it only after every member stopped."""
+    import signal
+
+    log = []
+
+    def fn(k, sync):
+        sync()
+        if k == 1:
+            time.sleep(0.4)
+            log.append("member 1 done")
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(KeyboardInterrupt):
+            team.run(2, fn)
+        assert log == ["member 1 done"]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_teams_from_two_threads_run_one_after_the_other():
+    """Two teams at once would share the pool's workers (each could hold one and wait for ever for the
+    next): a team started while another runs waits until the first has finished."""
+    release, log = threading.Event(), []
+
+    def first(k, sync):
+        sync()
+        if k == 0:
+            release.wait(5)
+        log.append(f"first {k}")
+
+    def second(k, sync):
+        sync()
+        log.append(f"second {k}")
+
+    a = threading.Thread(target=team.run, args=(2, first))
+    a.start()
+    time.sleep(0.1)
+    b = threading.Thread(target=team.run, args=(2, second))
+    b.start()
+    time.sleep(0.3)
+    assert log == ["first 1"]  # the second team has not started while the first is running
+    release.set()
+    a.join(5)
+    b.join(5)
+    assert log[:2] == ["first 1", "first 0"] and sorted(log[2:]) == ["second 0", "second 1"]
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU], ids=["lstm", "gru"])
+def test_one_step_sequences_give_the_single_thread_result_every_time(cls, monkeypatch):
+    """T = 1, where transposed copies are already contiguous and may alias shared buffers: a team of two
+    matches one thread on every one of 30 runs (a race shows up as an occasional wrong initial-state
+    gradient)."""
+    rng = np.random.default_rng(8)
+    xs, w = rng.standard_normal((4, 1, 3)), rng.standard_normal((4, 1, 64))
+
+    def run(threads):
+        monkeypatch.setattr(TeamCore, "threads", threads)
+        layer = cls(3, 64, dtype=np.float64, rng=0)
+        ys, final = layer.forward(xs, training=True)
+        _, dstate0 = layer.backward(w, tuple(np.ones_like(s) for s in final))
+        return dstate0
+
+    ref = run(1)
+    for _ in range(30):
+        for a, b in zip(ref, run(2)):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
 
 
 # -- token input -------------------------------------------------------------------------------------

@@ -142,7 +142,9 @@ class GRUCore(TeamCore):
             if t % 4 == 0:
                 flush_tiny(dh)
         dstate0[0][:, lo:hi] = dh.T
-        dg_cat = np.ascontiguousarray(dgh.transpose(1, 0, 2)).reshape(3 * n, T * B)
+        # a copy even when T = 1 (where the transpose is already contiguous): its n rows are overwritten
+        # below while other members may still read the shared gate gradients of step 0
+        dg_cat = dgh.transpose(1, 0, 2).copy().reshape(3 * n, T * B)
         self.h_side_grads(lo, hi, dg_cat)
         # the x side: the same r and z rows, d pre_n (not times r) for n, in place of the h side's n rows
         dg_cat[2 * n:].reshape(n, T, B)[...] = dpn.transpose(1, 0, 2)

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
 _LOCK = threading.Lock()
+LOCK = threading.RLock()  # held while a team runs (see run)
 
 
 def _forget_pool_in_child() -> None:
-    """A forked child has no copy of the worker threads: it starts its own."""
-    global _POOL, _POOL_SIZE, _LOCK
-    _POOL, _POOL_SIZE, _LOCK = None, 0, threading.Lock()
+    """A forked child has no copy of the worker threads (nor of a lock holder): it starts its own."""
+    global _POOL, _POOL_SIZE, _LOCK, LOCK
+    _POOL, _POOL_SIZE, _LOCK, LOCK = None, 0, threading.Lock(), threading.RLock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -60,10 +61,18 @@ def no_sync() -> None:
 
 
 def run(size: int, fn, *args) -> None:
-    """Run ``fn(k, sync, *args)`` for k in 0..size-1, member 0 on the calling thread; see the module doc."""
+    """Run ``fn(k, sync, *args)`` for k in 0..size-1, member 0 on the calling thread; see the module doc.
+
+    One team at a time per process (``LOCK``): teams from several threads would compete for the same
+    workers (and the same cores), and two teams each holding part of the pool could wait for ever."""
     if size <= 1:
         fn(0, no_sync, *args)
         return
+    with LOCK:
+        _run_team(size, fn, args)
+
+
+def _run_team(size, fn, args) -> None:
     barrier = threading.Barrier(size)
 
     def member(k):
@@ -73,22 +82,28 @@ def run(size: int, fn, *args) -> None:
             barrier.abort()  # the others stop at their next sync instead of waiting for ever
             raise
 
-    try:
-        pool = _pool(size - 1)
-        futures = [pool.submit(member, k) for k in range(1, size)]
-    except RuntimeError as exc:  # the interpreter is shutting down and refuses new threads
-        raise RuntimeError("rnnkit: cannot start worker threads now; use LSTMCore.threads = 1") from exc
+    futures: list[Future] = []
     first: BaseException | None = None
     try:
+        pool = _pool(size - 1)
+        for k in range(1, size):
+            futures.append(pool.submit(member, k))
         member(0)
-    except BaseException as exc:  # includes KeyboardInterrupt: still wait for the others below
+    except BaseException as exc:  # includes KeyboardInterrupt, also between two submits
+        barrier.abort()
         first = exc
-    for f in futures:
+        if isinstance(exc, RuntimeError) and len(futures) < size - 1:  # the pool refused (interpreter exit)
+            first = RuntimeError("rnnkit: cannot start worker threads now; set TeamCore.threads = 1")
+    while True:  # every member has stopped before run returns, even if the wait itself is interrupted
         try:
-            f.result()
+            wait(futures)
+            break
         except BaseException as exc:
-            if first is None or isinstance(first, threading.BrokenBarrierError):
-                first = exc
+            barrier.abort()
+            first = first if first is not None else exc
+    for f in futures:
+        exc = f.exception()
+        if exc is not None and (first is None or isinstance(first, threading.BrokenBarrierError)):
+            first = exc
     if first is not None:
         raise first
-

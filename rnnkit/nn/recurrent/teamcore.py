@@ -68,7 +68,7 @@ class TeamCore(Core):
         if size == 1:
             fn(0, team.no_sync, *args)
             return
-        with blas_limit_one():
+        with team.LOCK, blas_limit_one():  # one team at a time also keeps the BLAS setting consistent
             team.run(size, fn, *args)
 
     def columns(self, lo: int, hi: int):
@@ -89,7 +89,7 @@ class TeamCore(Core):
             self.buffer(f"tmp{k}", (G * (hi - lo), B))
             self.buffer(f"tmpn{k}", (hi - lo, B))
         self._work["hs"][0] = state[0].T
-        self._fw = None
+        self._fw = self._parts = None  # set again when this forward completes
         return parts
 
     def member_weights(self, lo: int, hi: int, x_bias: np.ndarray):
