@@ -29,8 +29,7 @@ class GRUCore(TeamCore):
     def forward(self, xs, state, mask=None, training=False):
         T, B, _ = xs.shape
         H = self.hidden_size
-        parts = self.start_forward(xs, state, {"hg": (T, 3 * H, B)})  # hg: h W_h + b_h of every step
-        m = None if mask is None else mask.reshape(T, 1, B)
+        parts, m = self.start_forward(xs, state, mask, {"hg": (T, 3 * H, B)})  # hg: h W_h + b_h, every step
         self.run(len(parts), self._forward_member, parts, xs, m)
         return self.finish_forward(parts, xs, mask, (self._work["hs"][T].T.copy(),))
 
@@ -70,22 +69,10 @@ class GRUCore(TeamCore):
             sync()  # every unit of h_{t+1} is written
 
     # -- backward ---------------------------------------------------------------------------------
-    def backward_loop(self, dys, dstate):
-        parts, xs, mask = self.start_backward()
-        T, B, _ = xs.shape
-        H = self.hidden_size
-        for name, shape in (("dpn", (T, H, B)), ("Wh_p", (H, 3 * H)), ("h_cat", (H, T * B))):
-            self.buffer(name, shape)
-        dxs = self.input_grad_buffer(xs, parts)
-        dstate0 = (np.empty((B, H), dtype=self.dtype),)
-        record = self.start_record(T, B)
-        dys = None if dys is None else (dys if mask is None else dys * mask)
-        m = None if mask is None else mask.reshape(T, 1, B)
-        dh0 = None if dstate is None else dstate[0]
-        self.run(len(parts), self._backward_member, parts, xs, m, dys, dh0, dxs, dstate0, record)
-        return self.finish_input_grad(xs, dxs), dstate0
+    def backward_buffers(self, T, B):
+        return {"dpn": (T, self.hidden_size, B)}  # the h-side gate gradients reuse "hg"
 
-    def _backward_member(self, k, sync, parts, xs, m, dys, dh0, dxs, dstate0, record):
+    def _backward_member(self, k, sync, parts, xs, m, dys, dstate, dxs, dstate0, record):
         lo, hi = parts[k]
         n = hi - lo
         T, B, _ = xs.shape
@@ -114,7 +101,7 @@ class GRUCore(TeamCore):
         dgh[:, n:2 * n] *= z
         dgh[:, n:2 * n] *= one_minus
         # the reverse loop
-        dh = self.initial_grad(dh0, lo, hi, B)
+        dh = self.initial_grad(dstate[0], lo, hi, B)
         now, direct = np.empty((n, B), self.dtype), w[f"tmpn{k}"]
         carry = np.empty_like(dh) if m is not None else None
         dy = None if dys is None else dys[:, :, lo:hi].transpose(0, 2, 1)  # (T, n, B) view

@@ -45,10 +45,9 @@ class LSTMCore(TeamCore):
     def forward(self, xs, state, mask=None, training=False):
         T, B, _ = xs.shape
         H = self.hidden_size
-        parts = self.start_forward(xs, state, {"cs": (T + 1, H, B), "tanh_cs": (T, H, B)})
+        parts, m = self.start_forward(xs, state, mask, {"cs": (T + 1, H, B), "tanh_cs": (T, H, B)})
         w = self._work
         w["cs"][0] = state[1].T
-        m = None if mask is None else mask.reshape(T, 1, B)
         self.run(len(parts), self._forward_member, parts, xs, m)
         return self.finish_forward(parts, xs, mask, (w["hs"][T].T.copy(), w["cs"][T].T.copy()))
 
@@ -85,20 +84,9 @@ class LSTMCore(TeamCore):
             sync()  # every unit of h_{t+1} is written
 
     # -- backward ---------------------------------------------------------------------------------
-    def backward_loop(self, dys, dstate):
-        parts, xs, mask = self.start_backward()
-        T, B, _ = xs.shape
+    def backward_buffers(self, T, B):
         H = self.hidden_size
-        for name, shape in (("dg", (T, 4 * H, B)), ("A", (T, H, B)), ("Wh_p", (H, 4 * H)), ("h_cat", (H, T * B))):
-            self.buffer(name, shape)
-        dxs = self.input_grad_buffer(xs, parts)
-        dstate0 = (np.empty((B, H), dtype=self.dtype), np.empty((B, H), dtype=self.dtype))
-        dstate = (None, None) if dstate is None else dstate
-        record = self.start_record(T, B)
-        dys = None if dys is None else (dys if mask is None else dys * mask)
-        m = None if mask is None else mask.reshape(T, 1, B)
-        self.run(len(parts), self._backward_member, parts, xs, m, dys, dstate, dxs, dstate0, record)
-        return self.finish_input_grad(xs, dxs), dstate0
+        return {"dg": (T, 4 * H, B), "A": (T, H, B)}
 
     def _backward_member(self, k, sync, parts, xs, m, dys, dstate, dxs, dstate0, record):
         lo, hi = parts[k]

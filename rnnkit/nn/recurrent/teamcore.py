@@ -76,8 +76,9 @@ class TeamCore(Core):
         H = self.hidden_size
         return [(j, slice(g * H + lo, g * H + hi)) for j, g in enumerate(self.order)]
 
-    def start_forward(self, xs, state, buffers: dict[str, tuple[int, ...]]) -> list[tuple[int, int]]:
-        """Size the team, allocate the buffers (here, on the calling thread), write the initial state."""
+    def start_forward(self, xs, state, mask, buffers: dict[str, tuple[int, ...]]):
+        """Size the team, allocate the buffers (here, on the calling thread), write the initial state.
+        Returns the split [(lo, hi) per member] and the mask as (T, 1, B) (or None)."""
         self.drain()
         T, B, D = xs.shape
         H, G = self.hidden_size, len(self.gates)
@@ -90,7 +91,7 @@ class TeamCore(Core):
             self.buffer(f"tmpn{k}", (hi - lo, B))
         self._work["hs"][0] = state[0].T
         self._fw = self._parts = None  # set again when this forward completes
-        return parts
+        return parts, None if mask is None else mask.reshape(T, 1, B)
 
     def member_weights(self, lo: int, hi: int, x_bias: np.ndarray):
         """This member's rows of W_h^T and W_x^T, and of ``x_bias`` (a (G*H,) bias in PyTorch's order) as a
@@ -131,12 +132,29 @@ class TeamCore(Core):
         return outputs(ys, mask), final_state
 
     # -- backward ---------------------------------------------------------------------------------
-    def start_backward(self):
+    def backward_buffers(self, T: int, B: int) -> dict[str, tuple[int, ...]]:  # pragma: no cover
+        """The cell's own backward buffers, name -> shape."""
+        raise NotImplementedError
+
+    def backward_loop(self, dys, dstate):
+        """Allocate, then run ``_backward_member(k, sync, parts, xs, m, dys, dstate, dxs, dstate0, record)`` on
+        the team; see the cells for the member functions."""
         if self._fw is None:
             raise RuntimeError("backward was already called for this forward (it consumes the forward's "
                                "buffers); run forward again, or sum the output gradients into one backward")
-        fw, self._fw = self._fw, None
-        return fw
+        (parts, xs, mask), self._fw = self._fw, None
+        T, B, _ = xs.shape
+        H, G = self.hidden_size, len(self.gates)
+        for name, shape in {"Wh_p": (H, G * H), "h_cat": (H, T * B), **self.backward_buffers(T, B)}.items():
+            self.buffer(name, shape)
+        dxs = self.input_grad_buffer(xs, parts)
+        dstate0 = tuple(np.empty((B, H), dtype=self.dtype) for _ in range(self.n_state))
+        dstate = (None,) * self.n_state if dstate is None else dstate
+        record = self.start_record(T, B)
+        dys = None if dys is None else (dys if mask is None else dys * mask)
+        m = None if mask is None else mask.reshape(T, 1, B)
+        self.run(len(parts), self._backward_member, parts, xs, m, dys, dstate, dxs, dstate0, record)
+        return self.finish_input_grad(xs, dxs), dstate0
 
     def input_grad_buffer(self, xs, parts):
         """Where the members put the input gradient: for token input the gradient of the projected table
