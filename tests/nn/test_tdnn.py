@@ -1,0 +1,236 @@
+"""TDNN: gradient checks, a hand-computed case, PyTorch Conv1d parity, masks equal to running alone, errors."""
+import numpy as np
+import pytest
+
+from rnnkit.errors import UserError
+from rnnkit.nn import TDNN
+from rnnkit.nn.gradcheck import gradcheck
+
+MODES = ["causal", "same", "valid"]
+
+
+def lengths_mask(lengths, T):
+    return np.arange(T) < np.asarray(lengths)[:, None]
+
+
+@pytest.mark.parametrize("padding", MODES)
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 2), (2, 2), (3, 2)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradcheck(padding, stride, dilation, masked):
+    rng = np.random.default_rng(10 * stride + dilation)
+    layer = TDNN(3, 4, 3, dilation=dilation, stride=stride, padding=padding, dtype=np.float64, rng=rng)
+    T = 11
+    xs = rng.standard_normal((3, T, 3))
+    mask = lengths_mask([T, 7, 5], T) if masked else None
+    res = gradcheck(layer, xs, rng=rng, forward_kwargs={"mask": mask})
+    assert set(res) == {"W", "b", "input"}
+    assert res.passed(1e-6), res
+
+
+def test_gradcheck_without_bias():
+    rng = np.random.default_rng(1)
+    layer = TDNN(2, 3, 2, padding="same", bias=False, dtype=np.float64, rng=rng)
+    res = gradcheck(layer, rng.standard_normal((2, 5, 2)), rng=rng)
+    assert set(res) == {"W", "input"} and res.passed(1e-6), res
+
+
+def test_hand_computed_causal_kernel_two():
+    """y_t = W[0] x_{t-1} + W[1] x_t + b with x_{-1} = 0, D = C = 1, by hand."""
+    layer = TDNN(1, 1, 2, dtype=np.float64)
+    layer.W[...] = np.array([2.0, 3.0]).reshape(2, 1, 1)
+    layer.b[...] = 0.5
+    ys = layer.forward(np.array([1.0, -1.0, 4.0]).reshape(1, 3, 1))
+    np.testing.assert_allclose(ys.ravel(), [3 * 1 + 0.5, 2 * 1 + 3 * -1 + 0.5, 2 * -1 + 3 * 4 + 0.5])
+    dxs = layer.backward(np.array([1.0, 10.0, 100.0]).reshape(1, 3, 1))
+    # dx_t = 3 dy_t + 2 dy_{t+1}; dW[0] = sum dy_t x_{t-1}; dW[1] = sum dy_t x_t
+    np.testing.assert_allclose(dxs.ravel(), [3 + 20, 30 + 200, 300])
+    np.testing.assert_allclose(layer.grads["W"].ravel(), [10 * 1 + 100 * -1, 1 - 10 + 400])
+    np.testing.assert_allclose(layer.grads["b"], [111.0])
+
+
+def test_hand_computed_valid_stride_two_dilation_two():
+    """K=2, dilation 2, stride 2, valid: y_t = W[0] x_{2t} + W[1] x_{2t+2}; T=6 -> T'=2."""
+    layer = TDNN(1, 1, 2, dilation=2, stride=2, padding="valid", bias=False, dtype=np.float64)
+    layer.W[...] = np.array([1.0, 10.0]).reshape(2, 1, 1)
+    ys = layer.forward(np.arange(6.0).reshape(1, 6, 1))
+    np.testing.assert_allclose(ys.ravel(), [0 + 10 * 2, 2 + 10 * 4])
+
+
+def test_output_lengths():
+    assert TDNN(2, 2, 5, stride=2).output_length(1460) == 730
+    assert TDNN(2, 2, 5, stride=3, padding="same").output_length(10) == 4
+    assert TDNN(2, 2, 3, dilation=2, stride=2, padding="valid").output_length(10) == 3  # (10-5)//2+1
+    assert TDNN(2, 2, 3, dilation=2, padding="valid").output_length(5) == 1
+    assert TDNN(2, 2, 3).output_mask(None) is None
+
+
+def test_float32_default_and_grad_accumulation():
+    rng = np.random.default_rng(2)
+    layer = TDNN(3, 2, 3, rng=rng)
+    xs = rng.standard_normal((2, 6, 3))
+    ys = layer.forward(xs)
+    assert ys.dtype == np.float32 and layer.W.dtype == np.float32
+    dys = rng.standard_normal(ys.shape).astype(np.float32)
+    dxs = layer.backward(dys)
+    assert dxs.dtype == np.float32 and dxs.shape == xs.shape
+    g = layer.grads["W"].copy()
+    layer.backward(dys)
+    np.testing.assert_allclose(layer.grads["W"], 2 * g, rtol=1e-6)
+
+
+# -- masks: a padded batch gives every case exactly what it gets alone ----------------------------
+def run(layer, xs, mask, dys):
+    layer.zero_grad()
+    ys = layer.forward(xs, mask=mask)
+    dxs = layer.backward(dys)
+    return ys, dxs, {k: g.copy() for k, g in layer.grads.items()}
+
+
+@pytest.mark.parametrize("padding", MODES)
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 2), (2, 2)])
+def test_masked_batch_equals_each_case_alone(padding, stride, dilation):
+    rng = np.random.default_rng(3)
+    layer = TDNN(2, 3, 3, dilation=dilation, stride=stride, padding=padding, dtype=np.float64, rng=rng)
+    lengths = [12, 9, 6, 5]
+    T = max(lengths)
+    xs = rng.standard_normal((len(lengths), T, 2))
+    mask = lengths_mask(lengths, T)
+    xs[~mask] = np.nan  # padding may hold anything
+    out_mask = layer.output_mask(mask)
+    dys = rng.standard_normal((len(lengths), layer.output_length(T), 3))
+    ys, dxs, grads = run(layer, xs, mask, dys)
+    assert np.isfinite(ys).all() and np.isfinite(dxs).all()
+    total = {k: 0 for k in grads}
+    for i, L in enumerate(lengths):
+        n_out = layer.output_length(L)
+        assert out_mask[i].sum() == n_out and out_mask[i, :n_out].all()
+        y1, dx1, g1 = run(layer, xs[i:i + 1, :L], None, dys[i:i + 1, :n_out])
+        np.testing.assert_allclose(ys[i, :n_out], y1[0], rtol=1e-12, atol=1e-12)
+        assert not ys[i, n_out:].any()
+        np.testing.assert_allclose(dxs[i, :L], dx1[0], rtol=1e-12, atol=1e-12)
+        assert not dxs[i, L:].any()
+        for k in total:
+            total[k] = total[k] + g1[k]
+    for k in grads:
+        np.testing.assert_allclose(grads[k], total[k], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding", MODES)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_left_padding_equals_each_case_alone(padding, stride):
+    """Data at the end of the row (padding first): outputs start at step start // stride."""
+    rng = np.random.default_rng(4)
+    layer = TDNN(2, 3, 3, dilation=2, stride=stride, padding=padding, dtype=np.float64, rng=rng)
+    T, starts = 12, [0, 2, 6]
+    xs = rng.standard_normal((3, T, 2))
+    mask = np.arange(T) >= np.array(starts)[:, None]
+    xs[~mask] = 1e6
+    ys = layer.forward(xs, mask=mask)
+    out_mask = layer.output_mask(mask)
+    for i, s in enumerate(starts):
+        y1 = layer.forward(xs[i:i + 1, s:])[0]
+        o = s // stride
+        np.testing.assert_allclose(ys[i, o:o + len(y1)], y1, rtol=1e-12, atol=1e-12)
+        assert not ys[i, :o].any() and out_mask[i].sum() == len(y1) and out_mask[i, o:].all()
+
+
+def test_rows_without_data_give_zero_outputs():
+    rng = np.random.default_rng(5)
+    layer = TDNN(2, 3, 2, dtype=np.float64, rng=rng)
+    mask = lengths_mask([4, 0], 4)
+    ys = layer.forward(rng.standard_normal((2, 4, 2)), mask=mask)
+    assert not ys[1].any() and not layer.output_mask(mask)[1].any()
+
+
+# -- PyTorch parity ---------------------------------------------------------------------------
+@pytest.mark.parametrize("padding", MODES)
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 3), (3, 2)])
+def test_torch_conv1d_parity(padding, stride, dilation):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(6)
+    K, D, C, B, T = 4, 3, 5, 2, 17
+    conv = torch.nn.Conv1d(D, C, K, stride=stride, dilation=dilation, dtype=torch.float64)
+    torch.nn.init.normal_(conv.weight)
+    layer = TDNN(D, C, K, dilation=dilation, stride=stride, padding=padding, dtype=np.float64, rng=rng)
+    layer.load_torch_state_dict(conv.state_dict())
+    xs = rng.standard_normal((B, T, D))
+    total = (K - 1) * dilation
+    left = {"causal": total, "same": total // 2, "valid": 0}[padding]
+    right = {"causal": 0, "same": total - total // 2, "valid": 0}[padding]
+    xt = torch.tensor(xs, requires_grad=True)
+    yt = conv(F.pad(xt.transpose(1, 2), (left, right))).transpose(1, 2)
+    ys = layer.forward(xs)
+    assert ys.shape == tuple(yt.shape)
+    np.testing.assert_allclose(ys, yt.detach().numpy(), rtol=0, atol=1e-8)
+    w = rng.standard_normal(ys.shape)
+    (yt * torch.tensor(w)).sum().backward()
+    dxs = layer.backward(w)
+    np.testing.assert_allclose(dxs, xt.grad.numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(layer.grads["W"].transpose(2, 1, 0), conv.weight.grad.numpy(), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(layer.grads["b"], conv.bias.grad.numpy(), rtol=0, atol=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_torch_same_padding_and_port_back():
+    """padding='same' is torch's own padding='same' (stride 1, even kernel); weights port back by name."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    layer = TDNN(3, 2, 4, dilation=3, padding="same", dtype=np.float64, rng=rng)
+    conv = torch.nn.Conv1d(3, 2, 4, dilation=3, padding="same", dtype=torch.float64)
+    conv.load_state_dict({k: torch.tensor(v) for k, v in layer.torch_state_dict().items()})
+    xs = rng.standard_normal((2, 9, 3))
+    yt = conv(torch.tensor(xs).transpose(1, 2)).transpose(1, 2)
+    np.testing.assert_allclose(layer.forward(xs), yt.detach().numpy(), rtol=0, atol=1e-8)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(padding="full"), "unknown padding 'full'"),
+    (dict(kernel_size=0), "kernel_size must be a positive integer"),
+    (dict(stride=1.5), "stride must be a positive integer"),
+    (dict(dilation=-1), "dilation must be a positive integer"),
+])
+def test_bad_options(kwargs, match):
+    args = dict(input_size=2, channels_out=3, kernel_size=3) | kwargs
+    with pytest.raises(UserError, match=match):
+        TDNN(**args)
+
+
+def test_bad_inputs_name_the_problem():
+    layer = TDNN(2, 3, 3, dilation=2, padding="valid", dtype=np.float64)
+    with pytest.raises(UserError, match=r"\(batch, time, 2\), got \(4, 7, 3\)"):
+        layer.forward(np.zeros((4, 7, 3)))
+    with pytest.raises(UserError, match="batch axis"):
+        layer.forward(np.zeros((7, 2)))
+    with pytest.raises(UserError, match="minimum length is 5"):
+        layer.forward(np.zeros((1, 4, 2)))
+    with pytest.raises(UserError, match=r"row\(s\) \[1\] have \[3\] valid steps.*at least 5"):
+        layer.forward(np.zeros((2, 6, 2)), mask=lengths_mask([6, 3], 6))
+    with pytest.raises(UserError, match=r"mask must have shape \(batch, time\) = \(2, 6\), got \(2,\)"):
+        layer.forward(np.zeros((2, 6, 2)), mask=np.array([6, 5]))
+    with pytest.raises(UserError, match="booleans or 0/1"):
+        layer.forward(np.zeros((1, 6, 2)), mask=np.full((1, 6), 2))
+    with pytest.raises(UserError, match=r"row\(s\) \[0\] have gaps"):
+        TDNN(2, 3, 2).forward(np.zeros((1, 6, 2)), mask=np.array([[1, 1, 0, 1, 1, 1]]))
+    with pytest.raises(UserError, match="not a multiple of stride=2"):
+        TDNN(2, 3, 2, stride=2).forward(np.zeros((1, 6, 2)), mask=np.array([[0, 1, 1, 1, 1, 1]]))
+    with pytest.raises(UserError, match="dtype"):
+        layer.forward(np.array([[["a", "b"]] * 5]))
+
+
+def test_backward_and_loading_errors():
+    layer = TDNN(2, 3, 3, dtype=np.float64)
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(np.zeros((1, 4, 3)))
+    layer.forward(np.zeros((1, 4, 2)))
+    with pytest.raises(UserError, match=r"dys must have shape \(1, 4, 3\)"):
+        layer.backward(np.zeros((1, 3, 3)))
+    with pytest.raises(UserError, match=r"\(out, in, kernel\) = \(3, 2, 3\)"):
+        layer.load_torch_state_dict({"weight": np.zeros((3, 3, 2)), "bias": np.zeros(3)})
+    with pytest.raises(UserError, match="expected keys"):
+        layer.load_torch_state_dict({"weight": np.zeros((3, 2, 3))})
+    sd = layer.torch_state_dict()
+    sd["weight"][0, 1, 2] = 7.0
+    layer.load_torch_state_dict(sd)
+    assert layer.W[2, 1, 0] == 7.0
