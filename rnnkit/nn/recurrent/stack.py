@@ -12,6 +12,8 @@ import numpy as np
 
 from rnnkit.errors import UserError
 from rnnkit.nn.base import Layer, as_rng
+from rnnkit.nn.recurrent import reference
+from rnnkit.nn.recurrent.bptt import ReferenceCore
 from rnnkit.nn.recurrent.checks import InputChecks
 from rnnkit.nn.recurrent.core import Core
 from rnnkit.nn.recurrent.elman import ElmanCore
@@ -38,15 +40,24 @@ class RecurrentLayer(InputChecks, Layer):
     step(x (B, D), state=None) -> (y (B, O), state): one time step (unidirectional only), any batch size.
 
     Parameters are named ``l{k}.W_x``, ``l{k}.W_h``, ``l{k}.b_x``, ``l{k}.b_h`` (``l{k}_reverse.*`` for the
-    backward direction); see the core classes for the equations and gate order.
+    backward direction); see :mod:`rnnkit.nn.recurrent.reference` for the equations and gate order.
+
+    ``engine="fast"`` (default) runs the fast cores; ``engine="reference"`` runs the plain reference cells
+    step by step (:mod:`~rnnkit.nn.recurrent.reference`, :mod:`~rnnkit.nn.recurrent.bptt`): the same
+    parameters, initialisation and results (to round-off), slower, and readable.
     """
 
     core_class: type[Core] = Core
+    reference_cell: type[reference.Cell] = reference.Cell
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, return_sequences: bool = True, dtype=np.float32, rng=None,
-                 **core_options):
+                 engine: str = "fast", **core_options):
         super().__init__(dtype)
+        if engine not in ("fast", "reference"):
+            raise UserError(f"engine must be 'fast' (the default) or 'reference' (the plain cells of "
+                            f"rnnkit/nn/recurrent/reference.py), got {engine!r}")
+        self.engine = engine
         if input_size < 1 or hidden_size < 1 or num_layers < 1:
             raise UserError(f"input_size, hidden_size and num_layers must be >= 1, got "
                             f"{input_size}, {hidden_size}, {num_layers}")
@@ -60,11 +71,15 @@ class RecurrentLayer(InputChecks, Layer):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.dropout, self.return_sequences = bidirectional, dropout, return_sequences
         self.num_directions = 2 if bidirectional else 1
-        self.cores: list[Core] = []
+        self.cores: list[Core | ReferenceCore] = []
         size = input_size
         for layer in range(num_layers):
             for direction in range(self.num_directions):
-                core = self.core_class(size, hidden_size, dtype=dtype, rng=self.rng, **core_options)
+                if engine == "reference":
+                    core = ReferenceCore(size, hidden_size, cell=self.reference_cell, dtype=dtype, rng=self.rng,
+                                         **core_options)
+                else:
+                    core = self.core_class(size, hidden_size, dtype=dtype, rng=self.rng, **core_options)
                 self.cores.append(self.add_child(self._name(layer, direction), core))
             size = self.cores[-1].output_size * self.num_directions
         self.output_size = size
@@ -291,26 +306,27 @@ class LSTM(RecurrentLayer):
     ``forget_bias`` (default 1.0) sets the initial forget-gate bias; pass None for PyTorch's initialisation.
     """
 
-    core_class = LSTMCore
+    core_class, reference_cell = LSTMCore, reference.LSTMCell
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                 return_sequences=True, forget_bias=1.0, dtype=np.float32, rng=None):
+                 return_sequences=True, forget_bias=1.0, dtype=np.float32, rng=None, engine="fast"):
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
-                         dtype, rng, forget_bias=forget_bias)
+                         dtype, rng, engine, forget_bias=forget_bias)
 
 
 class GRU(RecurrentLayer):
     """Stacked GRU. ``reset_after=True`` (default) is PyTorch's/cuDNN's form (:class:`GRUCore`); False is
     the form of Cho et al. 2014, reset applied before the recurrent product (:class:`GRUResetBeforeCore`)."""
 
-    core_class = GRUCore
+    core_class, reference_cell = GRUCore, reference.GRUCell
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                 return_sequences=True, reset_after=True, dtype=np.float32, rng=None):
+                 return_sequences=True, reset_after=True, dtype=np.float32, rng=None, engine="fast"):
         self.reset_after = reset_after
         self.core_class = GRUCore if reset_after else GRUResetBeforeCore
+        self.reference_cell = reference.GRUCell if reset_after else reference.GRUResetBeforeCell
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
-                         dtype, rng)
+                         dtype, rng, engine)
 
     def torch_state_dict(self, grads=False):
         self._check_torch_form()
@@ -329,23 +345,23 @@ class GRU(RecurrentLayer):
 class ElmanRNN(RecurrentLayer):
     """Stacked Elman RNN (PyTorch's ``nn.RNN``), ``nonlinearity`` 'tanh' or 'relu'."""
 
-    core_class = ElmanCore
+    core_class, reference_cell = ElmanCore, reference.ElmanCell
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                 return_sequences=True, nonlinearity="tanh", dtype=np.float32, rng=None):
+                 return_sequences=True, nonlinearity="tanh", dtype=np.float32, rng=None, engine="fast"):
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
-                         dtype, rng, nonlinearity=nonlinearity)
+                         dtype, rng, engine, nonlinearity=nonlinearity)
 
 
 class JordanRNN(RecurrentLayer):
     """Stacked Jordan RNN: each layer feeds back its previous output y (size ``output_size``)."""
 
-    core_class = JordanCore
+    core_class, reference_cell = JordanCore, reference.JordanCell
 
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, bidirectional=False, dropout=0.0,
-                 return_sequences=True, output_activation="tanh", dtype=np.float32, rng=None):
+                 return_sequences=True, output_activation="tanh", dtype=np.float32, rng=None, engine="fast"):
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
-                         dtype, rng, output_size=output_size, output_activation=output_activation)
+                         dtype, rng, engine, output_size=output_size, output_activation=output_activation)
 
     def torch_state_dict(self, grads=False):
         raise NotImplementedError("PyTorch has no Jordan RNN; use params/state_dict() instead")
