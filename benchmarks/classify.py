@@ -1,0 +1,170 @@
+"""Sequence-classification quality on the UCR archive files in ../shared/data/ucr (official TRAIN/TEST splits).
+
+For each data set, in one run: rnnkit's default SequenceClassifier (fit on TRAIN only, test used once at
+the end), a PyTorch LSTM classifier of the same size trained the same way (same normalisation, the same
+stratified validation split carved from TRAIN, Adam, batch size, early stopping on validation loss, time
+budget; a strided Conv1d front-end like rnnkit's recurrent branch, LSTM, mean over valid steps, Linear),
+and the baselines majority class, 1-NN Euclidean and 1-NN DTW (full window, and a window learned by
+leave-one-out on TRAIN). Test accuracy and fit times are printed as a table.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/classify.py [--datasets ACSF1,PLAID]
+        [--save benchmarks/results/classify.txt] [--no-torch] [--no-baselines]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.data.tsfile import read_ts
+from rnnkit.tasks.classify import SequenceClassifier
+from rnnkit.tasks.classify_train import Padded, stratified_split
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucr"
+DATASETS = ("UnitTest", "PickupGestureWiimoteZ", "ACSF1", "PLAID")
+
+
+def torch_lstm(clf: SequenceClassifier, X, y, X_test, seed: int = 0) -> tuple[np.ndarray, float]:
+    """Predicted class ids for X_test from a PyTorch LSTM classifier trained like rnnkit's; (pred, seconds)."""
+    import torch
+    from torch import nn
+
+    cfg = clf.config
+    torch.manual_seed(seed)
+    classes, ys = np.unique(y, return_inverse=True)
+    s = clf.stride_
+    C = clf.n_channels_
+    hidden = cfg.hidden_size
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.front = nn.Conv1d(C, cfg.front_size, 2 * s, stride=s, padding=s) if s > 1 else None
+            self.lstm = nn.LSTM(cfg.front_size if s > 1 else C, hidden, batch_first=True)
+            self.head = nn.Linear(hidden, len(classes))
+
+        def forward(self, xs, lengths):  # xs (B, T, C)
+            h = xs
+            if self.front is not None:
+                h = self.front(xs.transpose(1, 2)).transpose(1, 2)
+                lengths = (lengths + s - 1) // s
+                h = h[:, : int(lengths.max())]
+            packed = nn.utils.rnn.pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = self.lstm(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+            mask = (torch.arange(out.shape[1])[None, :] < lengths[:, None]).float()
+            return self.head((out * mask[..., None]).sum(1) / lengths[:, None].float())
+
+    norm = clf._normalize
+    data = Padded([norm(c) for c in X])
+    test = Padded([norm(c) for c in X_test])
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = stratified_split(ys, cfg.val_size, rng)
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def logits(d, idx):
+        net.eval()
+        with torch.no_grad():
+            out = []
+            for a in range(0, len(idx), 64):
+                rows = idx[a: a + 64]
+                xs, _ = d.batch(rows)
+                out.append(net(torch.from_numpy(xs), torch.from_numpy(d.lengths[rows])))
+        net.train()
+        return torch.cat(out)
+
+    t0 = time.perf_counter()
+    deadline = t0 + 60 * cfg.max_minutes
+    best, best_state, bad = math.inf, None, 0
+    yt = torch.from_numpy(ys)
+    for _epoch in range(cfg.epochs):
+        perm = rng.permutation(train_idx)
+        for a in range(0, len(perm), cfg.batch_size):
+            rows = perm[a: a + cfg.batch_size]
+            xs, _ = data.batch(rows)
+            opt.zero_grad()
+            loss = loss_fn(net(torch.from_numpy(xs), torch.from_numpy(data.lengths[rows])), yt[rows])
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+        val = float(loss_fn(logits(data, val_idx), yt[val_idx]))
+        if val < best - 1e-6:
+            best, bad = val, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            bad += 1
+        if bad >= cfg.patience or time.perf_counter() > deadline:
+            break
+    net.load_state_dict(best_state)
+    seconds = time.perf_counter() - t0
+    pred = logits(test, np.arange(len(test))).argmax(1).numpy()
+    return classes[pred], seconds
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--save", help="also write the table (and a JSON beside it) here")
+    args = ap.parse_args(argv)
+    from threadpoolctl import threadpool_info
+
+    kernels = sorted({f"{i.get('internal_api')} {i.get('architecture')} x{i.get('num_threads')}"
+                      for i in threadpool_info()})
+    lines = [f"BLAS: {'; '.join(kernels)}", ""]
+    print(lines[0], flush=True)
+    results = {}
+    for name in args.datasets.split(","):
+        X, y = read_ts(Path(args.data) / f"{name}_TRAIN.ts")
+        Xt, yt = read_ts(Path(args.data) / f"{name}_TEST.ts")
+        row = {"n_train": len(X), "n_test": len(Xt), "classes": len(set(y.tolist())),
+               "length": f"{min(c.shape[1] for c in X)}-{max(c.shape[1] for c in X)}"}
+        clf = SequenceClassifier(random_state=args.seed).fit(X, y)
+        row["rnnkit"] = clf.score(Xt, yt)
+        row["rnnkit_s"] = clf.fit_seconds_
+        print(f"{name}: rnnkit {row['rnnkit']:.4f} in {clf.fit_seconds_:.0f} s", flush=True)
+        if not args.no_torch:
+            pred, secs = torch_lstm(clf, X, y, Xt, args.seed)
+            row["torch_lstm"], row["torch_lstm_s"] = float(np.mean(pred == yt)), secs
+            print(f"{name}: torch LSTM {row['torch_lstm']:.4f} in {secs:.0f} s", flush=True)
+        if not args.no_baselines:
+            from rnnkit.tasks.classify_baselines import baseline_report
+            from rnnkit.tasks.classify_eval import baseline_accuracies
+
+            rep = baseline_report(X, y, Xt, yt)
+            row["baselines"] = baseline_accuracies(rep)
+            row["baseline_details"] = rep
+            print(f"{name}: baselines {row['baselines']}", flush=True)
+        results[name] = row
+    head = f"{'data set':<24} {'train/test':>10} {'rnnkit':>8} {'fit s':>6} {'torch LSTM':>10} {'fit s':>6}"
+    names = list(next(iter(results.values())).get("baselines", {}))
+    head += "".join(f" {n[:18]:>18}" for n in names)
+    lines.append(head)
+    for name, r in results.items():
+        line = (f"{name:<24} {r['n_train']:>4}/{r['n_test']:<5} {r['rnnkit']:>8.4f} {r['rnnkit_s']:>6.0f} "
+                f"{r.get('torch_lstm', float('nan')):>10.4f} {r.get('torch_lstm_s', float('nan')):>6.0f}")
+        line += "".join(f" {r['baselines'].get(n, float('nan')):>18.4f}" for n in names) if names else ""
+        lines.append(line)
+    if len(results) > 1:
+        mean = lambda k: np.mean([r.get(k, np.nan) for r in results.values()])  # noqa: E731
+        lines.append(f"{'mean':<24} {'':>10} {mean('rnnkit'):>8.4f} {'':>6} {mean('torch_lstm'):>10.4f}")
+    text = "\n".join(lines)
+    print("\n" + text)
+    if args.save:
+        Path(args.save).write_text(" ".join(sys.argv) + "\n" + text + "\n")
+        Path(args.save).with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

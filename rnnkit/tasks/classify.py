@@ -1,0 +1,283 @@
+"""Sequence classification: an estimator with scikit-learn / aeon conventions over rnnkit's TDNN and
+recurrent networks.
+
+    clf = SequenceClassifier().fit(X_train, y_train)   # X in aeon's layouts (rnnkit.data.layout)
+    clf.predict(X_test); clf.predict_proba(X_test); clf.score(X_test, y_test)
+
+X is a 3-D array (n_cases, n_channels, n_timepoints), a 2-D array (n_cases, n_timepoints) for one
+channel, or a list of (n_channels, length_i) arrays of unequal lengths; labels may be of any JSON type
+(strings too). Cases of unequal length are padded and masked, never truncated. Normalisation statistics,
+the validation split and early stopping all use the training data only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnkit.data.layout import as_cases
+from rnnkit.errors import UserError
+from rnnkit.nn.base import as_rng
+from rnnkit.tasks.classify_model import CELLS, MODELS, POOLS, ClassifierNet
+from rnnkit.tasks.classify_train import Padded, predict_logits, stratified_split, train_net
+
+NORMALIZE = ("global", "series", "none")
+FORMAT = "rnnkit-classify"
+
+
+@dataclass
+class ClassifyConfig:
+    """Everything that defines a classifier; saved as JSON with the model. ``None`` sizes are chosen from
+    the data at fit time (see :meth:`SequenceClassifier.fit`)."""
+
+    model: str = "combined"
+    cell: str = "gru"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    pool: str = "mean"
+    channels: tuple = (64, 128, 64)
+    kernels: tuple = (8, 5, 3)
+    front_size: int = 32
+    stride: int | None = None  # None: ceil(longest training case / target_steps)
+    target_steps: int = 300
+    dropout: float = 0.3
+    normalize: str = "global"
+    epochs: int = 500
+    patience: int = 60
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    val_size: float = 0.2
+    n_estimators: int = 1
+    max_minutes: float | None = 9.0
+    random_state: int = 0
+    dtype: str = "float32"
+
+    def check(self) -> None:
+        def need(ok, msg):
+            if not ok:
+                raise UserError(msg)
+
+        need(self.model in MODELS, f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
+        need(self.cell in CELLS, f"unknown cell {self.cell!r}; choose one of: {', '.join(CELLS)}")
+        need(self.pool in POOLS, f"unknown pooling {self.pool!r}; choose one of: {', '.join(POOLS)}")
+        need(self.normalize in NORMALIZE, f"unknown normalize {self.normalize!r}; choose one of: "
+                                          f"{', '.join(NORMALIZE)}")
+        for name in ("hidden_size", "num_layers", "front_size", "target_steps", "epochs", "patience",
+                     "batch_size", "n_estimators"):
+            need(int(getattr(self, name)) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        need(len(self.channels) >= 1 and len(self.channels) == len(self.kernels)
+             and all(int(c) >= 1 for c in self.channels) and all(int(k) >= 1 for k in self.kernels),
+             f"channels and kernels must be lists of positive sizes of the same length, got {list(self.channels)} "
+             f"and {list(self.kernels)}")
+        need(self.stride is None or int(self.stride) >= 1, f"stride must be at least 1, got {self.stride}")
+        need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        need(0.0 <= self.val_size < 1.0, f"val_size must be in [0, 1), got {self.val_size}")
+        need(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        need(self.max_minutes is None or self.max_minutes > 0,
+             f"max_minutes must be positive (or None for no limit), got {self.max_minutes}")
+        need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
+
+
+def _json_label(v):
+    v = v.item() if isinstance(v, np.generic) else v
+    if not isinstance(v, (str, int, float, bool)):
+        raise UserError(f"label {v!r} of type {type(v).__name__} cannot be saved; use strings or numbers")
+    return v
+
+
+class SequenceClassifier:
+    """Classify whole sequences. Parameters are the fields of :class:`ClassifyConfig`.
+
+    Learned attributes: ``classes_`` (sorted labels), ``n_classes_``, ``n_channels_``, ``stride_``,
+    ``mean_``/``scale_`` (per-channel normalisation, for normalize="global"), ``nets_`` (one network per
+    ensemble member), ``histories_``, ``best_epochs_``, ``fit_seconds_``.
+    """
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - {f.name for f in dataclasses.fields(ClassifyConfig)})
+        if unknown:
+            names = ", ".join(f.name for f in dataclasses.fields(ClassifyConfig))
+            raise UserError(f"SequenceClassifier: unknown parameter(s) {unknown}; known: {names}")
+        self.config = ClassifyConfig(**params)
+
+    # scikit-learn's parameter protocol
+    def get_params(self, deep: bool = True) -> dict:
+        return dataclasses.asdict(self.config)
+
+    def set_params(self, **params) -> "SequenceClassifier":
+        self.config = dataclasses.replace(self.config, **params)
+        return self
+
+    # -- data at the boundary -----------------------------------------------------------------------------
+    def _prepare(self, X) -> list[np.ndarray]:
+        cases = as_cases(X)
+        if hasattr(self, "n_channels_") and cases[0].shape[0] != self.n_channels_:
+            raise UserError(f"the classifier was trained on {self.n_channels_} channel(s), this data has "
+                            f"{cases[0].shape[0]}; give data with the same channels as the training data")
+        return [self._normalize(c) for c in cases]
+
+    def _normalize(self, c: np.ndarray) -> np.ndarray:
+        if self.config.normalize == "global":
+            return (c - self.mean_[:, None]) / self.scale_[:, None]
+        if self.config.normalize == "series":
+            sd = c.std(axis=1, keepdims=True)
+            return (c - c.mean(axis=1, keepdims=True)) / np.where(sd > 1e-8, sd, 1.0)
+        return c
+
+    def _labels(self, y, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != n:
+            raise UserError(f"y must be a 1-D array of {n} labels (one per case), got shape {y.shape}")
+        return y
+
+    def _arch(self) -> dict:
+        c = self.config
+        return {"model": c.model, "stride": self.stride_, "channels": [int(v) for v in c.channels],
+                "kernels": [int(v) for v in c.kernels], "cell": c.cell, "hidden_size": c.hidden_size,
+                "num_layers": c.num_layers, "bidirectional": c.bidirectional, "pool": c.pool,
+                "front_size": c.front_size, "dropout": c.dropout}
+
+    def _new_net(self, seed) -> ClassifierNet:
+        return ClassifierNet(self.n_channels_, self.n_classes_, self._arch(), dtype=np.dtype(self.config.dtype),
+                             rng=as_rng(seed))
+
+    # -- fit ------------------------------------------------------------------------------------------------
+    def fit(self, X, y, log=None, progress: bool = False) -> "SequenceClassifier":
+        """Train on (X, y). ``log``: a callable taking one line of text, or None for silence; ``progress``:
+        show a progress bar (the command layer decides)."""
+        cfg = self.config
+        cfg.check()
+        raw = as_cases(X)
+        y = self._labels(y, len(raw))
+        self.classes_, ys = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise UserError(f"the training labels hold a single class ({self.classes_[0]!r}); a classifier "
+                            "needs at least two classes")
+        self.n_classes_ = len(self.classes_)
+        self.n_channels_ = raw[0].shape[0]
+        lengths = np.array([c.shape[1] for c in raw])
+        self.max_length_ = int(lengths.max())
+        self.stride_ = int(cfg.stride) if cfg.stride else max(1, math.ceil(self.max_length_ / cfg.target_steps))
+        values = np.concatenate(raw, axis=1)  # (C, sum of lengths): the training data only
+        self.mean_ = values.mean(axis=1)
+        sd = values.std(axis=1)
+        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        data = Padded([self._normalize(c) for c in raw], np.dtype(cfg.dtype))
+        rng = as_rng(cfg.random_state)
+        seeds = rng.integers(0, 2**31, size=cfg.n_estimators)
+        t0 = time.perf_counter()
+        self.nets_, self.histories_, self.best_epochs_ = [], [], []
+        for k, seed in enumerate(seeds):
+            member_rng = as_rng(int(seed))
+            train_idx, val_idx = stratified_split(ys, cfg.val_size, member_rng)
+            if log is not None:
+                log(f"member {k + 1}/{cfg.n_estimators}: {len(train_idx)} training cases, {len(val_idx)} "
+                    f"validation cases, stride {self.stride_}")
+            minutes = None
+            if cfg.max_minutes is not None:
+                left = cfg.max_minutes - (time.perf_counter() - t0) / 60.0
+                minutes = max(left / (cfg.n_estimators - k), 0.05)
+            net = self._new_net(int(seed))
+            history, best = train_net(net, data, ys, train_idx, val_idx, epochs=cfg.epochs, patience=cfg.patience,
+                                      batch_size=min(cfg.batch_size, len(train_idx)), lr=cfg.lr,
+                                      weight_decay=cfg.weight_decay, minutes=minutes, rng=member_rng, log=log,
+                                      progress=progress)
+            self.nets_.append(net)
+            self.histories_.append(history)
+            self.best_epochs_.append(float(best))
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
+    # -- predict --------------------------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not getattr(self, "nets_", None):
+            raise UserError("this SequenceClassifier is not fitted yet; call fit(X, y) or load a saved model")
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (n_cases, n_classes_), columns in the order of ``classes_``; the ensemble
+        members' probabilities are averaged."""
+        self._check_fitted()
+        data = Padded(self._prepare(X), np.dtype(self.config.dtype))
+        probs = np.zeros((len(data), self.n_classes_))
+        for net in self.nets_:
+            z = predict_logits(net, data)
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            probs += z / z.sum(axis=1, keepdims=True)
+        return probs / len(self.nets_)
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable label of each case (labels as given to fit)."""
+        self._check_fitted()
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def score(self, X, y) -> float:
+        """Accuracy on (X, y)."""
+        pred = self.predict(X)
+        y = self._labels(y, len(pred))
+        return float(np.mean(pred.astype(object) == y.astype(object)))
+
+    # -- save / load ----------------------------------------------------------------------------------------
+    def state(self) -> tuple[dict, dict]:
+        self._check_fitted()
+        tensors = {}
+        for k, net in enumerate(self.nets_):
+            for name, arr in {**net.params, **net.buffers()}.items():
+                tensors[f"net{k}.{name}"] = arr
+        meta = {"task": "classify", "format": FORMAT, "config": dataclasses.asdict(self.config),
+                "classes_": [_json_label(v) for v in self.classes_], "n_channels_": int(self.n_channels_),
+                "stride_": int(self.stride_), "max_length_": int(self.max_length_),
+                "mean_": [float(v) for v in self.mean_], "scale_": [float(v) for v in self.scale_],
+                "best_epochs_": self.best_epochs_, "fit_seconds_": float(self.fit_seconds_)}
+        return tensors, meta
+
+    def save(self, path) -> str:
+        from rnnkit.io import save_checkpoint
+
+        tensors, meta = self.state()
+        return os.fspath(save_checkpoint(path, tensors, meta))
+
+    @classmethod
+    def load(cls, path) -> "SequenceClassifier":
+        from rnnkit.io import load_checkpoint, read_meta
+
+        meta = read_meta(path)
+        if not isinstance(meta, dict) or meta.get("task") != "classify":
+            raise UserError(f"{path} is not a classifier checkpoint (task {meta.get('task') if isinstance(meta, dict) else None!r})")
+        try:
+            conf = dict(meta["config"])
+            conf["channels"], conf["kernels"] = tuple(conf["channels"]), tuple(conf["kernels"])
+            self = cls(**conf)
+            self.config.check()
+            self.classes_ = np.array(meta["classes_"])
+            self.n_classes_ = len(self.classes_)
+            self.n_channels_ = int(meta["n_channels_"])
+            self.stride_, self.max_length_ = int(meta["stride_"]), int(meta["max_length_"])
+            self.mean_ = np.array(meta["mean_"], dtype=np.float64)
+            self.scale_ = np.array(meta["scale_"], dtype=np.float64)
+            self.best_epochs_ = list(meta["best_epochs_"])
+            self.fit_seconds_ = float(meta["fit_seconds_"])
+            if self.mean_.shape != (self.n_channels_,) or self.scale_.shape != (self.n_channels_,):
+                raise ValueError("mean_/scale_ do not have one value per channel")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"checkpoint {path}: metadata is damaged ({exc}); retrain the classifier") from None
+        nets = [self._new_net(0) for _ in range(self.config.n_estimators)]
+        expected = {f"net{k}.{n}": a for k, net in enumerate(nets) for n, a in {**net.params, **net.buffers()}.items()}
+        tensors, _ = load_checkpoint(path, expected=expected)
+        for k, net in enumerate(nets):
+            arrays = {**net.params, **net.buffers()}
+            for n, a in arrays.items():
+                a[...] = tensors[f"net{k}.{n}"]
+        self.nets_, self.histories_ = nets, []
+        return self
+
+
+def fit(X, y, **params) -> SequenceClassifier:
+    """Fit a :class:`SequenceClassifier` with ``params`` (fields of :class:`ClassifyConfig`)."""
+    return SequenceClassifier(**params).fit(X, y)

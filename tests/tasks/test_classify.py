@@ -1,0 +1,145 @@
+"""The sequence classifier through its Python API: learning, masks, layouts, labels, save/load, metrics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnkit.errors import UserError
+from rnnkit.tasks.classify import SequenceClassifier
+from rnnkit.tasks.classify_metrics import report
+from rnnkit.tasks.classify_train import bucketed_batches, stratified_split
+
+SMALL = dict(channels=(8, 8), kernels=(5, 3), hidden_size=8, front_size=4, epochs=40, patience=40,
+             max_minutes=2.0, batch_size=8)
+
+
+def waves(n, rng, lengths=(30, 60), channels=1):
+    """Three classes of noisy waves of unequal length: sine, square, sawtooth; labels are strings."""
+    names = np.array(["sine", "square", "saw"])
+    X, y = [], []
+    for i in range(n):
+        k = i % 3
+        L = int(rng.integers(*lengths))
+        t = np.arange(L) / 6.0 + rng.uniform(0, 6)
+        base = [np.sin(t), np.sign(np.sin(t)), (t % (2 * np.pi)) / np.pi - 1][k]
+        X.append(np.stack([base * (c + 1) + 0.2 * rng.standard_normal(L) for c in range(channels)]))
+        y.append(names[k])
+    return X, np.array(y)
+
+
+def test_learns_unequal_length_waves_with_string_labels():
+    rng = np.random.default_rng(0)
+    X, y = waves(90, rng)
+    Xt, yt = waves(60, rng)
+    clf = SequenceClassifier(random_state=0, **{**SMALL, "epochs": 80, "patience": 80}).fit(X, y)
+    assert list(clf.classes_) == ["saw", "sine", "square"]
+    assert clf.n_channels_ == 1 and clf.n_classes_ == 3
+    pred = clf.predict(Xt)
+    assert pred.dtype.kind == "U" and set(pred) <= set(y)
+    assert clf.score(Xt, yt) >= 0.9
+    proba = clf.predict_proba(Xt)
+    assert proba.shape == (60, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("model", ["combined", "tdnn", "rnn"])
+@pytest.mark.parametrize("pool", ["mean", "last", "max", "attention"])
+def test_padded_batch_classifies_each_case_as_alone(model, pool):
+    rng = np.random.default_rng(1)
+    X, y = waves(12, rng, lengths=(9, 40), channels=2)
+    clf = SequenceClassifier(model=model, pool=pool, stride=2, epochs=2, patience=5, dtype="float64",
+                             random_state=3, **{k: v for k, v in SMALL.items() if k not in ("epochs", "patience")})
+    clf.fit(X, y)
+    together = clf.predict_proba(X)
+    alone = np.concatenate([clf.predict_proba([c]) for c in X])
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-12)
+
+
+def test_layouts_3d_2d_and_list_agree():
+    rng = np.random.default_rng(2)
+    X, y = waves(30, rng, lengths=(40, 41))
+    arr3 = np.stack(X)  # (n, 1, 40)
+    clf = SequenceClassifier(random_state=0, **{**SMALL, "epochs": 3}).fit(arr3, y)
+    p3 = clf.predict_proba(arr3)
+    np.testing.assert_array_equal(p3, clf.predict_proba(arr3[:, 0, :]))
+    np.testing.assert_array_equal(p3, clf.predict_proba([c for c in arr3]))
+    with pytest.raises(UserError, match="transpose"):
+        clf.predict(np.ones((5, 40, 1)))
+
+
+def test_save_load_identical(tmp_path):
+    rng = np.random.default_rng(3)
+    X, y = waves(30, rng)
+    clf = SequenceClassifier(random_state=0, n_estimators=2, **{**SMALL, "epochs": 3}).fit(X, y)
+    clf.save(tmp_path / "m.safetensors")
+    back = SequenceClassifier.load(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(clf.predict_proba(X), back.predict_proba(X))
+    assert list(back.classes_) == list(clf.classes_)
+
+
+def test_integer_labels_come_back_as_integers(tmp_path):
+    rng = np.random.default_rng(4)
+    X, y = waves(24, rng)
+    yi = np.searchsorted(np.unique(y), y) + 5
+    clf = SequenceClassifier(random_state=0, **{**SMALL, "epochs": 2}).fit(X, yi)
+    assert clf.predict(X).dtype.kind == "i"
+    clf.save(tmp_path / "m.safetensors")
+    assert SequenceClassifier.load(tmp_path / "m.safetensors").predict(X).dtype.kind == "i"
+
+
+def test_same_seed_same_model():
+    rng = np.random.default_rng(5)
+    X, y = waves(24, rng)
+    a = SequenceClassifier(random_state=7, **{**SMALL, "epochs": 3}).fit(X, y).predict_proba(X)
+    b = SequenceClassifier(random_state=7, **{**SMALL, "epochs": 3}).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_input_messages():
+    rng = np.random.default_rng(6)
+    X, y = waves(12, rng)
+    with pytest.raises(UserError, match="single class"):
+        SequenceClassifier(**SMALL).fit(X, np.array(["a"] * 12))
+    with pytest.raises(UserError, match="one per case"):
+        SequenceClassifier(**SMALL).fit(X, y[:5])
+    with pytest.raises(UserError, match="unknown parameter"):
+        SequenceClassifier(hiden_size=3)
+    with pytest.raises(UserError, match="model"):
+        SequenceClassifier(model="cnn").fit(X, y)
+    with pytest.raises(UserError, match="not fitted"):
+        SequenceClassifier().predict(X)
+    clf = SequenceClassifier(**{**SMALL, "epochs": 1}).fit(X, y)
+    with pytest.raises(UserError, match="channel"):
+        clf.predict([np.ones((2, 30))])
+    bad = [c.copy() for c in X]
+    bad[3][0, 7] = np.nan
+    with pytest.raises(UserError, match="NaN"):
+        clf.predict(bad)
+
+
+def test_stratified_split_keeps_every_class_in_both_parts():
+    y = np.array([0] * 10 + [1] * 3 + [2] * 2 + [3])
+    tr, va = stratified_split(y, 0.2, np.random.default_rng(0))
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(len(y)))
+    assert set(y[va]) == {0, 1, 2} and set(y[tr]) == {0, 1, 2, 3}
+    assert (y[va] == 0).sum() == 2
+
+
+def test_bucketed_batches_cover_every_case_once():
+    lengths = np.random.default_rng(0).integers(5, 100, size=53)
+    batches = bucketed_batches(lengths, 8, np.random.default_rng(1))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(53))
+    assert max(len(b) for b in batches) == 8
+
+
+def test_report_against_hand_computed_values():
+    y_true = ["a", "a", "b", "b", "b", "c", "z"]
+    y_pred = ["a", "b", "b", "b", "a", "c", "c"]
+    rep = report(y_true, y_pred, ["a", "b", "c"])
+    assert rep["accuracy"] == pytest.approx(4 / 7)
+    # recalls: a 1/2, b 2/3, c 1/1, z 0/1 -> balanced accuracy over the four true classes
+    assert rep["balanced_accuracy"] == pytest.approx((0.5 + 2 / 3 + 1 + 0) / 4)
+    # precisions: a 1/2, b 2/3, c 1/2; f1 a 0.5, b 2/3, c 2/3, z 0
+    assert rep["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 2 / 3 + 0) / 4)
+    assert rep["unseen"] == {"z": 1}
+    assert rep["confusion"][1] == [1, 2, 0, 0]
