@@ -9,6 +9,7 @@ from rnnkit.nn.losses import gaussian_nll, mse, pinball, softmax_cross_entropy
 from rnnkit.nn.optim import (SGD, Adagrad, Adam, AdamW, ConstantLR, CosineWarmupLR, RMSprop, StepLR,
                              clip_grad_norm, global_norm)
 from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN, JordanRNN, RecurrentLayer
+from rnnkit.nn.norm import BatchNorm
 from rnnkit.nn.pooling import AttentionPool, LastPool, MaxPool, MeanPool
 from rnnkit.nn.tdnn import TDNN
 
@@ -19,5 +20,5 @@ __all__ = [
     "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "ConstantLR", "StepLR", "CosineWarmupLR",
     "clip_grad_norm", "global_norm",
     "LSTM", "GRU", "ElmanRNN", "JordanRNN", "RecurrentLayer",
-    "TDNN", "LastPool", "MeanPool", "MaxPool", "AttentionPool",
+    "TDNN", "LastPool", "MeanPool", "MaxPool", "AttentionPool", "BatchNorm",
 ]

@@ -1,7 +1,7 @@
 """Pooling over time: (B, T, H) sequences with an optional (B, T) mask -> one (B, H) vector per case.
 
 LastPool, MeanPool, MaxPool and AttentionPool (additive attention). Masked steps never reach the output
-and get zero gradient; ``as_mask`` is the mask check the sequence layers share.
+and get zero gradient.
 """
 from __future__ import annotations
 
@@ -11,35 +11,7 @@ import numpy as np
 
 from rnnkit.errors import UserError
 from rnnkit.nn.base import Layer, as_rng
-
-
-def as_mask(mask, B: int, T: int, who: str) -> np.ndarray | None:
-    """A (B, T) bool mask (True where a case has data) from bools or 0/1 values; None stays None."""
-    if mask is None:
-        return None
-    m = np.asarray(mask)
-    if m.shape != (B, T):
-        hint = f"; from lengths, build it as np.arange({T}) < lengths[:, None]" if m.shape == (B,) else ""
-        raise UserError(f"{who}: mask must have shape (batch, time) = {(B, T)}, got {m.shape}{hint}")
-    if m.dtype != bool:
-        if m.dtype.kind not in "iufb" or not np.isin(m, (0, 1)).all():
-            raise UserError(f"{who}: mask must hold booleans or 0/1 (True where a case has data)")
-        m = m.astype(bool)
-    return m
-
-
-def sequence_input(xs, dtype: np.dtype, who: str, size: int | None = None) -> np.ndarray:
-    """xs as a (B, T, size) array of the layer's float dtype, or a UserError saying what shape was expected."""
-    xs = np.asarray(xs)
-    if xs.dtype.kind not in "fiub":
-        raise UserError(f"{who}: input has dtype {xs.dtype}; pass a real-valued float array")
-    want = "(batch, time, features)" if size is None else f"(batch, time, {size})"
-    if xs.ndim != 3 or (size is not None and xs.shape[2] != size):
-        raise UserError(f"{who}: input must have shape {want}, got {xs.shape}; "
-                        "a single sequence needs a batch axis (xs[None])")
-    if xs.shape[0] == 0 or xs.shape[1] == 0:
-        raise UserError(f"{who}: input has shape {xs.shape}; batch and time must both be at least 1")
-    return xs if xs.dtype == dtype else xs.astype(dtype)
+from rnnkit.nn.masks import as_mask, sequence_input
 
 
 class _Pool(Layer):

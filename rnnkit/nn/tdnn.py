@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from rnnkit.errors import UserError
 from rnnkit.nn.base import Layer, as_rng
-from rnnkit.nn.pooling import as_mask, sequence_input
+from rnnkit.nn.masks import as_mask, sequence_input, to_numpy
 
 PADDINGS = ("causal", "same", "valid")
 
@@ -191,13 +191,13 @@ class TDNN(Layer):
         if set(sd) != want:
             raise UserError(f"TDNN.load_torch_state_dict: expected keys {sorted(want)}, got {sorted(sd)}")
         C, D, K = self.channels_out, self.input_size, self.kernel_size
-        w = _array(sd["weight"])
+        w = to_numpy(sd["weight"])
         if w.shape != (C, D, K):
             raise UserError(f"TDNN.load_torch_state_dict: weight must have shape (out, in, kernel) = {(C, D, K)}, "
                             f"got {w.shape}")
         self.W[...] = w.transpose(2, 1, 0)
         if self.b is not None:
-            bias = _array(sd["bias"])
+            bias = to_numpy(sd["bias"])
             if bias.shape != (C,):
                 raise UserError(f"TDNN.load_torch_state_dict: bias must have shape {(C,)}, got {bias.shape}")
             self.b[...] = bias
@@ -206,9 +206,3 @@ class TDNN(Layer):
         return (f"TDNN({self.input_size}, {self.channels_out}, kernel_size={self.kernel_size}, dilation="
                 f"{self.dilation}, stride={self.stride}, padding={self.padding!r}, dtype={self.dtype.name})")
 
-
-def _array(v) -> np.ndarray:
-    """A NumPy copy of an array or a torch tensor (detached, on the CPU)."""
-    if hasattr(v, "detach"):
-        v = v.detach().cpu().numpy()
-    return np.array(v)
