@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from rnnkit.errors import UserError
 
 # Order is the order shown in ``rnnkit --help``.
-COMMANDS = ("text", "forecast", "classify", "memory", "inspect", "gradcheck", "demo")
+COMMANDS = ("text", "forecast", "classify", "memory", "inspect", "gradcheck", "export", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from rnnkit.errors import UserError
 from rnnkit.export.graph import FLOAT, INT64, Graph, batch_first_to_time_major, dense, require_onnx
 from rnnkit.export.recurrent import emit, state_names
+from rnnkit.export.registry import Registry
 
 FORMAT_VERSION = 1
 
@@ -29,33 +29,14 @@ class Export:
     info: dict = field(default_factory=dict)
 
 
-_EXPORTERS: list[tuple[str, Callable]] = []
-
-
-def exporter(class_path: str):
-    """Register ``fn(model) -> Export`` for instances of ``class_path`` ("package.module:Class") and
-    its subclasses. Matching by name keeps the task modules unimported until a model of theirs comes."""
-    def register(fn):
-        _EXPORTERS.append((class_path, fn))
-        return fn
-    return register
-
-
-def find_exporter(model) -> Callable:
-    names = [f"{c.__module__}:{c.__qualname__}" for c in type(model).__mro__]
-    for name in names:  # the most specific class first
-        for path, fn in _EXPORTERS:
-            if path == name:
-                return fn
-    raise UserError(f"no ONNX exporter for {type(model).__name__}; exportable: "
-                    f"{', '.join(p.split(':')[1] for p, _ in _EXPORTERS)}")
+ONNX = Registry("ONNX")
+exporter = ONNX.register  # @exporter("pkg.module:Class") on fn(model) -> Export
 
 
 def export_graphs(model) -> Export:
     """The graphs and JSON for ``model``, without writing anything."""
     require_onnx()
-    _load_task_exporters()
-    return find_exporter(model)(model)
+    return ONNX.find(model)(model)
 
 
 def paths_for(path, suffixes) -> tuple[list[Path], Path]:
@@ -77,12 +58,19 @@ def to_onnx(model, path: str | os.PathLike) -> list[Path]:
     info = {"format": "rnnkit-onnx", "format_version": FORMAT_VERSION, **out.info, "graphs": {}}
     for f, (suffix, proto) in zip(files, out.graphs.items()):
         info["graphs"][suffix.lstrip(".") or "main"] = {"file": f.name, **signature(proto)}
-    if info_path.parent and not info_path.parent.exists():
-        info_path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(info_path)
     for f, proto in zip(files, out.graphs.values()):
         io.atomic_write_bytes(f, proto.SerializeToString())
     io.write_json(info_path, info)
     return [*files, info_path]
+
+
+def make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder {path.parent} for {path.name}: {exc.strerror}; choose "
+                        "another --out") from None
 
 
 def signature(proto) -> dict:
@@ -91,14 +79,6 @@ def signature(proto) -> dict:
         return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
     return {"inputs": {v.name: dims(v) for v in proto.graph.input},
             "outputs": {v.name: dims(v) for v in proto.graph.output}}
-
-
-def _load_task_exporters() -> None:
-    """Import the modules holding exporters of task models (each registers itself on import)."""
-    import importlib
-
-    for name in ("rnnkit.export.forecast",):
-        importlib.import_module(name)
 
 
 # -- a bare recurrent layer ----------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""``rnnkit export RUN --format onnx|torch [--out PATH]``: a trained run's model for other runtimes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_NAMES = {"onnx": "model.onnx", "torch": "model.safetensors"}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a trained model to ONNX or to PyTorch-named safetensors",
+        description="Export the model of a run folder (rnnkit text train, forecast train, memory run) as ONNX "
+                    "graphs run by onnxruntime (needs: pip install 'rnnkit[onnx]'), or as safetensors under "
+                    "PyTorch's parameter names. A JSON file beside the output describes inputs, outputs, "
+                    "vocabulary or scalers.")
+    p.add_argument("run", help="run folder or checkpoint file")
+    p.add_argument("--format", choices=sorted(DEFAULT_NAMES), default="onnx", help="onnx (default) or torch")
+    p.add_argument("--out", help="output file (default RUN/export/model.onnx or model.safetensors)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rnnkit.export.runs import load_run
+
+    if args.format == "onnx":
+        from rnnkit.export.graph import require_onnx
+
+        require_onnx()  # before loading anything: a missing extra is the first thing to say
+    run_path = Path(args.run)
+    if args.out:
+        out = Path(args.out)
+    else:
+        base = run_path if run_path.is_dir() else run_path.parent
+        out = base / "export" / DEFAULT_NAMES[args.format]
+    model = load_run(run_path)
+    if args.format == "onnx":
+        from rnnkit.export.onnx import to_onnx
+
+        written = to_onnx(model, out)
+    else:
+        from rnnkit.export.torch import to_torch
+
+        written = to_torch(model, out)
+    print(f"exported {type(model).__name__} from {run_path} ({args.format}):")
+    for path in written:
+        print(f"  {path}")
+    return 0

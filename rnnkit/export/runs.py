@@ -1,0 +1,76 @@
+"""The trained model of a run folder (or checkpoint file), whatever task wrote it, for export.
+
+Each task contributes one entry to :data:`RUN_KINDS`: a test on the checkpoint's metadata and a loader.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.errors import UserError
+
+
+def _text(path: Path):
+    from rnnkit.tasks.text import load
+
+    return load(path)
+
+
+def _forecast(path: Path):
+    from rnnkit.tasks.forecast import Forecaster
+
+    return Forecaster.load(path)
+
+
+def _memory(path: Path):
+    from rnnkit import io
+    from rnnkit.tasks import memory as M
+
+    cfg = io.read_meta(path)["config"]
+    model = M.build_model(M.get_task(cfg["task"]), cfg["cell"], cfg["hidden_size"], cfg["num_layers"],
+                          cfg["forget_bias"], np.dtype(cfg.get("dtype", "float32")), rng=0)
+    tensors, _ = io.load_checkpoint(path, expected=model.params)  # names, shapes, dtypes, finite values
+    model.load_state_dict(tensors)
+    return model
+
+
+def _is_memory(meta: dict) -> bool:
+    from rnnkit.tasks.memory import TASKS
+
+    cfg = meta.get("config")
+    return isinstance(cfg, dict) and cfg.get("task") in TASKS and "cell" in cfg
+
+
+# (what wrote it, test on the checkpoint metadata, loader of the checkpoint file)
+RUN_KINDS = [
+    ("rnnkit text train", lambda meta: meta.get("kind") == "rnnkit-text", _text),
+    ("rnnkit forecast train", lambda meta: meta.get("task") == "forecast", _forecast),
+    ("rnnkit memory run", _is_memory, _memory),
+]
+
+
+def checkpoint_of(path) -> Path:
+    """The checkpoint file of a run folder: model.safetensors, else the best (or latest) step checkpoint."""
+    from rnnkit import io
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist; give a run folder or a checkpoint file")
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        return path / "model.safetensors"
+    return io.resolve_checkpoint(path, prefer="best")
+
+
+def load_run(path):
+    """The model of a run folder or checkpoint file written by ``rnnkit text train``, ``forecast train`` or
+    ``memory run`` (a LanguageModel, a Forecaster or a SequenceModel)."""
+    from rnnkit import io
+
+    ckpt = checkpoint_of(path)
+    meta = io.read_meta(ckpt)
+    for _, test, load in RUN_KINDS:
+        if test(meta):
+            return load(ckpt)
+    raise UserError(f"{ckpt} is an rnnkit checkpoint of a kind the exporter does not know; it exports runs of "
+                    f"{', '.join(name for name, _, _ in RUN_KINDS)}")

@@ -1,0 +1,123 @@
+"""``to_torch(model, path)``: a model's weights as safetensors under PyTorch's parameter names, with a JSON
+beside them holding what rebuilds the PyTorch modules (sizes, cell, vocabulary, scalers).
+
+Names follow ``nn.Embedding`` (``weight`` (V, E)), ``nn.LSTM/GRU/RNN`` (``weight_ih_l0`` ...) and
+``nn.Linear`` (``weight`` (out, in), ``bias``). Writing needs only safetensors, not torch. Models PyTorch
+has no layer for (Jordan, the reset-before GRU) are refused with the reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.errors import UserError
+from rnnkit.export.registry import Registry
+
+TORCH = Registry("PyTorch")
+FORMAT_VERSION = 1
+
+
+def to_torch(model, path: str | os.PathLike) -> list[Path]:
+    """Write ``path`` (``.safetensors``) and the JSON beside it (``<stem>.json``); returns both paths."""
+    from safetensors.numpy import save
+
+    from rnnkit import io
+    from rnnkit.export.onnx import make_parent
+
+    tensors, info = TORCH.find(model)(model)
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = Path(f"{path}.safetensors")
+    info = {"format": "rnnkit-torch", "format_version": FORMAT_VERSION, **info}
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    make_parent(path)
+    io.atomic_write_bytes(path, save(arrays, metadata={"rnnkit": json.dumps(info)}))
+    info_path = io.write_json(path.with_suffix(".json"), info)
+    return [path, info_path]
+
+
+def linear(dense, prefix: str) -> dict[str, np.ndarray]:
+    """An rnnkit Dense (W (in, out), b) as ``nn.Linear`` tensors (weight (out, in), bias)."""
+    return {f"{prefix}.weight": dense.params["W"].T.copy(), f"{prefix}.bias": dense.params["b"].copy()}
+
+
+def recurrent(layer, prefix: str) -> tuple[dict[str, np.ndarray], dict]:
+    """A recurrent layer's tensors under ``prefix.`` and the keyword arguments of its PyTorch module."""
+    from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN
+
+    kind = next((k for cls, k in ((LSTM, "LSTM"), (GRU, "GRU"), (ElmanRNN, "RNN")) if isinstance(layer, cls)),
+                None)
+    if kind is None:
+        raise UserError(f"PyTorch has no {type(layer).__name__} layer, so its weights have no PyTorch names; "
+                        "use the ONNX export (--format onnx), which supports it")
+    if kind == "GRU" and not layer.reset_after:
+        raise UserError("this GRU applies the reset gate before the recurrent product (Cho et al.), which "
+                        "torch.nn.GRU cannot compute; use the ONNX export (--format onnx), which supports it")
+    tensors = {f"{prefix}.{k}": v for k, v in layer.torch_state_dict().items()}
+    module = {"class": f"torch.nn.{kind}", "input_size": layer.input_size, "hidden_size": layer.hidden_size,
+              "num_layers": layer.num_layers, "bidirectional": layer.bidirectional, "batch_first": True}
+    if kind == "RNN":
+        module["nonlinearity"] = layer.cores[0].nonlinearity
+    return tensors, module
+
+
+@TORCH.register("rnnkit.nn.recurrent.stack:RecurrentLayer")
+def recurrent_layer(layer):
+    tensors, module = recurrent(layer, "rnn")
+    return tensors, {"model": "recurrent-layer", "modules": {"rnn": module}}
+
+
+@TORCH.register("rnnkit.tasks.text_model:CharRNN")
+def char_rnn(model):
+    """``embed`` (nn.Embedding), ``rnn`` (nn.LSTM/GRU/RNN, batch_first), ``head`` (nn.Linear)."""
+    tensors, module = recurrent(model.rnn, "rnn")
+    tensors["embed.weight"] = model.embed.params["W"].copy()
+    tensors.update(linear(model.head, "head"))
+    V, E = model.embed.params["W"].shape
+    modules = {"embed": {"class": "torch.nn.Embedding", "num_embeddings": V, "embedding_dim": E}, "rnn": module,
+               "head": {"class": "torch.nn.Linear", "in_features": model.rnn.output_size, "out_features": V}}
+    return tensors, {"model": "text", "arch": model.arch(), "modules": modules}
+
+
+@TORCH.register("rnnkit.tasks.text_model:LanguageModel")
+def language_model(lm):
+    tensors, info = char_rnn(lm.model)
+    info["chars"] = list(lm.vocab.chars)  # character id i is chars[i]
+    return tensors, info
+
+
+@TORCH.register("rnnkit.tasks.memory:SequenceModel")
+def sequence_model(model):
+    """``rnn`` then ``head`` (nn.Linear) at every step (output "seq") or at each row's last step ("last")."""
+    tensors, module = recurrent(model.rnn, "rnn")
+    tensors.update(linear(model.head, "head"))
+    W = model.head.params["W"]
+    modules = {"rnn": module, "head": {"class": "torch.nn.Linear", "in_features": W.shape[0],
+                                       "out_features": W.shape[1]}}
+    return tensors, {"model": "sequence", "cell": model.cell, "output": model.output, "modules": modules}
+
+
+@TORCH.register("rnnkit.tasks.forecast:Forecaster")
+def forecaster(model):
+    """Per ensemble member k: ``net{k}.enc`` (recurrent module, or nn.Linear for the window MLP), ``net{k}.head``
+    and ``net{k}.skip`` (nn.Linear); the JSON holds the scalers and the steps around the networks."""
+    if not getattr(model, "nets_", None):
+        raise UserError("the forecaster is not fitted; fit it (or load a trained run) before exporting")
+    tensors, modules = {}, {}
+    for k, net in enumerate(model.nets_):
+        if net.cell == "mlp":
+            t, enc = linear(net.encoder, f"net{k}.enc"), {"class": "torch.nn.Linear", "activation": "tanh"}
+        else:
+            t, enc = recurrent(net.encoder, f"net{k}.enc")
+        tensors.update(t)
+        tensors.update(linear(net.head, f"net{k}.head"))
+        modules[f"net{k}.enc"] = enc
+        if net.highway:
+            tensors.update(linear(net.skip, f"net{k}.skip"))
+    _, meta = model.state()
+    keep = ("config", "lookback_", "log_", "input_size_", "future_size_", "sigma_scale_", "highway_", "scalers_",
+            "past_scaler_", "future_scaler_", "series")
+    return tensors, {"model": "forecast", "modules": modules, **{k: meta[k] for k in keep}}
