@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_NAMES = {"onnx": "model.onnx", "torch": "model.safetensors"}
+DEFAULT_NAMES = {"onnx": "onnx/model.onnx", "torch": "torch/model.safetensors"}  # under RUN/export/
 
 
 def register(subparsers) -> None:
@@ -15,7 +15,7 @@ def register(subparsers) -> None:
                     "vocabulary or scalers.")
     p.add_argument("run", help="run folder or checkpoint file")
     p.add_argument("--format", choices=sorted(DEFAULT_NAMES), default="onnx", help="onnx (default) or torch")
-    p.add_argument("--out", help="output file (default RUN/export/model.onnx or model.safetensors)")
+    p.add_argument("--out", help="output file (default RUN/export/onnx/model.onnx or RUN/export/torch/model.safetensors)")
     p.set_defaults(func=run)
 
 

@@ -166,5 +166,5 @@ def char_rnn(model) -> Export:
 def language_model(lm) -> Export:
     """The CharRNN's two graphs and, in the JSON, the vocabulary: ``chars[i]`` is character id i."""
     out = char_rnn(lm.model)
-    out.info["chars"] = list(lm.vocab.chars)
+    out.info["chars"] = lm.vocab.chars  # character id i is chars[i]
     return out

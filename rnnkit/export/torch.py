@@ -85,7 +85,7 @@ def char_rnn(model):
 @TORCH.register("rnnkit.tasks.text_model:LanguageModel")
 def language_model(lm):
     tensors, info = char_rnn(lm.model)
-    info["chars"] = list(lm.vocab.chars)  # character id i is chars[i]
+    info["chars"] = lm.vocab.chars  # character id i is chars[i]
     return tensors, info
 
 

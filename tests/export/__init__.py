@@ -1,0 +1,1 @@
+"""Tests of rnnkit.export: ONNX graphs checked by onnxruntime, PyTorch-named weights checked by torch."""
