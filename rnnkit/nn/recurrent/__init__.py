@@ -1,8 +1,10 @@
 """Recurrent layers sharing their weights across time, trained by backpropagation through time.
 
-``LSTM``, ``GRU``, ``ElmanRNN`` and ``JordanRNN`` (in ``stack``) stack one-direction cores (``lstm``, ``gru``,
-``elman``, ``jordan``), which share the GEMM and mask machinery of ``core``; the LSTM core's time loop is
-shared by a team of threads (``team``). ``Tokens`` (``tokens``) feeds a layer an embedding lookup.
+Read ``reference`` first: the plain cells (Elman, Jordan, LSTM, GRU), one step forward and one step back,
+and ``bptt``, their time loop. ``LSTM``, ``GRU``, ``ElmanRNN`` and ``JordanRNN`` (``stack``) run either
+those (``engine="reference"``) or, by default, the fast cores proven equal to them: LSTM and GRU feature-major
+on a team of threads (``teamcore``, ``team``), Elman, Jordan and the reset-before GRU row-major with a
+background thread (``core``). ``Tokens`` (``tokens``) feeds a layer an embedding lookup.
 """
 from rnnkit.nn.recurrent.stack import GRU, LSTM, ElmanRNN, JordanRNN, RecurrentLayer
 from rnnkit.nn.recurrent.tokens import Tokens

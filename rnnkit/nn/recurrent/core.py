@@ -5,10 +5,11 @@ block. What every cell shares lives here: parameters in PyTorch's layout, the in
 steps as large GEMMs outside the time loop, the weight and input gradients as large GEMMs over the steps the
 reverse loop has finished, reusable work buffers (no allocation inside the time loop), the mask arithmetic
 that freezes the state past the end of a sequence, and one background thread that runs the large GEMMs while
-the sequential loop runs (NumPy releases the GIL in BLAS). The cell modules ``gru``, ``elman`` and ``jordan``
-write only their time loops. The LSTM core (``lstm``) keeps the parameters, buffers and state bookkeeping
-of this class but runs its own feature-major loops, shared by a team of threads (``team``) instead of the
-background thread. A backward inverts the last forward, once.
+the sequential loop runs (NumPy releases the GIL in BLAS). The Elman, Jordan and reset-before GRU cores
+write only their time loops. The LSTM and (reset-after) GRU cores keep the parameters, buffers and state
+bookkeeping of this class but run their own feature-major loops, shared by a team of threads (``teamcore``,
+``team``) instead of the background thread. A backward inverts the last forward, once. The plain equations
+these loops compute are in :mod:`rnnkit.nn.recurrent.reference`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Elman core: the simple recurrent network, hidden state fed back (Elman 1990)."""
+"""Elman core: the simple recurrent network, hidden state fed back (Elman 1990); fast form of
+:class:`rnnkit.nn.recurrent.reference.ElmanCell`."""
 from __future__ import annotations
 
 import numpy as np

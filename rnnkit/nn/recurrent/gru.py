@@ -1,4 +1,5 @@
-"""GRU cores: one layer, one direction, with their fused forward loops and hand-derived BPTT."""
+"""GRU cores, one layer, one direction: reset-after feature-major on a team of threads (``teamcore``), reset-before
+row-major with the background thread (``core``). The plain equations: :mod:`rnnkit.nn.recurrent.reference`."""
 from __future__ import annotations
 
 import numpy as np

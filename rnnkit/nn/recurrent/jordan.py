@@ -1,4 +1,5 @@
-"""Jordan core: the network's previous *output* is fed back, not its hidden state (Jordan 1986)."""
+"""Jordan core: the network's previous *output* is fed back, not its hidden state (Jordan 1986); fast form of
+:class:`rnnkit.nn.recurrent.reference.JordanCell`."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """LSTM core: one layer, one direction, feature-major, its time loop shared by a team of threads
-(the layout and the team are described in :mod:`rnnkit.nn.recurrent.teamcore`)."""
+(the layout and the team are described in :mod:`rnnkit.nn.recurrent.teamcore`); fast form of
+:class:`rnnkit.nn.recurrent.reference.LSTMCell`."""
 from __future__ import annotations
 
 import numpy as np

@@ -5,7 +5,7 @@ equals ``(table @ W_x)[ids]``: a (V, G*H) product once per call and a row lookup
 (T*B, E) x (E, G*H) GEMM, and in the backward pass the gradient of the (V, G*H) projected table (a sum of
 the gate gradients per token) gives both dW_x and the table's gradient with (V, .) GEMMs instead of
 (T*B, .) ones. ``RecurrentLayer.forward(Tokens(table, ids))`` takes this path; its ``backward`` then returns
-the gradient of ``table`` (V, E) in place of the input gradient. Cores that know the trick (LSTM) use it;
+the gradient of ``table`` (V, E) in place of the input gradient. Cores that know the trick (LSTM, GRU) use it;
 for the others the stack materialises ``table[ids]`` and scatters the input gradient back.
 """
 from __future__ import annotations
