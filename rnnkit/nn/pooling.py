@@ -1,7 +1,7 @@
 """Pooling over time: (B, T, H) sequences with an optional (B, T) mask -> one (B, H) vector per case.
 
 LastPool, MeanPool, MaxPool and AttentionPool (additive attention). Masked steps never reach the output
-and get zero gradient.
+and get zero gradient. The pools without parameters keep a float input's dtype; AttentionPool casts to its own.
 """
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ class _Pool(Layer):
     """Shared checks: input (B, T, H), mask (B, T), every row with at least one valid step."""
 
     def _prepare(self, xs, mask):
-        xs = sequence_input(xs, self.dtype, type(self).__name__, getattr(self, "input_size", None))
+        xs = np.asarray(xs)
+        # without parameters there is nothing to match: keep a float input's dtype (like the activations)
+        self._dtype = xs.dtype if not self.params and xs.dtype.kind == "f" else self.dtype
+        xs = sequence_input(xs, self._dtype, type(self).__name__, getattr(self, "input_size", None))
         B, T, _ = xs.shape
         m = as_mask(mask, B, T, type(self).__name__)
         if m is not None:
@@ -26,7 +29,7 @@ class _Pool(Layer):
             if empty.size:
                 raise UserError(f"{type(self).__name__}: row(s) {empty[:5].tolist()} of the mask have no valid "
                                 "step; every case needs at least one time step to pool")
-            xs = np.where(m[:, :, None], xs, 0).astype(self.dtype, copy=False)  # padding may hold anything
+            xs = np.where(m[:, :, None], xs, 0).astype(self._dtype, copy=False)  # padding may hold anything
         self._shape = xs.shape
         return xs, m
 
@@ -34,7 +37,7 @@ class _Pool(Layer):
         if getattr(self, "_shape", None) is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         B, _, H = self._shape
-        dy = np.asarray(dy, dtype=self.dtype)
+        dy = np.asarray(dy, dtype=self._dtype)
         if dy.shape != (B, H):
             raise UserError(f"{type(self).__name__}.backward: dy must have shape {(B, H)}, got {dy.shape}")
         return dy
@@ -52,7 +55,7 @@ class LastPool(_Pool):
 
     def backward(self, dy):
         dy = self._dy(dy)
-        dxs = np.zeros(self._shape, dtype=self.dtype)
+        dxs = np.zeros(self._shape, dtype=self._dtype)
         dxs[np.arange(dy.shape[0]), self._idx] = dy
         return dxs
 
@@ -63,7 +66,7 @@ class MeanPool(_Pool):
     def forward(self, xs, mask=None, training: bool = False):
         xs, m = self._prepare(xs, mask)
         B, T, _ = xs.shape
-        w = np.ones((B, T), self.dtype) if m is None else m.astype(self.dtype)
+        w = np.ones((B, T), xs.dtype) if m is None else m.astype(xs.dtype)
         w /= w.sum(axis=1, keepdims=True)
         self._w = w  # (B, T), each row sums to 1
         return np.matmul(w[:, None, :], xs)[:, 0]  # (B, 1, T) @ (B, T, H)
@@ -81,11 +84,11 @@ class MaxPool(_Pool):
         if m is not None:
             xs = np.where(m[:, :, None], xs, -np.inf)
         self._idx = np.argmax(xs, axis=1)[:, None, :]  # (B, 1, H)
-        return np.take_along_axis(xs, self._idx, axis=1)[:, 0].astype(self.dtype, copy=False)
+        return np.take_along_axis(xs, self._idx, axis=1)[:, 0]
 
     def backward(self, dy):
         dy = self._dy(dy)
-        dxs = np.zeros(self._shape, dtype=self.dtype)
+        dxs = np.zeros(self._shape, dtype=self._dtype)
         np.put_along_axis(dxs, self._idx, dy[:, None, :], axis=1)
         return dxs
 

@@ -41,7 +41,7 @@ def test_gradcheck_two_dimensional_input():
 
 
 def test_hand_values_and_running_update():
-    bn = BatchNorm(1, momentum=0.5, eps=0.0 + 1e-12, dtype=np.float64)
+    bn = BatchNorm(1, momentum=0.5, eps=1e-12, dtype=np.float64)
     xs = np.array([[[1.0], [3.0], [99.0]], [[5.0], [7.0], [-99.0]]])
     mask = np.array([[1, 1, 0], [1, 1, 0]], bool)
     ys = bn.forward(xs, mask=mask, training=True)

@@ -127,12 +127,19 @@ def test_torch_parity(kind):
             np.testing.assert_allclose(layer.grads[name], p.grad.numpy(), rtol=0, atol=1e-8)
 
 
-def test_float32_default():
+def test_dtypes():
+    """Parameter-free pools keep a float input's dtype (a float64 model may build them with no dtype);
+    AttentionPool computes in its own dtype, float32 by default."""
     rng = np.random.default_rng(5)
     xs = rng.standard_normal((2, 4, 3))
-    for layer in (LastPool(), MeanPool(), MaxPool(), AttentionPool(3, 2, rng=rng)):
-        y = layer.forward(xs, mask=lengths_mask([4, 2], 4))
-        assert y.dtype == np.float32 and layer.backward(np.ones((2, 3))).dtype == np.float32
+    mask = lengths_mask([4, 2], 4)
+    for layer in (LastPool(), MeanPool(), MaxPool()):
+        for dtype in (np.float32, np.float64):
+            y = layer.forward(xs.astype(dtype), mask=mask)
+            assert y.dtype == dtype and layer.backward(np.ones((2, 3))).dtype == dtype
+        assert layer.forward(np.ones((2, 4, 3), int)).dtype == np.float32
+    att = AttentionPool(3, 2, rng=rng)
+    assert att.forward(xs, mask=mask).dtype == np.float32 and att.backward(np.ones((2, 3))).dtype == np.float32
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -1,0 +1,114 @@
+"""Speed of rnnkit's TDNN against PyTorch's Conv1d: one forward + backward, same shapes, float32.
+
+Default shapes: B=16, T=1460, D=64 inputs, C=128 channels, kernel 5, causal padding (PyTorch pads on the
+left with F.pad, inside the timed call). PyTorch runs on its native (B, D, T) layout ("torch") and, as a
+batch-first user would call it, with the two transposes ("torch-bf"). Each framework runs with 1 and 2
+threads (rnnkit's BLAS through threadpoolctl); all settings are interleaved repeat by repeat so a change
+in the machine's load hits them alike. Printed: median and spread (half the interquartile range) per
+setting, and the ratio of the best medians (> 1: rnnkit slower).
+
+    python benchmarks/tdnn_speed.py                  # ~1 minute
+    python benchmarks/tdnn_speed.py --repeats 5 --time 400
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+
+def rnnkit_step_fn(B, T, D, C, K, seed=0):
+    from rnnkit.nn import TDNN
+
+    rng = np.random.default_rng(seed)
+    layer = TDNN(D, C, K, padding="causal", rng=rng)
+    xs = rng.standard_normal((B, T, D)).astype(np.float32)
+    dys = rng.standard_normal((B, T, C)).astype(np.float32)
+
+    def step():
+        layer.zero_grad()
+        layer.forward(xs, training=True)
+        return layer.backward(dys)
+
+    return step, layer, xs, dys
+
+
+def torch_step_fn(torch, layer, xs, dys, batch_first):
+    F = torch.nn.functional
+    K = layer.kernel_size
+    conv = torch.nn.Conv1d(layer.input_size, layer.channels_out, K)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(layer.torch_state_dict()["weight"]))
+        conv.bias.copy_(torch.from_numpy(layer.b))
+    x_bf = torch.from_numpy(xs).requires_grad_(True)
+    x_cf = torch.from_numpy(np.ascontiguousarray(xs.transpose(0, 2, 1))).requires_grad_(True)
+    dy_bf = torch.from_numpy(dys)
+    dy_cf = torch.from_numpy(np.ascontiguousarray(dys.transpose(0, 2, 1)))
+
+    def step():
+        conv.zero_grad(set_to_none=False)
+        if batch_first:
+            x_bf.grad = None
+            y = conv(F.pad(x_bf.transpose(1, 2), (K - 1, 0))).transpose(1, 2)
+            y.backward(dy_bf)
+            return x_bf.grad
+        x_cf.grad = None
+        y = conv(F.pad(x_cf, (K - 1, 0)))
+        y.backward(dy_cf)
+        return x_cf.grad.transpose(1, 2)
+
+    return step
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--time", type=int, default=1460)
+    ap.add_argument("--inputs", type=int, default=64)
+    ap.add_argument("--channels", type=int, default=128)
+    ap.add_argument("--kernel", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args(argv)
+    import torch
+
+    B, T, D, C, K = args.batch, args.time, args.inputs, args.channels, args.kernel
+    ours, layer, xs, dys = rnnkit_step_fn(B, T, D, C, K)
+    theirs = {"torch": torch_step_fn(torch, layer, xs, dys, False),
+              "torch-bf": torch_step_fn(torch, layer, xs, dys, True)}
+    # same numbers first: the input gradient of both (float32 tolerance)
+    dx_ours, dx_torch = ours(), theirs["torch"]().numpy()
+    err = float(np.abs(dx_ours - dx_torch).max() / np.abs(dx_torch).max())
+    settings = {}
+    for threads in (1, 2):
+        settings[f"rnnkit {threads}t"] = ("rnnkit", threads, ours)
+        for name, fn in theirs.items():
+            settings[f"{name} {threads}t"] = ("torch", threads, fn)
+    times = {k: [] for k in settings}
+    for _ in range(args.repeats + 2):  # the first two repeats warm up and are dropped
+        for key, (_, threads, fn) in settings.items():
+            torch.set_num_threads(threads)
+            with threadpool_limits(threads):
+                t0 = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - t0)
+    flops = 3 * 2 * B * T * K * D * C  # forward, dW and dx GEMMs
+    print(f"TDNN forward+backward, B={B} T={T} D={D} C={C} K={K}, causal, float32, "
+          f"{args.repeats} repeats (torch {torch.__version__}, numpy {np.__version__}); "
+          f"max rel. diff of dx vs torch {err:.1e}")
+    best = {}
+    for key, ts in times.items():
+        ts = ts[2:]
+        med = statistics.median(ts)
+        q = statistics.quantiles(ts, n=4)
+        fw = settings[key][0]
+        best[fw] = min(best.get(fw, float("inf")), med)
+        print(f"  {key:14s} median {med * 1e3:7.1f} ms  +- {(q[2] - q[0]) / 2 * 1e3:5.1f}  "
+              f"({flops / med / 1e9:5.1f} GFLOP/s)")
+    print(f"rnnkit best / torch best = {best['rnnkit'] / best['torch']:.2f} (< 1: rnnkit faster)")
+
+
+if __name__ == "__main__":
+    main()
