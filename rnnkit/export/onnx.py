@@ -156,9 +156,10 @@ def _char_graph(m, step: bool):
 
 @exporter("rnnkit.tasks.text_model:CharRNN")
 def char_rnn(model) -> Export:
-    info = {"model": "text", "arch": model.arch(),
-            "state": {s: [len(model.rnn.cores), "B", size] for s, size in zip(state_names(model.rnn),
-                                                                              model.rnn.state_sizes)}}
+    # a list, in the graphs' order of state inputs and outputs (a dict's keys would be sorted in the JSON)
+    state = [{"input": f"{s}0", "output": f"{s}n", "shape": [len(model.rnn.cores), "B", size]}
+             for s, size in zip(state_names(model.rnn), model.rnn.state_sizes)]
+    info = {"model": "text", "arch": model.arch(), "state": state}
     return Export({"": _char_graph(model, False), ".step": _char_graph(model, True)}, info)
 
 

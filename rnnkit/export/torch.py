@@ -44,6 +44,11 @@ def linear(dense, prefix: str) -> dict[str, np.ndarray]:
     return {f"{prefix}.weight": dense.params["W"].T.copy(), f"{prefix}.bias": dense.params["b"].copy()}
 
 
+def linear_module(dense) -> dict:
+    n_in, n_out = dense.params["W"].shape
+    return {"class": "torch.nn.Linear", "in_features": int(n_in), "out_features": int(n_out)}
+
+
 def recurrent(layer, prefix: str) -> tuple[dict[str, np.ndarray], dict]:
     """A recurrent layer's tensors under ``prefix.`` and the keyword arguments of its PyTorch module."""
     from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN
@@ -78,7 +83,7 @@ def char_rnn(model):
     tensors.update(linear(model.head, "head"))
     V, E = model.embed.params["W"].shape
     modules = {"embed": {"class": "torch.nn.Embedding", "num_embeddings": V, "embedding_dim": E}, "rnn": module,
-               "head": {"class": "torch.nn.Linear", "in_features": model.rnn.output_size, "out_features": V}}
+               "head": linear_module(model.head)}
     return tensors, {"model": "text", "arch": model.arch(), "modules": modules}
 
 
@@ -94,9 +99,7 @@ def sequence_model(model):
     """``rnn`` then ``head`` (nn.Linear) at every step (output "seq") or at each row's last step ("last")."""
     tensors, module = recurrent(model.rnn, "rnn")
     tensors.update(linear(model.head, "head"))
-    W = model.head.params["W"]
-    modules = {"rnn": module, "head": {"class": "torch.nn.Linear", "in_features": W.shape[0],
-                                       "out_features": W.shape[1]}}
+    modules = {"rnn": module, "head": linear_module(model.head)}
     return tensors, {"model": "sequence", "cell": model.cell, "output": model.output, "modules": modules}
 
 
@@ -108,15 +111,16 @@ def forecaster(model):
         raise UserError("the forecaster is not fitted; fit it (or load a trained run) before exporting")
     tensors, modules = {}, {}
     for k, net in enumerate(model.nets_):
-        if net.cell == "mlp":
-            t, enc = linear(net.encoder, f"net{k}.enc"), {"class": "torch.nn.Linear", "activation": "tanh"}
+        if net.cell == "mlp":  # tanh(window @ W + b) over the flattened window
+            t, enc = linear(net.encoder, f"net{k}.enc"), linear_module(net.encoder)
         else:
             t, enc = recurrent(net.encoder, f"net{k}.enc")
         tensors.update(t)
         tensors.update(linear(net.head, f"net{k}.head"))
-        modules[f"net{k}.enc"] = enc
+        modules.update({f"net{k}.enc": enc, f"net{k}.head": linear_module(net.head)})
         if net.highway:
             tensors.update(linear(net.skip, f"net{k}.skip"))
+            modules[f"net{k}.skip"] = linear_module(net.skip)
     _, meta = model.state()
     keep = ("config", "lookback_", "log_", "input_size_", "future_size_", "sigma_scale_", "highway_", "scalers_",
             "past_scaler_", "future_scaler_", "series")

@@ -66,7 +66,8 @@ def test_language_model_files_and_vocabulary(tmp_path):
     written = to_onnx(lm, tmp_path / "lm.onnx")
     assert [p.name for p in written] == ["lm.onnx", "lm.step.onnx", "lm.json"]
     info = json.loads((tmp_path / "lm.json").read_text())
-    assert info["chars"] == vocab.chars and info["state"] == {"h": [1, "B", 5], "c": [1, "B", 5]}
+    assert info["chars"] == vocab.chars and info["state"] == [{"input": "h0", "output": "hn", "shape": [1, "B", 5]},
+                                                 {"input": "c0", "output": "cn", "shape": [1, "B", 5]}]
     assert info["graphs"]["step"]["inputs"] == {"ids": ["B"], "h0": [1, "B", 5], "c0": [1, "B", 5]}
     import onnx
 
