@@ -16,6 +16,11 @@ from rnnkit.export.graph import Graph, dim
 _ONNX_ORDER = {"LSTM": ("i", "o", "f", "g"), "GRU": ("z", "r", "n"), "RNN": ("h",)}
 
 
+def setting(core, name: str):
+    """A cell setting (``nonlinearity``, ``output_activation``) of a fast core or a reference core's cell."""
+    return getattr(core, name) if hasattr(core, name) else getattr(core.cell, name)
+
+
 def state_names(layer) -> tuple[str, ...]:
     """Names of the state arrays: ("h",), ("h", "c") for the LSTM, ("y",) for the Jordan network."""
     from rnnkit.nn.recurrent import LSTM, JordanRNN
@@ -35,7 +40,7 @@ def operator(layer) -> tuple[str, dict]:
         # reset after the recurrent product (PyTorch/cuDNN) is linear_before_reset=1; Cho et al.'s form is 0
         return "GRU", {"linear_before_reset": 1 if layer.reset_after else 0}
     if isinstance(layer, ElmanRNN):
-        act = {"tanh": "Tanh", "relu": "Relu"}[layer.cores[0].nonlinearity]
+        act = {"tanh": "Tanh", "relu": "Relu"}[setting(layer.cores[0], "nonlinearity")]
         return "RNN", {"activations": [act] * layer.num_directions}
     if isinstance(layer, JordanRNN):
         return "Scan", {}
@@ -150,7 +155,7 @@ def _jordan_step(g: Graph, core, p: dict, name: str, masked: bool):
     xp = s.input(f"{name}.xp_t", FLOAT, ["B", H], fresh=True)
     h = s.op("Tanh", s.op("Add", xp, s.op("MatMul", y_prev, g.const(p["W_h"], f"{name}.W_h"))))
     a = s.op("Add", s.op("MatMul", h, g.const(p["W_o"], f"{name}.W_o")), g.const(p["b_o"], f"{name}.b_o"))
-    act = core.output_activation
+    act = setting(core, "output_activation")
     y = a if act == "identity" else s.op({"tanh": "Tanh", "sigmoid": "Sigmoid"}[act], a)
     y_out = y
     if masked:

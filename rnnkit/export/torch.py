@@ -51,6 +51,7 @@ def linear_module(dense) -> dict:
 
 def recurrent(layer, prefix: str) -> tuple[dict[str, np.ndarray], dict]:
     """A recurrent layer's tensors under ``prefix.`` and the keyword arguments of its PyTorch module."""
+    from rnnkit.export.recurrent import setting
     from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN
 
     kind = next((k for cls, k in ((LSTM, "LSTM"), (GRU, "GRU"), (ElmanRNN, "RNN")) if isinstance(layer, cls)),
@@ -65,7 +66,7 @@ def recurrent(layer, prefix: str) -> tuple[dict[str, np.ndarray], dict]:
     module = {"class": f"torch.nn.{kind}", "input_size": layer.input_size, "hidden_size": layer.hidden_size,
               "num_layers": layer.num_layers, "bidirectional": layer.bidirectional, "batch_first": True}
     if kind == "RNN":
-        module["nonlinearity"] = layer.cores[0].nonlinearity
+        module["nonlinearity"] = setting(layer.cores[0], "nonlinearity")
     return tensors, module
 
 

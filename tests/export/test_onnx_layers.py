@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from rnnkit.export.onnx import export_graphs
-from rnnkit.export.recurrent import onnx_weights
+from rnnkit.export.recurrent import onnx_weights, setting
 from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN, JordanRNN
 from tests.export.util import close, randomize, run
 
 D, H = 3, 5
 
 
-def build(cell: str, num_layers: int, bidirectional: bool, return_sequences=True, dtype=np.float32):
+def build(cell: str, num_layers: int, bidirectional: bool, return_sequences=True, dtype=np.float32, **extra):
     kw = dict(num_layers=num_layers, bidirectional=bidirectional, return_sequences=return_sequences,
-              dtype=dtype, rng=1)
+              dtype=dtype, rng=1, **extra)
     if cell == "lstm":
         return LSTM(D, H, **kw)
     if cell == "gru":
@@ -34,7 +34,8 @@ CELLS = ["lstm", "gru", "gru_reset_before", "elman_tanh", "elman_relu", "jordan_
 def compare(layer, lengths, T=7, seed=0):
     """Random inputs and initial states, rows valid for ``lengths`` steps: ONNX vs rnnkit."""
     rng = np.random.default_rng(seed)
-    randomize(layer, rng, 0.4 if "relu" in str(getattr(layer.cores[0], "nonlinearity", "")) else 0.6)
+    relu = isinstance(layer, ElmanRNN) and setting(layer.cores[0], "nonlinearity") == "relu"
+    randomize(layer, rng, 0.4 if relu else 0.6)
     B = len(lengths)
     lengths = np.asarray(lengths, np.int64)
     xs = rng.standard_normal((B, T, layer.input_size)).astype(layer.dtype)
@@ -67,6 +68,13 @@ def test_final_output_without_return_sequences(cell):
     layer = build(cell, 2, True, return_sequences=False)
     diff, out, y = compare(layer, lengths=[2, 7, 5])
     assert "y" in out and y.shape == (3, 2 * layer.cores[-1].output_size)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_reference_engine_layers_export_the_same_way(cell):
+    layer = build(cell, 2, True, engine="reference")
+    assert type(layer.cores[0]).__name__ == "ReferenceCore"
+    compare(layer, lengths=[4, 7, 2])
 
 
 def test_full_length_batch_and_float64_layer():
