@@ -136,38 +136,43 @@ class TDNN(Layer):
         else:
             xp = np.zeros((B, left + T + right, D), dtype=self.dtype)
             xp[:, left:left + T] = xs if m_in is None else np.where(m_in[:, :, None], xs, 0)
-        sB, sT, sD = xp.strides
-        # (B, T', K, D) view: window of output t, tap k = xp[b, t*s + k*dil]; the reshape copies (im2col)
-        windows = as_strided(xp, shape=(B, T_out, K, D), strides=(sB, s * sT, dil * sT, sD), writeable=False)
-        cols = windows.reshape(B * T_out, K * D)
+        cols = self._unfold(xp, T_out)
         ys = cols @ self.W.reshape(K * D, C)  # (B*T', C)
         if self.b is not None:
             ys += self.b
         ys = ys.reshape(B, T_out, C)
         if m_out is not None:
             ys *= m_out[:, :, None]
-        self._cache = (cols, xp.shape, T, m_in, m_out)
+        # keep the padded input, K times smaller than cols; backward unfolds it again (a few % of the time)
+        self._cache = (xp, T, T_out, m_in, m_out)
         return ys
+
+    def _unfold(self, xp: np.ndarray, T_out: int) -> np.ndarray:
+        """(B*T', K*D) windows: row (b, t) holds xp[b, t*stride + k*dilation] for k = 0..K-1 (im2col)."""
+        B, _, D = xp.shape
+        sB, sT, sD = xp.strides
+        windows = as_strided(xp, shape=(B, T_out, self.kernel_size, D),
+                             strides=(sB, self.stride * sT, self.dilation * sT, sD), writeable=False)
+        return windows.reshape(B * T_out, self.kernel_size * D)  # copies
 
     def backward(self, dys):
         if self._cache is None:
             raise RuntimeError("TDNN.backward called before forward")
-        cols, xp_shape, T, m_in, m_out = self._cache
-        B, Tp, D = xp_shape
+        xp, T, T_out, m_in, m_out = self._cache
+        B, _, D = xp.shape
         K, C, s, dil = self.kernel_size, self.channels_out, self.stride, self.dilation
-        T_out = cols.shape[0] // B
         dys = np.asarray(dys, dtype=self.dtype)
         if dys.shape != (B, T_out, C):
             raise UserError(f"TDNN.backward: dys must have shape {(B, T_out, C)}, got {dys.shape}")
         # ys *= m_out: outputs outside a case carry no gradient
         dy2 = (dys if m_out is None else dys * m_out[:, :, None]).reshape(B * T_out, C)
         # ys = cols @ W + b
-        self.grads["W"] += (cols.T @ dy2).reshape(K, D, C)
+        self.grads["W"] += (self._unfold(xp, T_out).T @ dy2).reshape(K, D, C)
         if self.b is not None:
             self.grads["b"] += np.ones(B * T_out, self.dtype) @ dy2  # GEMV: faster than dy2.sum(0)
         dcols = (dy2 @ self.W.reshape(K * D, C).T).reshape(B, T_out, K, D)
         # cols = unfold(xp): tap k of output t read xp[:, t*s + k*dil]
-        dxp = np.zeros(xp_shape, dtype=self.dtype)
+        dxp = np.zeros(xp.shape, dtype=self.dtype)
         span = (T_out - 1) * s + 1
         for k in range(K):
             dxp[:, k * dil:k * dil + span:s] += dcols[:, :, k]

@@ -1,6 +1,8 @@
 """TDNN: gradient checks, a hand-computed case, PyTorch Conv1d parity, masks equal to running alone, errors."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnkit.errors import UserError
 from rnnkit.nn import TDNN
@@ -76,6 +78,44 @@ def test_float32_default_and_grad_accumulation():
     g = layer.grads["W"].copy()
     layer.backward(dys)
     np.testing.assert_allclose(layer.grads["W"], 2 * g, rtol=1e-6)
+
+
+def naive_tdnn(layer, x):
+    """One case (T, D), written from the docstring's definition with plain loops (independent of the GEMM)."""
+    T = x.shape[0]
+    K, dil, s = layer.kernel_size, layer.dilation, layer.stride
+    total = (K - 1) * dil
+    left = {"causal": total, "same": total // 2, "valid": 0}[layer.padding]
+    n_out = -(-T // s) if layer.padding != "valid" else (T - total - 1) // s + 1
+    ys = np.zeros((n_out, layer.channels_out))
+    for t in range(n_out):
+        ys[t] = layer.b
+        for k in range(K):
+            i = t * s + k * dil - left
+            if 0 <= i < T:
+                ys[t] += x[i] @ layer.W[k]
+    return ys
+
+
+@settings(max_examples=40, deadline=None)
+@given(padding=st.sampled_from(MODES), K=st.integers(1, 4), dil=st.integers(1, 3), stride=st.integers(1, 3),
+       lengths=st.lists(st.integers(1, 14), min_size=1, max_size=4), seed=st.integers(0, 2**16))
+def test_matches_loops_per_case_for_any_configuration(padding, K, dil, stride, lengths, seed):
+    rng = np.random.default_rng(seed)
+    layer = TDNN(2, 3, K, dilation=dil, stride=stride, padding=padding, dtype=np.float64, rng=rng)
+    if padding == "valid":
+        lengths = [max(L, layer.receptive_field) for L in lengths]
+    T = max(lengths)
+    xs = rng.standard_normal((len(lengths), T, 2))
+    mask = lengths_mask(lengths, T)
+    ys = layer.forward(xs, mask=mask)
+    out_mask = layer.output_mask(mask)
+    assert ys.shape == (len(lengths), layer.output_length(T), 3) == out_mask.shape + (3,)
+    for i, L in enumerate(lengths):
+        ref = naive_tdnn(layer, xs[i, :L])
+        assert out_mask[i].sum() == len(ref) and out_mask[i, :len(ref)].all()
+        np.testing.assert_allclose(ys[i, :len(ref)], ref, rtol=1e-12, atol=1e-12)
+        assert not ys[i, len(ref):].any()
 
 
 # -- masks: a padded batch gives every case exactly what it gets alone ----------------------------
