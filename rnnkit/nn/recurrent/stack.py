@@ -20,6 +20,7 @@ from rnnkit.nn.recurrent.elman import ElmanCore
 from rnnkit.nn.recurrent.gru import GRUCore, GRUResetBeforeCore
 from rnnkit.nn.recurrent.jordan import JordanCore
 from rnnkit.nn.recurrent.lstm import LSTMCore
+from rnnkit.nn.recurrent.threads import check_threads, configure, with_threads
 from rnnkit.nn.recurrent.tokens import Tokens, TokenSteps, check_tokens, scatter_rows
 
 
@@ -45,6 +46,11 @@ class RecurrentLayer(InputChecks, Layer):
     ``engine="fast"`` (default) runs the fast cores; ``engine="reference"`` runs the plain reference cells
     step by step (:mod:`~rnnkit.nn.recurrent.reference`, :mod:`~rnnkit.nn.recurrent.bptt`): the same
     parameters, initialisation and results (to round-off), slower, and readable.
+
+    ``threads=N`` is how many threads the layer computes with: the LSTM's and GRU's team of N, or the
+    background thread and N - 1 BLAS threads of the others (1: all on the calling thread); forward and
+    backward set BLAS to that (``step`` leaves BLAS as it is). None (default) chooses from the cores
+    available and the layer size, and leaves BLAS to the caller.
     """
 
     core_class: type[Core] = Core
@@ -52,12 +58,12 @@ class RecurrentLayer(InputChecks, Layer):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, return_sequences: bool = True, dtype=np.float32, rng=None,
-                 engine: str = "fast", **core_options):
+                 engine: str = "fast", threads: int | None = None, **core_options):
         super().__init__(dtype)
         if engine not in ("fast", "reference"):
             raise UserError(f"engine must be 'fast' (the default) or 'reference' (the plain cells of "
                             f"rnnkit/nn/recurrent/reference.py), got {engine!r}")
-        self.engine = engine
+        self.engine, self.threads = engine, check_threads(threads)
         if input_size < 1 or hidden_size < 1 or num_layers < 1:
             raise UserError(f"input_size, hidden_size and num_layers must be >= 1, got "
                             f"{input_size}, {hidden_size}, {num_layers}")
@@ -83,6 +89,7 @@ class RecurrentLayer(InputChecks, Layer):
                 self.cores.append(self.add_child(self._name(layer, direction), core))
             size = self.cores[-1].output_size * self.num_directions
         self.output_size = size
+        self.blas_threads = configure(self.cores, self.threads)  # what forward and backward set BLAS to
         self._dropout_masks: list[np.ndarray | None] = []
         self._shape = None
         self._tokens = None
@@ -102,6 +109,7 @@ class RecurrentLayer(InputChecks, Layer):
         return tuple(np.zeros((n, batch_size, s), self.dtype) for s in self.state_sizes)
 
     # -- forward / backward ---------------------------------------------------------------------
+    @with_threads
     def forward(self, xs, state=None, mask=None, training: bool = False):
         self._shape = None  # set again only when this forward completes
         if isinstance(xs, Tokens):  # rows of an embedding table (see rnnkit.nn.recurrent.tokens)
@@ -149,6 +157,7 @@ class RecurrentLayer(InputChecks, Layer):
         top = finals[-dirs:]
         return np.concatenate([f[0] for f in top], axis=1), new_state
 
+    @with_threads
     def backward(self, dys, dstate=None):
         if self._shape is None:
             raise RuntimeError("backward needs a completed forward first")
@@ -309,9 +318,10 @@ class LSTM(RecurrentLayer):
     core_class, reference_cell = LSTMCore, reference.LSTMCell
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                 return_sequences=True, forget_bias=1.0, dtype=np.float32, rng=None, engine="fast"):
+                 return_sequences=True, forget_bias=1.0, dtype=np.float32, rng=None, engine="fast",
+                 threads=None):
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
-                         dtype, rng, engine, forget_bias=forget_bias)
+                         dtype, rng, engine, threads, forget_bias=forget_bias)
 
 
 class GRU(RecurrentLayer):
@@ -321,12 +331,13 @@ class GRU(RecurrentLayer):
     core_class, reference_cell = GRUCore, reference.GRUCell
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                 return_sequences=True, reset_after=True, dtype=np.float32, rng=None, engine="fast"):
+                 return_sequences=True, reset_after=True, dtype=np.float32, rng=None, engine="fast",
+                 threads=None):
         self.reset_after = reset_after
         self.core_class = GRUCore if reset_after else GRUResetBeforeCore
         self.reference_cell = reference.GRUCell if reset_after else reference.GRUResetBeforeCell
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
-                         dtype, rng, engine)
+                         dtype, rng, engine, threads)
 
     def torch_state_dict(self, grads=False):
         self._check_torch_form()
@@ -348,9 +359,10 @@ class ElmanRNN(RecurrentLayer):
     core_class, reference_cell = ElmanCore, reference.ElmanCell
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False, dropout=0.0,
-                 return_sequences=True, nonlinearity="tanh", dtype=np.float32, rng=None, engine="fast"):
+                 return_sequences=True, nonlinearity="tanh", dtype=np.float32, rng=None, engine="fast",
+                 threads=None):
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
-                         dtype, rng, engine, nonlinearity=nonlinearity)
+                         dtype, rng, engine, threads, nonlinearity=nonlinearity)
 
 
 class JordanRNN(RecurrentLayer):
@@ -359,9 +371,11 @@ class JordanRNN(RecurrentLayer):
     core_class, reference_cell = JordanCore, reference.JordanCell
 
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, bidirectional=False, dropout=0.0,
-                 return_sequences=True, output_activation="tanh", dtype=np.float32, rng=None, engine="fast"):
+                 return_sequences=True, output_activation="tanh", dtype=np.float32, rng=None, engine="fast",
+                 threads=None):
         super().__init__(input_size, hidden_size, num_layers, bidirectional, dropout, return_sequences,
-                         dtype, rng, engine, output_size=output_size, output_activation=output_activation)
+                         dtype, rng, engine, threads, output_size=output_size,
+                         output_activation=output_activation)
 
     def torch_state_dict(self, grads=False):
         raise NotImplementedError("PyTorch has no Jordan RNN; use params/state_dict() instead")

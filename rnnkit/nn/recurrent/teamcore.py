@@ -19,29 +19,17 @@ import numpy as np
 
 from rnnkit.nn.recurrent import team
 from rnnkit.nn.recurrent.core import Core, outputs
+from rnnkit.nn.recurrent.threads import blas_limit
 from rnnkit.nn.recurrent.tokens import TokenSteps, token_sums
 
 MIN_UNITS = 48  # automatic team size: at least this many hidden units per member
 MIN_WORK = 4096  # ... and batch * hidden at least this (below, the barrier costs more than it saves)
 
-_controller = None
-
-
-def blas_limit_one():
-    """Context manager: BLAS single-threaded while a team runs (two members x two BLAS threads would
-    oversubscribe the cores). threadpoolctl's controller is built once (~6 us per use afterwards)."""
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
-
-
 class TeamCore(Core):
     """A core whose loops run on a team of threads, feature-major (see the module docstring).
 
-    ``threads`` (class or instance attribute) is the team size: None chooses it from the cores available
-    and the problem size (one member for small layers); 1 runs on the calling thread alone. Results are
+    ``threads`` is the team size, set per layer by its ``threads=`` argument: None chooses it from the cores
+    available and the problem size (one member for small layers); 1 runs on the calling thread alone. Results are
     deterministic for a given team size. Subclasses set ``order`` (internal gate blocks as indices into
     PyTorch's gate order) and write the member functions.
     """
@@ -68,7 +56,9 @@ class TeamCore(Core):
         if size == 1:
             fn(0, team.no_sync, *args)
             return
-        with team.LOCK, blas_limit_one():  # one team at a time also keeps the BLAS setting consistent
+        # BLAS single-threaded in the members (two members x two BLAS threads would oversubscribe the
+        # cores); one team at a time also keeps that setting consistent
+        with team.LOCK, blas_limit(1):
             team.run(size, fn, *args)
 
     def columns(self, lo: int, hi: int):
