@@ -5,7 +5,9 @@ left with F.pad, inside the timed call). PyTorch runs on its native (B, D, T) la
 batch-first user would call it, with the two transposes ("torch-bf"). Each framework runs with 1 and 2
 threads (rnnkit's BLAS through threadpoolctl); all settings are interleaved repeat by repeat so a change
 in the machine's load hits them alike. Printed: median and spread (half the interquartile range) per
-setting, and the ratio of the best medians (> 1: rnnkit slower).
+setting, with the median CPU time of the process (on a machine shared with other work the wall clock
+includes time the core spent on others; at 1 thread the CPU time does not), and the ratios of the best
+medians (> 1: rnnkit slower).
 
     python benchmarks/tdnn_speed.py                  # ~1 minute
     python benchmarks/tdnn_speed.py --repeats 5 --time 400
@@ -87,27 +89,32 @@ def main(argv=None):
         for name, fn in theirs.items():
             settings[f"{name} {threads}t"] = ("torch", threads, fn)
     times = {k: [] for k in settings}
+    cpu = {k: [] for k in settings}
     for _ in range(args.repeats + 2):  # the first two repeats warm up and are dropped
         for key, (_, threads, fn) in settings.items():
             torch.set_num_threads(threads)
             with threadpool_limits(threads):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 fn()
                 times[key].append(time.perf_counter() - t0)
+                cpu[key].append(time.process_time() - c0)
     flops = 3 * 2 * B * T * K * D * C  # forward, dW and dx GEMMs
     print(f"TDNN forward+backward, B={B} T={T} D={D} C={C} K={K}, causal, float32, "
           f"{args.repeats} repeats (torch {torch.__version__}, numpy {np.__version__}); "
           f"max rel. diff of dx vs torch {err:.1e}")
-    best = {}
+    best, best_cpu = {}, {}
     for key, ts in times.items():
-        ts = ts[2:]
-        med = statistics.median(ts)
+        ts, cs = ts[2:], cpu[key][2:]
+        med, med_cpu = statistics.median(ts), statistics.median(cs)
         q = statistics.quantiles(ts, n=4)
-        fw = settings[key][0]
+        fw, threads = settings[key][:2]
         best[fw] = min(best.get(fw, float("inf")), med)
+        if threads == 1:
+            best_cpu[fw] = min(best_cpu.get(fw, float("inf")), med_cpu)
         print(f"  {key:14s} median {med * 1e3:7.1f} ms  +- {(q[2] - q[0]) / 2 * 1e3:5.1f}  "
-              f"({flops / med / 1e9:5.1f} GFLOP/s)")
-    print(f"rnnkit best / torch best = {best['rnnkit'] / best['torch']:.2f} (< 1: rnnkit faster)")
+              f"({flops / med / 1e9:5.1f} GFLOP/s)   CPU time {med_cpu * 1e3:7.1f} ms")
+    print(f"rnnkit best / torch best = {best['rnnkit'] / best['torch']:.2f} wall clock, "
+          f"{best_cpu['rnnkit'] / best_cpu['torch']:.2f} CPU time at 1 thread (< 1: rnnkit faster)")
 
 
 if __name__ == "__main__":
