@@ -11,7 +11,7 @@ from typing import Callable
 from rnnkit.errors import UserError
 
 # modules holding exporters of task models: each registers itself when imported
-TASK_EXPORTERS = ("rnnkit.export.forecast",)
+TASK_EXPORTERS = ("rnnkit.export.forecast", "rnnkit.export.classify")
 
 
 class Registry:

@@ -23,6 +23,12 @@ def _forecast(path: Path):
     return Forecaster.load(path)
 
 
+def _classify(path: Path):
+    from rnnkit.tasks.classify import SequenceClassifier
+
+    return SequenceClassifier.load(path)
+
+
 def _memory(path: Path):
     from rnnkit import io
     from rnnkit.tasks import memory as M
@@ -46,6 +52,7 @@ def _is_memory(meta: dict) -> bool:
 RUN_KINDS = [
     ("rnnkit text train", lambda meta: meta.get("kind") == "rnnkit-text", _text),
     ("rnnkit forecast train", lambda meta: meta.get("task") == "forecast", _forecast),
+    ("rnnkit classify train", lambda meta: meta.get("task") == "classify", _classify),
     ("rnnkit memory run", _is_memory, _memory),
 ]
 
@@ -63,8 +70,8 @@ def checkpoint_of(path) -> Path:
 
 
 def load_run(path):
-    """The model of a run folder or checkpoint file written by ``rnnkit text train``, ``forecast train`` or
-    ``memory run`` (a LanguageModel, a Forecaster or a SequenceModel)."""
+    """The model of a run folder or checkpoint file written by ``rnnkit text train``, ``forecast train``,
+    ``classify train`` or ``memory run`` (a LanguageModel, Forecaster, SequenceClassifier or SequenceModel)."""
     from rnnkit import io
 
     ckpt = checkpoint_of(path)
