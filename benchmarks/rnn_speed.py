@@ -12,8 +12,12 @@ setting (median), and the spread (half the interquartile range) is printed. Also
 float32 GEMM rate measured in this run and the fraction of it the training step reaches (per core used),
 and the peak memory of a training step, each framework alone in a fresh subprocess.
 
-    python benchmarks/rnn_speed.py                 # the full table (~10 minutes on 2 cores)
-    python benchmarks/rnn_speed.py --cells lstm --hidden 256 --steps 5   # a quick look
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/rnn_speed.py   # the full table (~10 min)
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/rnn_speed.py --cells lstm --hidden 256 --steps 5
+
+Run it as above, with both OpenBLAS variables unset, to measure what users get: where they are set (this
+project's machine sets them) they force NumPy's OpenBLAS onto an older kernel, and PyTorch is not affected.
+The first lines printed name the kernel OpenBLAS runs (threadpoolctl's 'architecture') and the variables.
 """
 from __future__ import annotations
 
@@ -24,8 +28,10 @@ import subprocess
 import sys
 import time
 
+import os
+
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 B, T, V, E = 32, 100, 65, 64
 GATES = {"lstm": 4, "gru": 3, "elman": 1}
@@ -237,6 +243,27 @@ def flops_per_token(cell, H):
     return 3 * (2 * (E + H) * G * H + 2 * H * V)
 
 
+def blas_report() -> dict:
+    """The BLAS libraries loaded (NumPy's and PyTorch's), their kernels and thread counts, and the two
+    environment variables that can force OpenBLAS's kernel."""
+    libs = [dict(api=d.get("internal_api"), version=d.get("version"), kernel=d.get("architecture"),
+                 threads=d.get("num_threads"), path=d.get("filepath"))
+            for d in threadpool_info() if d.get("user_api") == "blas"]
+    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    return dict(libraries=libs, env=env)
+
+
+def print_blas_report(report: dict) -> None:
+    for lib in report["libraries"]:
+        owner = "numpy" if "numpy" in (lib["path"] or "") else "torch" if "torch" in (lib["path"] or "") else "other"
+        print(f"BLAS ({owner}): {lib['api']} {lib['version']}, kernel {lib['kernel']}, {lib['threads']} threads")
+    env = report["env"]
+    print("environment: " + ", ".join(f"{k}={'unset' if v is None else v}" for k, v in env.items())
+          + ("" if all(v is None for v in env.values()) else
+             "  <- set: OpenBLAS's kernel is forced; users do not have this. For their numbers run "
+             "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/rnn_speed.py"))
+
+
 # -- peak memory, each framework alone in a fresh process ----------------------------------------------------
 def peak_memory_child(framework, cell, H, steps):
     """Runs in a subprocess: build the model, its gradients and the optimizer's state, reset the peak-RSS
@@ -286,7 +313,9 @@ def main(argv=None):
     import torch
 
     rates = {n: gemm_rate(n) for n in (1, 2)}
+    blas = blas_report()
     print(f"rnnkit speed benchmark: B={B} T={T} V={V} E={E}, float32; numpy {np.__version__}, torch {torch.__version__}")
+    print_blas_report(blas)
     print(f"machine float32 GEMM (1024^3, median): 1 thread {rates[1] / 1e9:.1f} GFLOP/s, "
           f"2 threads {rates[2] / 1e9:.1f} GFLOP/s")
     print()
@@ -331,7 +360,8 @@ def main(argv=None):
           "is rnnkit's best-setting FLOP rate over the 1-thread GEMM rate above times the cores it used.")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"gemm_gflops": {k: v / 1e9 for k, v in rates.items()}, "rows": rows}, f, indent=1)
+            json.dump({"gemm_gflops": {k: v / 1e9 for k, v in rates.items()}, "blas": blas, "rows": rows}, f,
+                      indent=1)
     return 0
 
 
