@@ -126,3 +126,52 @@ def forecaster(model):
     keep = ("config", "lookback_", "log_", "input_size_", "future_size_", "sigma_scale_", "highway_", "scalers_",
             "past_scaler_", "future_scaler_", "series")
     return tensors, {"model": "forecast", "modules": modules, **{k: meta[k] for k in keep}}
+
+
+def _conv(conv, prefix: str) -> tuple[dict, dict]:
+    """A TDNN as ``nn.Conv1d`` (weight (C, D, K)); its zero padding [left, right] goes in "pad" of the JSON,
+    to apply with ``torch.nn.functional.pad`` (Conv1d has no padding="same" at stride > 1)."""
+    tensors = {f"{prefix}.{k}": v for k, v in conv.torch_state_dict().items()}
+    module = {"class": "torch.nn.Conv1d", "in_channels": conv.input_size, "out_channels": conv.channels_out,
+              "kernel_size": conv.kernel_size, "stride": conv.stride, "dilation": conv.dilation,
+              "bias": "b" in conv.params}
+    return tensors, module
+
+
+@TORCH.register("rnnkit.tasks.classify:SequenceClassifier")
+def sequence_classifier(clf):
+    """Per member k: ``net{k}.conv{i}`` (Conv1d), ``net{k}.bn{i}`` (BatchNorm1d), ``net{k}.front`` (Conv1d),
+    ``net{k}.rnn``, ``net{k}.att.proj`` and ``net{k}.att.score`` (attention pooling as two nn.Linear:
+    score = tanh(proj(h)) @ score.weight.T) and ``net{k}.head``; "pads" gives each Conv1d's [left, right]."""
+    if not getattr(clf, "nets_", None):
+        raise UserError("this SequenceClassifier is not fitted; fit it (or load a trained run) before exporting")
+    tensors, modules, pads = {}, {}, {}
+    for k, net in enumerate(clf.nets_):
+        p = f"net{k}"
+        for i, (conv, bn) in enumerate(zip(net.convs, net.norms)):
+            t, modules[f"{p}.conv{i}"] = _conv(conv, f"{p}.conv{i}")
+            tensors.update(t)
+            pads[f"{p}.conv{i}"] = list(conv._pads())
+            tensors.update({f"{p}.bn{i}.{n}": v for n, v in bn.torch_state_dict().items()})
+            modules[f"{p}.bn{i}"] = {"class": "torch.nn.BatchNorm1d", "num_features": bn.num_features,
+                                     "eps": bn.eps, "momentum": bn.momentum}
+        if net.front is not None:
+            t, modules[f"{p}.front"] = _conv(net.front, f"{p}.front")
+            tensors.update(t)
+            pads[f"{p}.front"] = list(net.front._pads())
+        if net.rnn is not None:
+            t, modules[f"{p}.rnn"] = recurrent(net.rnn, f"{p}.rnn")
+            tensors.update(t)
+            if net.rnn_pool.params:
+                a = net.rnn_pool.params
+                H, A = a["W"].shape
+                tensors.update({f"{p}.att.proj.weight": a["W"].T.copy(), f"{p}.att.proj.bias": a["b"].copy(),
+                                f"{p}.att.score.weight": a["v"][None].copy()})
+                modules[f"{p}.att.proj"] = {"class": "torch.nn.Linear", "in_features": H, "out_features": A}
+                modules[f"{p}.att.score"] = {"class": "torch.nn.Linear", "in_features": A, "out_features": 1,
+                                             "bias": False}
+        tensors.update(linear(net.head, f"{p}.head"))
+        modules[f"{p}.head"] = linear_module(net.head)
+    _, meta = clf.state()
+    keep = ("config", "classes_", "n_channels_", "stride_", "mean_", "scale_")
+    return tensors, {"model": "classify", "modules": modules, "pads": pads, **{k: meta[k] for k in keep}}

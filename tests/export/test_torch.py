@@ -91,3 +91,52 @@ def test_layers_torch_cannot_compute_are_refused(tmp_path):
         to_torch(GRU(2, 3, reset_after=False, rng=0), tmp_path / "g")
     with pytest.raises(UserError, match="no PyTorch exporter"):
         to_torch(object(), tmp_path / "o")
+
+
+def torch_classifier_logits(info, tensors, k, xs):
+    """One member's forward in plain torch modules built from the JSON, xs (B, C, T) normalised, full length."""
+    F = torch.nn.functional
+    p = f"net{k}."
+    mods = {}
+    for name, spec in info["modules"].items():
+        if name.startswith(p):
+            mods[name[len(p):]] = mod = build(spec).eval()
+            mod.load_state_dict({n[len(name) + 1:]: v for n, v in tensors.items() if n.startswith(name + ".")})
+    pads = {name[len(p):]: pad for name, pad in info["pads"].items() if name.startswith(p)}
+    feats, x = [], torch.from_numpy(xs)
+    if "conv0" in mods:
+        h, i = x, 0
+        while f"conv{i}" in mods:
+            h = torch.relu(mods[f"bn{i}"](mods[f"conv{i}"](F.pad(h, pads[f"conv{i}"]))))
+            i += 1
+        feats.append(h.mean(dim=2))
+    if "rnn" in mods:
+        h = mods["front"](F.pad(x, pads["front"])) if "front" in mods else x
+        hs = mods["rnn"](h.transpose(1, 2))[0]  # (B, T', H)
+        pool = info["config"]["pool"]
+        if pool == "attention":
+            a = torch.softmax(mods["att.score"](torch.tanh(mods["att.proj"](hs)))[..., 0], dim=1)
+            feats.append((a[..., None] * hs).sum(dim=1))
+        else:
+            feats.append({"mean": lambda: hs.mean(dim=1), "max": lambda: hs.max(dim=1).values,
+                          "last": lambda: hs[:, -1]}[pool]())
+    return mods["head"](torch.cat(feats, dim=1))
+
+
+@pytest.mark.parametrize("model,pool,cell", [("combined", "attention", "gru"), ("rnn", "max", "lstm"),
+                                             ("tdnn", "mean", "gru"), ("combined", "last", "elman")])
+def test_classifier_in_torch(tmp_path, model, pool, cell):
+    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.classify_train import Padded, predict_logits
+    from tests.export.test_onnx_classify import SMALL, waves
+
+    X, y = waves(9, np.random.default_rng(0), lengths=(30, 31))  # equal lengths: plain torch, no masks
+    clf = SequenceClassifier(model=model, pool=pool, cell=cell, bidirectional=True, stride=2, n_estimators=2,
+                             random_state=0, **SMALL).fit(X, y)
+    tensors, info = load(tmp_path, clf)
+    assert info["classes_"] == ["saw", "sine", "square"]
+    data = Padded(clf._prepare(X), np.float32)
+    for k, net in enumerate(clf.nets_):
+        with torch.no_grad():
+            got = torch_classifier_logits(info, tensors, k, np.ascontiguousarray(data.xs.transpose(0, 2, 1)))
+        close(got.numpy(), predict_logits(net, data))
