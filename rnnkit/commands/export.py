@@ -9,13 +9,14 @@ DEFAULT_NAMES = {"onnx": "onnx/model.onnx", "torch": "torch/model.safetensors"} 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "export", help="export a trained model to ONNX or to PyTorch-named safetensors",
-        description="Export the model of a run folder (rnnkit text train, forecast train, memory run) as ONNX "
-                    "graphs run by onnxruntime (needs: pip install 'rnnkit[onnx]'), or as safetensors under "
-                    "PyTorch's parameter names. A JSON file beside the output describes inputs, outputs, "
-                    "vocabulary or scalers.")
+        description="Export the model of a run folder (rnnkit text train, forecast train, classify train, "
+                    "memory run) as ONNX graphs run by onnxruntime (needs: pip install 'rnnkit[onnx]'), or as "
+                    "safetensors under PyTorch's parameter names. A JSON file beside the output describes "
+                    "inputs, outputs, vocabulary, classes or scalers.")
     p.add_argument("run", help="run folder or checkpoint file")
     p.add_argument("--format", choices=sorted(DEFAULT_NAMES), default="onnx", help="onnx (default) or torch")
-    p.add_argument("--out", help="output file (default RUN/export/onnx/model.onnx or RUN/export/torch/model.safetensors)")
+    p.add_argument("--out", help="output file (default RUN/export/onnx/model.onnx or "
+                                 "RUN/export/torch/model.safetensors)")
     p.set_defaults(func=run)
 
 

@@ -81,7 +81,8 @@ def _net(g: Graph, net, X: str, lengths: str, k: int) -> str:
             # evaluation-mode BatchNorm is per channel: y = x * a + c, a = gamma / sqrt(var + eps)
             a = bn.params["gamma"] / np.sqrt(bn.running_var + bn.eps)
             c = bn.params["beta"] - bn.running_mean * a
-            h = g.op("Add", g.op("Mul", h, g.const(a[:, None], f"net{k}.bn{i}.a")), g.const(c[:, None], f"net{k}.bn{i}.c"))
+            scale, shift = g.const(a[:, None], f"net{k}.bn{i}.a"), g.const(c[:, None], f"net{k}.bn{i}.c")
+            h = g.op("Add", g.op("Mul", h, scale), shift)  # h is channels-first (B, C, T)
             h = g.op("Relu", h)
         feats.append(_pool(g, net.conv_pool, g.op("Transpose", h, perm=[0, 2, 1]), n, f"net{k}.conv"))
     if net.rnn is not None:

@@ -67,7 +67,8 @@ def test_memory_model_in_torch(tmp_path):
 def test_forecaster_networks_in_torch(tmp_path, cell):
     model = Forecaster(horizon=4, epochs=2, hidden_size=6, cell=cell, ensemble=2).fit(seasonal(120))
     tensors, info = load(tmp_path, model)
-    assert info["lookback_"] == model.lookback_ and info["scalers_"]["series"]["mean_"] == model.scalers_["series"].mean_
+    assert info["lookback_"] == model.lookback_
+    assert info["scalers_"]["series"]["mean_"] == model.scalers_["series"].mean_
     xs = np.random.default_rng(3).standard_normal((3, model.lookback_, 1)).astype(np.float32)
     for k, net in enumerate(model.nets_):
         mods = {name.split(".", 1)[1]: build(spec) for name, spec in info["modules"].items()
