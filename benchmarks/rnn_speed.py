@@ -255,7 +255,8 @@ def blas_report() -> dict:
 
 def print_blas_report(report: dict) -> None:
     for lib in report["libraries"]:
-        owner = "numpy" if "numpy" in (lib["path"] or "") else "torch" if "torch" in (lib["path"] or "") else "other"
+        path = lib["path"] or ""
+        owner = "numpy" if "numpy" in path else "torch" if "torch" in path else "other"
         print(f"BLAS ({owner}): {lib['api']} {lib['version']}, kernel {lib['kernel']}, {lib['threads']} threads")
     env = report["env"]
     print("environment: " + ", ".join(f"{k}={'unset' if v is None else v}" for k, v in env.items())

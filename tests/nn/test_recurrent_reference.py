@@ -54,8 +54,8 @@ def run(kind, engine, layers, dropout, bidir, masked, tokens, threads=None):
         params={k: v.copy() for k, v in layer.params.items()},
         dropout_masks=[m for m in layer._dropout_masks if m is not None],
         ys=ys, final=final, dxs=dxs, dstate0=dstate0, grads=dict(layer.grads), dhs=layer.dhs_, gates=gates,
-        cores={type(c) for c in layer.cores}, team_sizes={len(getattr(c, "_parts", None) or ()) for c in layer.cores},
-        overlap={getattr(c, "overlap", None) for c in layer.cores})
+        cores={type(c) for c in layer.cores}, overlap={getattr(c, "overlap", None) for c in layer.cores},
+        team_sizes={len(getattr(c, "_parts", None) or ()) for c in layer.cores})
 
 
 def assert_close(got, want, what, rtol=1e-12):

@@ -59,6 +59,19 @@ def test_automatic_threads_leave_blas_alone():
     assert seen == [{2}]
 
 
+def test_threads_can_be_changed_later():
+    lstm, elman = LSTM(3, 384, rng=0), ElmanRNN(3, 8, rng=0)
+    automatic = lstm.cores[0].team_size(32)
+    lstm.threads, elman.threads = 3, 1
+    assert lstm.cores[0].team_size(32) == 3 and lstm.blas_threads == 1
+    assert not elman.cores[0].overlap and elman.blas_threads == 1
+    lstm.threads, elman.threads = None, None
+    assert lstm.cores[0].team_size(32) == automatic and lstm.blas_threads is None
+    assert elman.cores[0].overlap and elman.blas_threads is None
+    with pytest.raises(UserError, match="threads"):
+        lstm.threads = 0
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
 def test_bad_threads_are_named(bad):
     with pytest.raises(UserError, match=r"threads must be a whole number >= 1"):

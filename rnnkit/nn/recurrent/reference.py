@@ -180,7 +180,7 @@ class LSTMCell(Cell):
         x, h, c, i, f, g, o, tanh_c = cache
         dh_new = dy + dstate[0]                         # h' is both the output and the next state
         do = dh_new * tanh_c                            # h' = o * tanh(c')
-        dc_new = dstate[1] + dh_new * o * (1 - tanh_c ** 2)
+        dc_new = dstate[1] + dh_new * o * (1 - tanh_c ** 2)   # (c' also goes on to the next step)
         df, dc = dc_new * c, dc_new * f                 # c' = f * c + i * g
         di, dg = dc_new * g, dc_new * i
         da = np.concatenate([di * i * (1 - i),          # i = sigmoid(a_i)

@@ -50,7 +50,7 @@ class RecurrentLayer(InputChecks, Layer):
     ``threads=N`` is how many threads the layer computes with: the LSTM's and GRU's team of N, or the
     background thread and N - 1 BLAS threads of the others (1: all on the calling thread); forward and
     backward set BLAS to that (``step`` leaves BLAS as it is). None (default) chooses from the cores
-    available and the layer size, and leaves BLAS to the caller.
+    available and the layer size, and leaves BLAS to the caller. ``layer.threads = N`` changes it later.
     """
 
     core_class: type[Core] = Core
@@ -63,7 +63,8 @@ class RecurrentLayer(InputChecks, Layer):
         if engine not in ("fast", "reference"):
             raise UserError(f"engine must be 'fast' (the default) or 'reference' (the plain cells of "
                             f"rnnkit/nn/recurrent/reference.py), got {engine!r}")
-        self.engine, self.threads = engine, check_threads(threads)
+        self.engine = engine
+        check_threads(threads)  # before any work
         if input_size < 1 or hidden_size < 1 or num_layers < 1:
             raise UserError(f"input_size, hidden_size and num_layers must be >= 1, got "
                             f"{input_size}, {hidden_size}, {num_layers}")
@@ -89,10 +90,19 @@ class RecurrentLayer(InputChecks, Layer):
                 self.cores.append(self.add_child(self._name(layer, direction), core))
             size = self.cores[-1].output_size * self.num_directions
         self.output_size = size
-        self.blas_threads = configure(self.cores, self.threads)  # what forward and backward set BLAS to
+        self.threads = threads
         self._dropout_masks: list[np.ndarray | None] = []
         self._shape = None
         self._tokens = None
+
+    @property
+    def threads(self) -> int | None:
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: int | None) -> None:
+        self._threads = check_threads(value)
+        self.blas_threads = configure(self.cores, self._threads)  # what forward and backward set BLAS to
 
     @staticmethod
     def _name(layer: int, direction: int) -> str:

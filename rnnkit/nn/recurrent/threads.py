@@ -36,7 +36,10 @@ def configure(cores, threads: int | None) -> int | None:
     Team cores (LSTM, GRU): a team of ``threads`` members, each calling BLAS single-threaded. Row-major cores
     (Elman, Jordan, reset-before GRU): with 1, everything inline on the calling thread; with N >= 2 the
     background thread for the large GEMMs and N - 1 BLAS threads. Reference cores: N BLAS threads."""
-    if threads is None:
+    if threads is None:  # back to the class defaults (automatic team size, background thread on)
+        for core in cores:
+            vars(core).pop("threads", None)
+            vars(core).pop("overlap", None)
         return None
     blas = threads
     for core in cores:
