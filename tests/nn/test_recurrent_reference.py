@@ -144,3 +144,21 @@ def test_reference_backward_twice_and_bad_engine():
     for make in MAKE.values():
         with pytest.raises(UserError, match="engine must be 'fast'.*'reference'.*got 'slow'"):
             make(engine="slow")
+
+
+@pytest.mark.parametrize("kind", list(MAKE))
+def test_reference_runs_in_float32_like_the_fast_engine(kind):
+    """The default dtype: the reference computes in float32 and agrees with the fast engine to float32 round-off."""
+    rng = np.random.default_rng(8)
+    xs = rng.standard_normal((B, T, D)).astype(np.float32)
+    mask = np.arange(T)[None] < LENGTHS[:, None]
+    out = {}
+    for engine in ("fast", "reference"):
+        layer = MAKE[kind](num_layers=2, bidirectional=True, rng=7, engine=engine)
+        ys, final = layer.forward(xs, mask=mask, training=True)
+        dxs, dstate0 = layer.backward(np.ones_like(ys))
+        assert ys.dtype == dxs.dtype == final[0].dtype == dstate0[0].dtype == np.float32
+        assert all(g.dtype == np.float32 for g in layer.grads.values())
+        out[engine] = (ys, dxs, *final, *dstate0, *layer.grads.values())
+    for a, b in zip(out["fast"], out["reference"]):
+        assert_close(a, b, "float32", rtol=1e-5)
