@@ -93,7 +93,7 @@ def _run_team(size, fn, args) -> None:
         barrier.abort()
         first = exc
         if isinstance(exc, RuntimeError) and len(futures) < size - 1:  # the pool refused (interpreter exit)
-            first = RuntimeError("rnnkit: cannot start worker threads now; set TeamCore.threads = 1")
+            first = RuntimeError("rnnkit: cannot start worker threads now; build the layer with threads=1")
     while True:  # every member has stopped before run returns, even if the wait itself is interrupted
         try:
             wait(futures)
