@@ -2,7 +2,8 @@
 
 Default shapes: B=16, T=1460, D=64 inputs, C=128 channels, kernel 5, causal padding (PyTorch pads on the
 left with F.pad, inside the timed call). PyTorch runs on its native (B, D, T) layout ("torch") and, as a
-batch-first user would call it, with the two transposes ("torch-bf"). Each framework runs with 1 and 2
+batch-first user would call it, with the two transposes ("torch-bf"). rnnkit runs its default
+(algorithm="auto": Winograd at these shapes) and the unfolded-GEMM reference ("rk-unfold"). Each framework runs with 1 and 2
 threads (rnnkit's BLAS through threadpoolctl); all settings are interleaved repeat by repeat so a change
 in the machine's load hits them alike. Printed: median and spread (half the interquartile range) per
 setting, with the median CPU time of the process (on a machine shared with other work the wall clock
@@ -22,11 +23,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 
-def rnnkit_step_fn(B, T, D, C, K, seed=0):
+def rnnkit_step_fn(B, T, D, C, K, algorithm, seed=0):
     from rnnkit.nn import TDNN
 
     rng = np.random.default_rng(seed)
-    layer = TDNN(D, C, K, padding="causal", rng=rng)
+    layer = TDNN(D, C, K, padding="causal", rng=rng, algorithm=algorithm)
     xs = rng.standard_normal((B, T, D)).astype(np.float32)
     dys = rng.standard_normal((B, T, C)).astype(np.float32)
 
@@ -77,7 +78,8 @@ def main(argv=None):
     import torch
 
     B, T, D, C, K = args.batch, args.time, args.inputs, args.channels, args.kernel
-    ours, layer, xs, dys = rnnkit_step_fn(B, T, D, C, K)
+    ours, layer, xs, dys = rnnkit_step_fn(B, T, D, C, K, "auto")
+    reference = rnnkit_step_fn(B, T, D, C, K, "unfold")[0]
     theirs = {"torch": torch_step_fn(torch, layer, xs, dys, False),
               "torch-bf": torch_step_fn(torch, layer, xs, dys, True)}
     # same numbers first: the input gradient of both (float32 tolerance)
@@ -86,6 +88,7 @@ def main(argv=None):
     settings = {}
     for threads in (1, 2):
         settings[f"rnnkit {threads}t"] = ("rnnkit", threads, ours)
+        settings[f"rk-unfold {threads}t"] = ("rk-unfold", threads, reference)
         for name, fn in theirs.items():
             settings[f"{name} {threads}t"] = ("torch", threads, fn)
     times = {k: [] for k in settings}
@@ -100,6 +103,7 @@ def main(argv=None):
                 cpu[key].append(time.process_time() - c0)
     flops = 3 * 2 * B * T * K * D * C  # forward, dW and dx GEMMs
     print(f"TDNN forward+backward, B={B} T={T} D={D} C={C} K={K}, causal, float32, "
+          f"rnnkit: {'winograd' if layer.uses_winograd() else 'unfold'} (auto) and the unfold reference, "
           f"{args.repeats} repeats (torch {torch.__version__}, numpy {np.__version__}); "
           f"max rel. diff of dx vs torch {err:.1e}")
     best, best_cpu = {}, {}
@@ -113,8 +117,9 @@ def main(argv=None):
             best_cpu[fw] = min(best_cpu.get(fw, float("inf")), med_cpu)
         print(f"  {key:14s} median {med * 1e3:7.1f} ms  +- {(q[2] - q[0]) / 2 * 1e3:5.1f}  "
               f"({flops / med / 1e9:5.1f} GFLOP/s)   CPU time {med_cpu * 1e3:7.1f} ms")
-    print(f"rnnkit best / torch best = {best['rnnkit'] / best['torch']:.2f} wall clock, "
-          f"{best_cpu['rnnkit'] / best_cpu['torch']:.2f} CPU time at 1 thread (< 1: rnnkit faster)")
+    for name in ("rnnkit", "rk-unfold"):
+        print(f"{name} best / torch best = {best[name] / best['torch']:.2f} wall clock, "
+              f"{best_cpu[name] / best_cpu['torch']:.2f} CPU time at 1 thread (< 1: rnnkit faster)")
 
 
 if __name__ == "__main__":

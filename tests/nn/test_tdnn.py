@@ -66,9 +66,11 @@ def test_output_lengths():
     assert TDNN(2, 2, 3).output_mask(None) is None
 
 
-def test_float32_default_and_grad_accumulation():
+@pytest.mark.parametrize("algorithm", ["unfold", "winograd"])
+def test_float32_default_and_grad_accumulation(algorithm):
+    """Two backward calls after one forward add up (the kept buffers must not be spoiled by the first)."""
     rng = np.random.default_rng(2)
-    layer = TDNN(3, 2, 3, rng=rng)
+    layer = TDNN(3, 2, 3, rng=rng, algorithm=algorithm)
     xs = rng.standard_normal((2, 6, 3))
     ys = layer.forward(xs)
     assert ys.dtype == np.float32 and layer.W.dtype == np.float32
@@ -76,8 +78,10 @@ def test_float32_default_and_grad_accumulation():
     dxs = layer.backward(dys)
     assert dxs.dtype == np.float32 and dxs.shape == xs.shape
     g = layer.grads["W"].copy()
-    layer.backward(dys)
+    np.testing.assert_array_equal(layer.backward(dys), dxs)
     np.testing.assert_allclose(layer.grads["W"], 2 * g, rtol=1e-6)
+    y2 = layer.forward(xs[:1, :4])  # a smaller call reuses the buffers; earlier outputs stay intact
+    assert y2.shape == (1, 4, 2) and not np.shares_memory(y2, ys) and not np.shares_memory(layer.backward(y2), dxs)
 
 
 def naive_tdnn(layer, x):
@@ -97,12 +101,16 @@ def naive_tdnn(layer, x):
     return ys
 
 
-@settings(max_examples=40, deadline=None)
-@given(padding=st.sampled_from(MODES), K=st.integers(1, 4), dil=st.integers(1, 3), stride=st.integers(1, 3),
-       lengths=st.lists(st.integers(1, 14), min_size=1, max_size=4), seed=st.integers(0, 2**16))
-def test_matches_loops_per_case_for_any_configuration(padding, K, dil, stride, lengths, seed):
+@settings(max_examples=60, deadline=None)
+@given(padding=st.sampled_from(MODES), K=st.integers(1, 7), dil=st.integers(1, 3), stride=st.integers(1, 3),
+       lengths=st.lists(st.integers(1, 14), min_size=1, max_size=4), seed=st.integers(0, 2**16),
+       algorithm=st.sampled_from(["unfold", "winograd"]))
+def test_matches_loops_per_case_for_any_configuration(padding, K, dil, stride, lengths, seed, algorithm):
     rng = np.random.default_rng(seed)
-    layer = TDNN(2, 3, K, dilation=dil, stride=stride, padding=padding, dtype=np.float64, rng=rng)
+    if algorithm == "winograd":
+        K, dil, stride = max(K, 2), 1, 1
+    layer = TDNN(2, 3, K, dilation=dil, stride=stride, padding=padding, dtype=np.float64, rng=rng,
+                 algorithm=algorithm)
     if padding == "valid":
         lengths = [max(L, layer.receptive_field) for L in lengths]
     T = max(lengths)
@@ -127,10 +135,12 @@ def run(layer, xs, mask, dys):
 
 
 @pytest.mark.parametrize("padding", MODES)
-@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 2), (2, 2)])
-def test_masked_batch_equals_each_case_alone(padding, stride, dilation):
+@pytest.mark.parametrize("stride,dilation,algorithm", [(1, 1, "unfold"), (1, 1, "winograd"), (2, 1, "auto"),
+                                                       (1, 2, "auto"), (2, 2, "auto")])
+def test_masked_batch_equals_each_case_alone(padding, stride, dilation, algorithm):
     rng = np.random.default_rng(3)
-    layer = TDNN(2, 3, 3, dilation=dilation, stride=stride, padding=padding, dtype=np.float64, rng=rng)
+    layer = TDNN(2, 3, 3, dilation=dilation, stride=stride, padding=padding, dtype=np.float64, rng=rng,
+                 algorithm=algorithm)
     lengths = [12, 9, 6, 5]
     T = max(lengths)
     xs = rng.standard_normal((len(lengths), T, 2))
@@ -182,17 +192,75 @@ def test_rows_without_data_give_zero_outputs():
     assert not ys[1].any() and not layer.output_mask(mask)[1].any()
 
 
+# -- the Winograd path ---------------------------------------------------------------------------
+@pytest.mark.parametrize("K", [2, 3, 5, 7])
+@pytest.mark.parametrize("padding", MODES)
+def test_winograd_equals_unfold_in_float64(K, padding):
+    """The fast path against the reference: outputs, every gradient, masks, lengths that leave a last
+    partial tile and ones shorter than a tile; twice, so the kept buffers are reused."""
+    rng = np.random.default_rng(K)
+    ref = TDNN(3, 4, K, padding=padding, dtype=np.float64, rng=rng, algorithm="unfold")
+    fast = TDNN(3, 4, K, padding=padding, dtype=np.float64, algorithm="winograd")
+    fast.load_state_dict(ref.state_dict())
+    assert fast.uses_winograd() and not ref.uses_winograd()
+    for T, lengths in ((23, [23, 17, 9]), (9, [9, 8, 7])):
+        xs = rng.standard_normal((3, T, 3))
+        mask = lengths_mask(lengths, T)
+        dys = rng.standard_normal((3, ref.output_length(T), 4))
+        for m in (None, mask):
+            y_ref, dx_ref, g_ref = run(ref, xs, m, dys)
+            y, dx, g = run(fast, xs, m, dys)
+            scale = np.abs(y_ref).max()
+            np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-12 * scale)
+            np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=1e-12 * np.abs(dx_ref).max())
+            for k in g_ref:
+                np.testing.assert_allclose(g[k], g_ref[k], rtol=0, atol=1e-12 * np.abs(g_ref[k]).max())
+
+
+@pytest.mark.parametrize("padding", MODES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_winograd_gradcheck(padding, masked):
+    rng = np.random.default_rng(11)
+    layer = TDNN(3, 4, 5, padding=padding, dtype=np.float64, rng=rng, algorithm="winograd")
+    xs = rng.standard_normal((3, 13, 3))
+    mask = lengths_mask([13, 9, 6], 13) if masked else None
+    res = gradcheck(layer, xs, rng=rng, forward_kwargs={"mask": mask})
+    assert res.passed(1e-6), res
+
+
+def test_winograd_float32_error_and_auto_choice():
+    """float32 through the transforms stays within 1e-5 of the output scale (float64 reference)."""
+    rng = np.random.default_rng(12)
+    layer = TDNN(32, 32, 5, rng=rng)
+    assert layer.uses_winograd()
+    assert not TDNN(1, 64, 5).uses_winograd() and not TDNN(32, 32, 5, stride=2).uses_winograd()
+    assert not TDNN(32, 32, 8).uses_winograd() and not TDNN(32, 32, 5, algorithm="unfold").uses_winograd()
+    assert not TDNN(16, 64, 3).uses_winograd() and not TDNN(32, 32, 7).uses_winograd()
+    ref = TDNN(32, 32, 5, dtype=np.float64, algorithm="unfold")
+    ref.load_state_dict(layer.state_dict())
+    xs = rng.standard_normal((4, 50, 32)).astype(np.float32)
+    dys = rng.standard_normal((4, 50, 32)).astype(np.float32)
+    y32, dx32, g32 = run(layer, xs, None, dys)
+    y64, dx64, g64 = run(ref, xs, None, dys)
+    assert y32.dtype == np.float32 and dx32.dtype == np.float32
+    assert np.abs(y32 - y64).max() < 1e-5 * np.abs(y64).max()
+    assert np.abs(dx32 - dx64).max() < 1e-5 * np.abs(dx64).max()
+    assert np.abs(g32["W"] - g64["W"]).max() < 1e-5 * np.abs(g64["W"]).max()
+
+
 # -- PyTorch parity ---------------------------------------------------------------------------
 @pytest.mark.parametrize("padding", MODES)
-@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 3), (3, 2)])
-def test_torch_conv1d_parity(padding, stride, dilation):
+@pytest.mark.parametrize("stride,dilation,algorithm", [(1, 1, "unfold"), (1, 1, "winograd"), (2, 1, "auto"),
+                                                       (1, 3, "auto"), (3, 2, "auto")])
+def test_torch_conv1d_parity(padding, stride, dilation, algorithm):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(6)
     K, D, C, B, T = 4, 3, 5, 2, 17
     conv = torch.nn.Conv1d(D, C, K, stride=stride, dilation=dilation, dtype=torch.float64)
     torch.nn.init.normal_(conv.weight)
-    layer = TDNN(D, C, K, dilation=dilation, stride=stride, padding=padding, dtype=np.float64, rng=rng)
+    layer = TDNN(D, C, K, dilation=dilation, stride=stride, padding=padding, dtype=np.float64, rng=rng,
+                 algorithm=algorithm)
     layer.load_torch_state_dict(conv.state_dict())
     xs = rng.standard_normal((B, T, D))
     total = (K - 1) * dilation
@@ -230,6 +298,8 @@ def test_torch_same_padding_and_port_back():
     (dict(kernel_size=0), "kernel_size must be a positive integer"),
     (dict(stride=1.5), "stride must be a positive integer"),
     (dict(dilation=-1), "dilation must be a positive integer"),
+    (dict(algorithm="fft"), "unknown algorithm 'fft'"),
+    (dict(algorithm="winograd", stride=2), "algorithm='winograd' needs stride=1"),
 ])
 def test_bad_options(kwargs, match):
     args = dict(input_size=2, channels_out=3, kernel_size=3) | kwargs
