@@ -123,3 +123,68 @@ def test_missing_run_and_corrupt_checkpoint(tmp_path, run, capsys):
     best.write_bytes(best.read_bytes()[:50])
     assert main(["text", "generate", str(run)]) == 2
     assert "corrupt or truncated" in error_line(capsys)
+
+
+class _NotHandled(Exception):
+    pass
+
+
+@pytest.fixture
+def signals_guarded(monkeypatch):
+    """Handlers that fail the test (instead of killing pytest) if the command does not catch the signal."""
+    import signal
+
+    def fail(signum, frame):
+        raise _NotHandled(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, fail) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield fail
+    for s, h in old.items():
+        signal.signal(s, h)
+
+
+def _signal_at_step(monkeypatch, step, signum, times=1):
+    import signal
+
+    from rnnkit.tasks import text_run
+
+    original = text_run.RunRecorder.on_step
+
+    def on_step(self, record):  # the signal arrives during a step, as from Ctrl-C or `kill`
+        result = original(self, record)
+        if record["step"] == step:
+            for _ in range(times):
+                signal.raise_signal(signum)
+        return result
+
+    monkeypatch.setattr(text_run.RunRecorder, "on_step", on_step)
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_stops_after_the_step_saves_and_resumes(tmp_path, corpus, capsys, monkeypatch,
+                                                                  signals_guarded, name):
+    import signal
+
+    _signal_at_step(monkeypatch, 4, getattr(signal, name))
+    out = tmp_path / "run"
+    assert main(["text", "train", str(corpus), "--out", str(out), "--steps", "50", "--eval-every", "3", *TINY]) == 0
+    stdout = capsys.readouterr().out
+    assert f"interrupted at step 4: checkpoint saved; continue with rnnkit text train --resume {out}" in stdout
+    assert "done: 4 steps" in stdout and "--- sample from the final model" in stdout
+    assert (out / "ckpt-00000004.safetensors").exists() and (out / "learning_curves.png").exists()
+    assert signal.getsignal(signal.SIGINT) is signals_guarded and signal.getsignal(signal.SIGTERM) is signals_guarded
+    monkeypatch.undo()
+    assert main(["text", "train", "--resume", str(out), "--steps", "6"]) == 0
+    assert "done: 6 steps" in capsys.readouterr().out
+
+
+def test_second_ctrl_c_aborts_at_once(tmp_path, corpus, capsys, monkeypatch, signals_guarded):
+    import signal
+
+    _signal_at_step(monkeypatch, 4, signal.SIGINT, times=2)
+    out = tmp_path / "run"
+    assert main(["text", "train", str(corpus), "--out", str(out), "--steps", "50", "--eval-every", "3", *TINY]) == 130
+    captured = capsys.readouterr()
+    assert "interrupted at step" not in captured.out and captured.err.strip() == "rnnkit text: interrupted"
+    assert not (out / "ckpt-00000004.safetensors").exists()
+    assert signal.getsignal(signal.SIGINT) is signals_guarded

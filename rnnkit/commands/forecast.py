@@ -232,7 +232,7 @@ def run_predict(args) -> int:
 def run_backtest(args) -> int:
     from rnnkit.data.series import load_csv
     from rnnkit.io import write_json
-    from rnnkit.tasks.forecast_eval import backtest
+    from rnnkit.tasks.forecast import backtest
     from rnnkit.tasks.forecast_metrics import format_table
 
     cfg = _config(args)

@@ -52,29 +52,6 @@ def _out(path) -> Path:
     return out
 
 
-def load_run(run) -> tuple:
-    """The model of a ``rnnkit memory run`` folder and its config (a dict)."""
-    from rnnkit.io import load_checkpoint
-    from rnnkit.tasks import memory as M
-
-    folder = Path(run)
-    path = folder / "model.safetensors" if folder.is_dir() else folder
-    if not path.exists():
-        raise UserError(f"{run} has no model.safetensors; give the folder written by `rnnkit memory run`")
-    from rnnkit.io import read_meta
-
-    cfg = read_meta(path).get("config") or {}
-    try:
-        spec = M.get_task(cfg["task"])
-        model = M.build_model(spec, cfg["cell"], cfg["hidden_size"], cfg["num_layers"], cfg["forget_bias"],
-                              np.dtype(cfg.get("dtype", "float32")), rng=0)
-    except (KeyError, TypeError) as exc:
-        raise UserError(f"{path} was not written by `rnnkit memory run` (config lacks {exc})") from None
-    tensors, _ = load_checkpoint(path, expected=model.params)  # checks names, shapes, dtypes, finiteness
-    model.load_state_dict(tensors)
-    return model, cfg
-
-
 def flow_for(model, spec, batch) -> dict:
     """dL/dh_t norms for the task loss (through the head), Jacobian norms and gate saturation."""
     from rnnkit import diagnostics as D
@@ -105,17 +82,18 @@ def run_gradients(args) -> int:
 
     out = _out(args.out)
     if args.run:
-        model, cfg = load_run(args.run)
-        spec = M.get_task(cfg["task"])
-        length = args.length or cfg["length"]
+        model, cfg = M.load(args.run)
+        spec = M.get_task(cfg.task)
+        length = args.length or cfg.length
+
         def build(rng):  # float64: in float32 the reverse loop flushes gradients below 1e-30 to zero
-            return M.build_model(spec, cfg["cell"], cfg["hidden_size"], cfg["num_layers"], cfg["forget_bias"],
-                                 np.float64, rng=rng)
+            return M.build_model(spec, cfg.cell, cfg.hidden_size, cfg.num_layers, cfg.forget_bias, np.float64,
+                                 rng=rng)
 
         trained = build(0)
         trained.load_state_dict(model.state_dict())
-        fresh = build(M.run_rngs(cfg.get("seed", 0))[0])  # its initial weights
-        models = {f"{cfg['cell']} (trained)": trained, f"{cfg['cell']} (untrained)": fresh}
+        fresh = build(M.run_rngs(cfg.seed)[0])  # its initial weights
+        models = {f"{cfg.cell} (trained)": trained, f"{cfg.cell} (untrained)": fresh}
         what = f"trained run {args.run} vs the same model untrained"
     else:
         spec = M.get_task(args.task)

@@ -96,7 +96,7 @@ def _describe(spec, value: float) -> str:
 
 
 def run_one(args) -> int:
-    from rnnkit.io import save_checkpoint, write_json
+    from rnnkit.io import write_json
     from rnnkit.plots.gradients import training_diagnostics
     from rnnkit.tasks import memory as M
 
@@ -115,7 +115,7 @@ def run_one(args) -> int:
         model, res = M.train(cfg, progress=not args.no_progress, log=lambda line: print(f"  {line}"))
     write_json(out / "config.json", {"command": "memory run", **asdict(cfg)})
     write_metrics(out / "metrics.csv", res.history)
-    save_checkpoint(out / "model.safetensors", model.state_dict(), {"config": asdict(cfg), "step": res.steps})
+    M.save(model, out / M.MODEL_FILE, cfg, step=res.steps)
     training_diagnostics(res.history, out / "learning_curve.png",
                          title=f"{cfg.cell} on {cfg.task}, T={cfg.length}", metric=spec.metric)
     summary = {k: v for k, v in asdict(res).items() if k != "history"}

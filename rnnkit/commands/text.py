@@ -1,4 +1,5 @@
-"""``rnnkit text train|generate|evaluate``: the character language model from the shell."""
+"""``rnnkit text train|generate|evaluate``: the character language model from the shell (the run's
+learning-curve plot, the progress bar and Ctrl-C/SIGTERM are handled here; the task does the rest)."""
 from __future__ import annotations
 
 import sys
@@ -40,8 +41,8 @@ def register(subparsers) -> None:
 
     t = sub.add_parser("train", help="train on text files (no file: the built-in Python reference corpus)",
                        description="Train a character model. With no FILE the built-in corpus (the Python language "
-                                   "reference that ships with the interpreter) is used. Ctrl-C stops after the "
-                                   "current step and saves a checkpoint.")
+                                   "reference that ships with the interpreter) is used. Ctrl-C (or SIGTERM) stops "
+                                   "after the current step and saves a checkpoint; a second one aborts.")
     t.add_argument("files", nargs="*", metavar="FILE_OR_FOLDER", help="UTF-8 text files, folders or globs")
     t.add_argument("--out", help="run folder (default runs/text-<date>-<time>)")
     t.add_argument("--minutes", type=float, help="time budget (default 3 when --steps is not given)")
@@ -94,7 +95,22 @@ def _config(args):
     return cfg, given
 
 
+def _plot_curves(out: Path):
+    """The ``on_metrics`` hook of a run: redraw learning_curves.png from the rows of metrics.csv."""
+    def draw(rows, cfg) -> None:
+        try:
+            from rnnkit.plots.curves import learning_curves
+
+            learning_curves(rows, out / "learning_curves.png", title=f"{cfg.cell} {cfg.num_layers}x{cfg.hidden_size}")
+        except ImportError:  # matplotlib is optional for training
+            pass
+    return draw
+
+
 def run_train(args) -> int:
+    from tqdm.auto import tqdm
+
+    from rnnkit.commands.interrupt import GracefulStop
     from rnnkit.io import step_checkpoints
     from rnnkit.tasks import text
 
@@ -110,8 +126,9 @@ def run_train(args) -> int:
         if out.is_dir() and (step_checkpoints(out) or (out / "best.safetensors").exists()):
             raise UserError(f"run folder {out} already holds a run; continue it with --resume {out} or choose "
                             "another --out")
-    lm = text.train(args.files or None, cfg, out=out, resume=args.resume, init_from=args.init_from,
-                    progress=not args.no_progress)
+    with GracefulStop() as stop:  # the first Ctrl-C ends training after the current step, with a checkpoint
+        lm = text.train(args.files or None, cfg, out=out, resume=args.resume, init_from=args.init_from,
+                        progress=not args.no_progress, log=tqdm.write, stop=stop, on_metrics=_plot_curves(out))
     print(f"\nrun folder: {out}  (config.json, metrics.csv, learning_curves.png, checkpoints)")
     print(f"--- sample from the final model (temperature {cfg.sample_temperature}) ---")
     sys.stdout.flush()

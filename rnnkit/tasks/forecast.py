@@ -9,13 +9,12 @@ out of the range it was trained on. Forecasts come back on the original scale wi
     model = fit(y, horizon=12)          # y: array, pandas Series/DataFrame, list of arrays, load_csv(...)
     fc = predict(model)                 # {series: {"mean", "lower", "upper"}} for the next 12 steps
     report = evaluate(model)            # test-span metrics beside naive, seasonal naive, window MLP
+    folds = backtest(y, ForecastConfig(horizon=12))   # rolling-origin refits and scores
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -24,68 +23,13 @@ from rnnkit.data.series import (ColumnScaler, Series, SeriesScaler, check_length
                                 from_python, split_points, window_starts)
 from rnnkit.errors import UserError
 from rnnkit.nn.base import as_rng
+from rnnkit.tasks.forecast_config import STRATEGIES, TRANSFORMS, ForecastConfig
+from rnnkit.tasks.forecast_eval import evaluate, window_mlp_for
 from rnnkit.tasks.forecast_models import CELLS, ForecastNet
 from rnnkit.tasks.forecast_train import train_net
 
-STRATEGIES = ("direct", "recursive")
-TRANSFORMS = ("auto", "none", "log")
-
-
-@dataclass
-class ForecastConfig:
-    """Everything that defines a forecaster; saved as JSON with the model."""
-
-    horizon: int
-    lookback: int | None = None  # None: chosen from the season and the data length
-    cell: str = "gru"
-    strategy: str = "direct"
-    hidden_size: int = 32
-    num_layers: int = 1
-    season: int | None = None  # None: detected on the training span
-    transform: str = "auto"  # auto: log when the training span is positive and grows multiplicatively
-    val_size: int | None = None  # None: one horizon
-    test_size: int | None = None  # None: one horizon
-    epochs: int = 200
-    batch_size: int = 32
-    lr: float = 5e-3
-    weight_decay: float = 0.0
-    patience: int = 40
-    clip: float = 5.0
-    interval: float = 0.9
-    highway: int | str = "auto"  # lags in the linear highway; auto: one season plus one step
-    ensemble: int = 1
-    seed: int = 0
-    dtype: str = "float32"
-    quiet: bool = True
-
-    def check(self) -> None:
-        """Reject impossible or contradictory settings with a UserError."""
-        if int(self.horizon) < 1:
-            raise UserError(f"horizon must be at least 1, got {self.horizon}")
-        if self.lookback is not None and int(self.lookback) < 1:
-            raise UserError(f"lookback must be at least 1, got {self.lookback}")
-        if self.cell not in CELLS:
-            raise UserError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        if self.strategy not in STRATEGIES:
-            raise UserError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.transform not in TRANSFORMS:
-            raise UserError(f"unknown transform {self.transform!r}; choose one of {', '.join(TRANSFORMS)}")
-        if self.cell == "mlp" and self.num_layers != 1:
-            raise UserError("--num-layers applies to recurrent cells; the window MLP (--cell mlp) has one "
-                            "hidden layer, so drop --num-layers or choose a recurrent cell")
-        if not 0 < self.interval < 1:
-            raise UserError(f"interval must be a probability between 0 and 1, got {self.interval}")
-        if self.season is not None and int(self.season) < 1:
-            raise UserError(f"season must be at least 1 (1 means no seasonality), got {self.season}")
-        for name in ("hidden_size", "epochs", "batch_size", "ensemble"):
-            if int(getattr(self, name)) < 1:
-                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.val_size is not None and self.val_size < 0 or self.test_size is not None and self.test_size < 0:
-            raise UserError("val_size and test_size cannot be negative")
-        if self.highway != "auto" and (isinstance(self.highway, str) or int(self.highway) < 0):
-            raise UserError(f"highway must be 'auto' or a number of lags >= 0, got {self.highway!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
+__all__ = ["ForecastConfig", "Forecaster", "fit", "predict", "evaluate", "backtest", "window_mlp_for", "CELLS",
+           "STRATEGIES", "TRANSFORMS"]
 
 
 def _check_strategy(cfg: ForecastConfig, series: list[Series]) -> None:
@@ -426,8 +370,35 @@ def predict(model: Forecaster, data=None, future=None, **load_kw) -> dict:
     return model.predict(data, future=future, **load_kw)
 
 
-def evaluate(model: Forecaster, data=None, **kwargs) -> dict:
-    """Test-span metrics for the model and the baselines; see :func:`rnnkit.tasks.forecast_eval.evaluate`."""
-    from rnnkit.tasks.forecast_eval import evaluate as _evaluate
+def backtest(data, config: ForecastConfig, folds: int = 3, step: int | None = None, callback=None,
+             **load_kw) -> dict:
+    """Rolling-origin evaluation: refit at ``folds`` origins, ``step`` apart (default one horizon),
+    each time on the data before the origin only, and score the next horizon against the baselines.
 
-    return _evaluate(model, data, **kwargs)
+    ``callback(k, report)`` is called after each fold. Returns {"folds": [per-fold reports with their
+    "origin"], "mean": metrics averaged over folds}.
+    """
+    series = from_python(data, **load_kw)
+    H = config.horizon
+    step = H if step is None else int(step)
+    if folds < 1 or step < 1:
+        raise UserError("backtest needs --folds >= 1 and --step >= 1")
+    n_min = min(len(s) for s in series)
+    results = []
+    for k in range(folds):
+        cut = n_min - (folds - 1 - k) * step  # this fold's data ends here; its last H points are the test
+        if cut - H < 8:
+            raise UserError(f"{folds} folds {step} apart leave too little data for the first fold "
+                            f"(series length {n_min}); use fewer --folds or a smaller --step")
+        cfg = dataclasses.replace(config, test_size=H, seed=config.seed + k)
+        fold = [s.head(len(s) - (n_min - cut)) for s in series]
+        model = Forecaster(config=cfg).fit(fold)
+        rep = evaluate(model, warn=False)
+        rep["origin"] = cut - H
+        results.append(rep)
+        if callback is not None:
+            callback(k, rep)
+    keys = results[0]["metrics"].keys()
+    mean = {k: {m: float(np.mean([r["metrics"][k][m] for r in results]))
+                for m in results[0]["metrics"][k] if m != "n"} for k in keys}
+    return {"folds": results, "mean": mean}

@@ -1,5 +1,6 @@
-"""Evaluating forecasters honestly: test-span metrics beside the naive, seasonal-naive and window-MLP
-baselines on the same split, the lag (echo) check, and rolling-origin backtesting.
+"""Evaluating a fitted forecaster honestly: test-span metrics beside the naive, seasonal-naive and window-MLP
+baselines on the same split, and the lag (echo) check. It works on the model it is given and imports nothing
+of :mod:`rnnkit.tasks.forecast` (which re-exports it); rolling-origin refits are ``forecast.backtest``.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import numpy as np
 from rnnkit.data.series import from_python
 from rnnkit.errors import UserError
 from rnnkit.tasks import forecast_metrics as fm
-from rnnkit.tasks.forecast import Forecaster
 
 
 def _test_origins(n: int, b: int, horizon: int) -> list[int]:
@@ -19,7 +19,7 @@ def _test_origins(n: int, b: int, horizon: int) -> list[int]:
     return list(range(b, n, horizon))
 
 
-def _collect(model: Forecaster, s, b: int, kind: str, mlp: Forecaster | None = None):
+def _collect(model, s, b: int, kind: str, mlp=None):
     """Forecasts over the test span [b, n) of series ``s`` for one forecaster kind: (mean, lower, upper)
     each (n - b,), and the last observed value before each forecast step."""
     H, n = model.config.horizon, len(s)
@@ -44,19 +44,20 @@ def _collect(model: Forecaster, s, b: int, kind: str, mlp: Forecaster | None = N
     return cat(means), (cat(lows) if lows else None), (cat(highs) if highs else None), cat(lasts)
 
 
-def window_mlp_for(model: Forecaster, data=None) -> Forecaster:
-    """The window feed-forward network with the model's split, lookback, horizon and seed."""
+def window_mlp_for(model, data=None):
+    """The window feed-forward network with the model's split, lookback, horizon and seed (a forecaster
+    of the model's own class, fitted on ``data``, default the model's series)."""
     if model.config.cell == "mlp":
         return model
     cfg = dataclasses.replace(model.config, cell="mlp", num_layers=1, lookback=model.lookback_,
                               season=model.season_, transform="log" if model.log_ else "none",
                               strategy="direct")
-    return Forecaster(config=cfg).fit(model.series_ if data is None else data)
+    return type(model)(config=cfg).fit(model.series_ if data is None else data)
 
 
-def evaluate(model: Forecaster, data=None, mlp: Forecaster | None = None, warn: bool = True,
-             **load_kw) -> dict:
-    """Metrics on the test span for the model and the baselines; warnings; the test forecasts.
+def evaluate(model, data=None, mlp=None, warn: bool = True, **load_kw) -> dict:
+    """Metrics on the test span for a fitted :class:`rnnkit.tasks.forecast.Forecaster` and the baselines;
+    warnings; the test forecasts. ``mlp``: the window-MLP baseline, if already fitted.
 
     ``data`` defaults to the series the model was fitted on (it must be the same series: the split is
     recomputed from their lengths). Returns {"metrics", "warnings", "echo", "forecasts", "season"}.
@@ -99,34 +100,3 @@ def evaluate(model: Forecaster, data=None, mlp: Forecaster | None = None, warn: 
     return {"metrics": metrics, "warnings": found, "echo": echo,
             "forecasts": forecasts, "season": model.season_}
 
-
-def backtest(data, config, folds: int = 3, step: int | None = None, callback=None, **load_kw) -> dict:
-    """Rolling-origin evaluation: refit at ``folds`` origins, ``step`` apart (default one horizon),
-    each time on the data before the origin only, and score the next horizon against the baselines.
-
-    Returns {"folds": [per-fold metrics], "mean": metrics averaged over folds}.
-    """
-    series = from_python(data, **load_kw)
-    H = config.horizon
-    step = H if step is None else int(step)
-    if folds < 1 or step < 1:
-        raise UserError("backtest needs --folds >= 1 and --step >= 1")
-    n_min = min(len(s) for s in series)
-    results = []
-    for k in range(folds):
-        cut = n_min - (folds - 1 - k) * step  # this fold's data ends here; its last H points are the test
-        if cut - H < 8:
-            raise UserError(f"{folds} folds {step} apart leave too little data for the first fold "
-                            f"(series length {n_min}); use fewer --folds or a smaller --step")
-        cfg = dataclasses.replace(config, test_size=H, seed=config.seed + k)
-        fold = [s.head(len(s) - (n_min - cut)) for s in series]
-        model = Forecaster(config=cfg).fit(fold)
-        rep = evaluate(model, warn=False)
-        rep["origin"] = cut - H
-        results.append(rep)
-        if callback is not None:
-            callback(k, rep)
-    keys = results[0]["metrics"].keys()
-    mean = {k: {m: float(np.mean([r["metrics"][k][m] for r in results]))
-                for m in results[0]["metrics"][k] if m != "n"} for k in keys}
-    return {"folds": results, "mean": mean}

@@ -2,11 +2,13 @@
 
 Each task (:data:`TASKS`) states its chance baseline and its "solved" criterion. Training data are
 fresh sequences every step; "solved" is checked on a fixed validation set and then confirmed on fresh
-test sequences. Also: next-word generation for the word corpus and the exploding-gradient demonstration.
+test sequences. ``save``/``load`` write and read a trained model with its config (one safetensors file).
+Also: next-word generation for the word corpus and the exploding-gradient demonstration.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -255,6 +257,39 @@ def train(config: MemoryConfig, progress: bool = False, log: Callable | None = N
                           float(last.get("val_metric", float("nan"))), asdict(cfg), rows,
                           [m for _, m in monitor.warnings_] if monitor else [], stopped)
     return model, result
+
+
+# -- save / load -----------------------------------------------------------------------------------------
+MODEL_FILE = "model.safetensors"  # its name in a `rnnkit memory run` folder
+_ARCH = ("task", "cell", "hidden_size", "num_layers", "forget_bias")  # what rebuilding the model needs
+
+
+def save(model: SequenceModel, path, config: MemoryConfig, step: int = 0) -> Path:
+    """Write ``model``'s weights (safetensors) and ``{"config", "step"}`` (JSON metadata) to ``path``,
+    atomically."""
+    from rnnkit.io import save_checkpoint
+
+    return save_checkpoint(path, model.state_dict(), {"config": asdict(config), "step": int(step)})
+
+
+def load(path) -> tuple[SequenceModel, MemoryConfig]:
+    """``(model, config)`` from a file written by :func:`save`, or from a run folder holding one
+    (model.safetensors). Every tensor's name, shape, dtype and finiteness is checked."""
+    from rnnkit.io import load_checkpoint, read_meta
+
+    file = Path(path) / MODEL_FILE if Path(path).is_dir() else Path(path)
+    if not file.exists():
+        raise UserError(f"{path} has no {MODEL_FILE}; give the folder written by `rnnkit memory run`")
+    cfg = read_meta(file).get("config")
+    missing = [k for k in _ARCH if k not in cfg] if isinstance(cfg, dict) else list(_ARCH)
+    if missing:
+        raise UserError(f"{file} was not written by `rnnkit memory run` (config lacks {', '.join(missing)})")
+    config = MemoryConfig(**{f.name: cfg[f.name] for f in fields(MemoryConfig) if f.name in cfg})
+    model = build_model(get_task(config.task), config.cell, config.hidden_size, config.num_layers,
+                        config.forget_bias, np.dtype(config.dtype), rng=0)
+    tensors, _ = load_checkpoint(file, expected=model.params)
+    model.load_state_dict(tensors)
+    return model, config
 
 
 def schedule_report(model: SequenceModel, length: int, n: int = 500, seed: int = 12345) -> dict:

@@ -1,7 +1,7 @@
 """Character-level language modelling: train a CharRNN on any text, then load, generate, evaluate, score.
 
     from rnnkit.tasks import text
-    lm = text.train("book.txt", text.TextConfig(minutes=5), out="runs/book")   # None: built-in corpus
+    lm = text.train("book.txt", text.TextConfig(minutes=5), out="runs/book", log=print)  # None: built-in corpus
     print(text.generate(lm, prime="The ", length=200, temperature=0.8)[0])
     print(text.evaluate(lm, open("other.txt").read())["bits_per_char"])
     lm = text.load("runs/book")                                                  # best checkpoint
@@ -16,11 +16,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import signal
-import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -79,7 +78,7 @@ class TextConfig:
     sample_temperature: float = 0.8
     keep_last: int = 3
     seed: int = 0
-    threads: int | None = 1         # BLAS threads (threadpoolctl); None leaves the library default
+    threads: int | None = 1         # BLAS threads the command layer ran with (recorded; the task sets none)
 
     def arch(self) -> dict:
         return {k: getattr(self, k) for k in ARCH_KEYS}
@@ -127,57 +126,43 @@ def _load_corpus(data, text, cfg: TextConfig, vocab: CharVocab | None):
     return ids, vocab, sources
 
 
-class _Interrupt(Callback):
-    """First Ctrl-C: finish the current step, stop and save; the second one aborts at once."""
+class _StopWhen(Callback):
+    """Ends training after the current step once ``stop()`` is true (the command layer maps Ctrl-C to it)."""
 
-    def __init__(self):
+    def __init__(self, stop: Callable[[], bool] | None):
+        self.stop = stop
         self.requested = False
-        self._old = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
 
     def on_step(self, record):
-        if self.requested:
+        if self.stop is not None and self.stop():
+            self.requested = True
             raise StopTraining
-
-
-def _threads(n):
-    if n is None:
-        import contextlib
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=int(n))
 
 
 def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | None = None, *,
           text: str | None = None, resume: str | os.PathLike | None = None,
-          init_from: str | os.PathLike | None = None, progress: bool = True, log=None,
-          callbacks=()) -> LanguageModel:
+          init_from: str | os.PathLike | None = None, progress: bool = True, log: Callable[[str], None] | None = None,
+          callbacks=(), stop: Callable[[], bool] | None = None,
+          on_metrics: Callable[[list, TextConfig], None] | None = None) -> LanguageModel:
     """Train a character model and return it (a :class:`LanguageModel`, ``.history`` holds the log).
 
     data: a file, folder or glob, or a list of them; None (and no ``text``): the built-in corpus.
     text: train on this string instead of files. config: a :class:`TextConfig` (defaults if None).
-    out: run folder for config.json, metrics.csv, learning_curves.png and checkpoints (None: nothing
-        written). resume: a run folder to continue exactly where its latest checkpoint stopped (its
-        config and data are reused; ``config`` may only extend the budget). init_from: a checkpoint or run
-        folder whose weights start a new run (architecture and vocabulary come from it; step, optimizer
-        and schedule start from zero). log: where text lines go (default: print, above the progress bar).
+    out: run folder for config.json, metrics.csv and checkpoints (None: nothing written). resume: a run
+        folder to continue exactly where its latest checkpoint stopped (its config and data are reused;
+        ``config`` may only extend the budget). init_from: a checkpoint or run folder whose weights start a
+        new run (architecture and vocabulary come from it; step, optimizer and schedule start from zero).
+    log: a callable that takes each line of text (e.g. ``print``; with a progress bar ``tqdm.write``); None:
+        silent. progress: fit's progress bar. stop: polled after every step; once it returns True the run
+        evaluates, saves a checkpoint and returns (if it is already True before training starts,
+        KeyboardInterrupt is raised); ``with rnnkit.commands.interrupt.GracefulStop() as stop:`` maps
+        Ctrl-C to it. on_metrics(rows, config): called after each write of metrics.csv (``rnnkit text train``
+        redraws learning_curves.png there). BLAS threads are left as the caller set them
+        (``threadpoolctl.threadpool_limits``; ``rnnkit --threads``).
     """
     if log is None:
-        from tqdm.auto import tqdm
-        log = tqdm.write
+        def log(line: str) -> None:
+            pass
     if resume is not None and init_from is not None:
         raise UserError("--resume continues a run and --init-from starts a new one from weights: give one")
     start_meta, start_tensors, vocab = None, None, None
@@ -272,9 +257,11 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         carry["state"] = state if math.isfinite(loss) else model.initial_state(cfg.batch_size)
         return loss
 
+    if stop is not None and stop():
+        raise KeyboardInterrupt  # stopped before anything was trained: nothing to save
     lm = LanguageModel(model, vocab, {"warmup": warmup})
     recorder = RunRecorder(out, cfg, lm, val_ids, batcher, schedule, snapshot_meta, log,
-                           step0=step0, seconds0=seconds0)
+                           step0=step0, seconds0=seconds0, on_metrics=on_metrics)
     recorder.describe(sources, len(ids), len(train_ids), len(val_ids))
     time_horizon = TimeHorizon(schedule, cfg, step0, seconds0) if cfg.steps is None else None
     remaining_steps = None if cfg.steps is None else max(0, cfg.steps - step0)
@@ -282,12 +269,12 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
     if remaining_steps == 0 or (remaining_minutes is not None and remaining_minutes <= 1e-6):
         log("the budget of this run is already used up; give a larger --steps or --minutes to continue")
     extra = [c for c in (time_horizon, recorder) if c is not None] + list(callbacks)
-    with _threads(cfg.threads), _Interrupt() as interrupt:
-        history = fit(model, optimizer, train_step, batcher.batch, steps=remaining_steps, minutes=remaining_minutes,
-                      clip=cfg.clip, schedule=schedule, callbacks=extra + [interrupt],
-                      tokens_per_step=cfg.batch_size * cfg.seq_len, progress=progress, log=log,
-                      start_step=step0, log_every=10, snapshot_every=50)
-        recorder.finish(history, interrupted=interrupt.requested)
+    interrupt = _StopWhen(stop)
+    history = fit(model, optimizer, train_step, batcher.batch, steps=remaining_steps, minutes=remaining_minutes,
+                  clip=cfg.clip, schedule=schedule, callbacks=extra + [interrupt],
+                  tokens_per_step=cfg.batch_size * cfg.seq_len, progress=progress, log=log,
+                  start_step=step0, log_every=10, snapshot_every=50)
+    recorder.finish(history, interrupted=interrupt.requested)
     lm.history = history  # fit's log
     lm.rows = recorder.rows  # the rows of metrics.csv (train every 10 steps, val at each evaluation)
     lm.meta = dict(recorder.final_meta, warmup=warmup)

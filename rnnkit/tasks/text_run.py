@@ -1,9 +1,10 @@
-"""The bookkeeping of a text training run: evaluations, samples, checkpoints, metrics.csv, plots, config.json.
+"""The bookkeeping of a text training run: evaluations, samples, checkpoints, metrics.csv, config.json.
 
 ``RunRecorder`` is a ``fit`` callback: every ``eval_every`` steps (or a tenth of the time budget) it measures
-the validation loss in nats and bits per character, prints a short sample, appends to ``metrics.csv``,
-redraws ``learning_curves.png`` and saves a checkpoint (last N kept, plus the best). ``TimeHorizon`` keeps
-the cosine schedule's end at the end of a time budget by re-estimating the number of steps it allows.
+the validation loss in nats and bits per character, logs a short sample, appends to ``metrics.csv`` (then
+calls ``on_metrics``, where the command layer redraws its plot) and saves a checkpoint (last N kept, plus the
+best). ``TimeHorizon`` keeps the cosine schedule's end at the end of a time budget by re-estimating the
+number of steps it allows.
 """
 from __future__ import annotations
 
@@ -46,10 +47,11 @@ class RunRecorder(Callback):
     """Periodic evaluation + samples + checkpoints + metrics for one run (``out`` None: print only)."""
 
     def __init__(self, out, cfg, lm, val_ids, batcher, schedule, snapshot_meta, log, step0: int = 0,
-                 seconds0: float = 0.0):
+                 seconds0: float = 0.0, on_metrics=None):
         self.out = None if out is None else Path(out)
         self.cfg, self.lm, self.val_ids, self.batcher = cfg, lm, val_ids, batcher
         self.schedule, self.snapshot_meta, self.log = schedule, snapshot_meta, log
+        self.on_metrics = on_metrics
         self.step, self.seconds0 = step0, seconds0
         self.t0 = time.perf_counter()
         self.rows: list[dict] = []
@@ -90,13 +92,8 @@ class RunRecorder(Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         io.atomic_write_text(self.out / "metrics.csv", buf.getvalue())
-        try:
-            from rnnkit.plots.curves import learning_curves
-
-            learning_curves(self.rows, self.out / "learning_curves.png",
-                            title=f"{self.cfg.cell} {self.cfg.num_layers}x{self.cfg.hidden_size}")
-        except ImportError:  # matplotlib is optional for training
-            pass
+        if self.on_metrics is not None:
+            self.on_metrics(self.rows, self.cfg)
 
     def describe(self, sources, n_chars, n_train, n_val) -> None:
         cfg, model = self.cfg, self.lm.model

@@ -7,7 +7,8 @@ import pytest
 from rnnkit.errors import UserError
 from rnnkit.tasks import forecast_metrics as fm
 from rnnkit.tasks.forecast import Forecaster
-from rnnkit.tasks.forecast_eval import backtest, evaluate
+from rnnkit.tasks.forecast import backtest
+from rnnkit.tasks.forecast_eval import evaluate
 
 FAST = dict(epochs=8, hidden_size=8, patience=50)
 

@@ -1,5 +1,7 @@
 """Memory tasks: each is learned at a short length, generation reproduces the corpus, clipping tames an
 exploding Elman network, and the model wiring has correct gradients."""
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,27 @@ def test_config_and_task_errors():
         M.MemoryConfig(cell="transformer").validate()
     with pytest.raises(UserError, match="length"):
         M.MemoryConfig(length=0).validate()
+
+
+def test_save_load_round_trip_and_bad_files(tmp_path):
+    cfg = M.MemoryConfig(task="order", length=12, cell="gru", hidden_size=6, num_layers=2, dtype="float64", seed=3)
+    model = M.build_model(M.get_task(cfg.task), cfg.cell, cfg.hidden_size, cfg.num_layers, dtype=np.float64, rng=7)
+    path = M.save(model, tmp_path / "run" / M.MODEL_FILE, cfg, step=42)
+    for where in (path, tmp_path / "run"):  # the file or its run folder
+        loaded, cfg2 = M.load(where)
+        assert cfg2 == cfg and type(loaded) is type(model) and loaded.dtype == np.float64
+        assert loaded.params.keys() == model.params.keys()
+        assert all(np.array_equal(loaded.params[k], model.params[k]) for k in model.params)
+        batch = sq.temporal_order(3, 12, np.random.default_rng(0), dtype=np.float64)
+        assert np.array_equal(loaded.forward(batch.xs), model.forward(batch.xs))
+    with pytest.raises(UserError, match="has no model.safetensors"):
+        M.load(tmp_path / "nowhere")
+    from rnnkit.io import save_checkpoint
+
+    save_checkpoint(tmp_path / "other.safetensors", model.state_dict(), {"config": {"cell": "gru"}})
+    with pytest.raises(UserError, match="not written by `rnnkit memory run`.*task"):
+        M.load(tmp_path / "other.safetensors")
+    small = M.build_model(M.get_task("order"), "gru", 5, 2, dtype=np.float64, rng=0)
+    save_checkpoint(tmp_path / "shape.safetensors", small.state_dict(), {"config": asdict(cfg)})
+    with pytest.raises(UserError):  # weights that do not fit the config's architecture
+        M.load(tmp_path / "shape.safetensors")

@@ -78,6 +78,33 @@ def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path):
     assert_bit_identical(params(full), params(resumed))
 
 
+def test_stop_callable_ends_the_run_with_a_checkpoint_and_resume_is_exact(tmp_path):
+    cfg = tiny(steps=20, eval_every=8)
+    full = text.train(text=CORPUS, config=cfg, progress=False, log=quiet)
+    calls, lines = [], []
+
+    def stop():  # what the command layer's Ctrl-C handler sets; polled once before training, then every step
+        calls.append(1)
+        return len(calls) > 6
+
+    cut = text.train(text=CORPUS, config=cfg, out=tmp_path / "cut", progress=False, log=lines.append, stop=stop)
+    assert cut.meta["step"] == 6 and cut.meta["stop_reason"] == "interrupted"
+    assert io.read_meta(io.resolve_checkpoint(tmp_path / "cut", prefer="latest"))["step"] == 6
+    assert any(line.startswith("interrupted at step 6: checkpoint saved") for line in lines)
+    resumed = text.train(text=CORPUS, resume=tmp_path / "cut", progress=False, log=quiet)
+    assert resumed.meta["step"] == 20
+    assert_bit_identical(params(full), params(resumed))
+    # a stop asked for before the first step trains nothing and writes nothing
+    with pytest.raises(KeyboardInterrupt):
+        text.train(text=CORPUS, config=cfg, out=tmp_path / "never", progress=False, log=quiet, stop=lambda: True)
+    assert not (tmp_path / "never").exists()
+
+
+def test_default_log_is_silent(capsys):
+    text.train(text=CORPUS, config=tiny(steps=2), progress=False)
+    assert capsys.readouterr() == ("", "")
+
+
 def test_killed_run_resumes_from_periodic_checkpoint_bit_identical(tmp_path):
     cfg = tiny(steps=20, eval_every=5, keep_last=5)
     full = text.train(text=CORPUS, config=cfg, out=tmp_path / "full", progress=False, log=quiet)
@@ -198,9 +225,16 @@ def test_evaluate_equals_one_pass_and_score_sums_log_probs():
 
 def test_run_folder_contents_and_load(tmp_path):
     out = tmp_path / "run"
-    text.train(text=CORPUS, config=tiny(steps=16, eval_every=4, keep_last=2), out=out, progress=False, log=quiet)
+    seen = []  # on_metrics gets the rows just written to metrics.csv (the command layer plots them)
+    text.train(text=CORPUS, config=tiny(steps=16, eval_every=4, keep_last=2), out=out, progress=False, log=quiet,
+               on_metrics=lambda rows, cfg: seen.append(([dict(r) for r in rows], cfg.hidden_size)))
     names = {p.name for p in out.iterdir()}
-    assert {"config.json", "metrics.csv", "learning_curves.png", "best.safetensors"} <= names
+    assert {"config.json", "metrics.csv", "best.safetensors"} <= names
+    assert not any(n.endswith(".png") for n in names)  # the task draws nothing
+    import csv
+
+    assert len(seen) == 4 and all(h == 24 for _, h in seen)  # one call per evaluation (steps 4, 8, 12, 16)
+    assert [{k: str(v) for k, v in r.items()} for r in seen[-1][0]] == list(csv.DictReader(open(out / "metrics.csv")))
     assert len(io.step_checkpoints(out)) == 2
     lm = text.load(out)
     assert lm.meta["kind"] == "rnnkit-text" and lm.vocab.chars == "".join(sorted(set(CORPUS)))

@@ -1,0 +1,67 @@
+"""The settings of a forecaster (:class:`ForecastConfig`), saved as JSON with the model, and their checks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rnnkit.errors import UserError
+from rnnkit.tasks.forecast_models import CELLS
+
+STRATEGIES = ("direct", "recursive")
+TRANSFORMS = ("auto", "none", "log")
+
+
+@dataclass
+class ForecastConfig:
+    """Everything that defines a forecaster; saved as JSON with the model."""
+
+    horizon: int
+    lookback: int | None = None  # None: chosen from the season and the data length
+    cell: str = "gru"
+    strategy: str = "direct"
+    hidden_size: int = 32
+    num_layers: int = 1
+    season: int | None = None  # None: detected on the training span
+    transform: str = "auto"  # auto: log when the training span is positive and grows multiplicatively
+    val_size: int | None = None  # None: one horizon
+    test_size: int | None = None  # None: one horizon
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 5e-3
+    weight_decay: float = 0.0
+    patience: int = 40
+    clip: float = 5.0
+    interval: float = 0.9
+    highway: int | str = "auto"  # lags in the linear highway; auto: one season plus one step
+    ensemble: int = 1
+    seed: int = 0
+    dtype: str = "float32"
+    quiet: bool = True
+
+    def check(self) -> None:
+        """Reject impossible or contradictory settings with a UserError."""
+        if int(self.horizon) < 1:
+            raise UserError(f"horizon must be at least 1, got {self.horizon}")
+        if self.lookback is not None and int(self.lookback) < 1:
+            raise UserError(f"lookback must be at least 1, got {self.lookback}")
+        if self.cell not in CELLS:
+            raise UserError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.transform not in TRANSFORMS:
+            raise UserError(f"unknown transform {self.transform!r}; choose one of {', '.join(TRANSFORMS)}")
+        if self.cell == "mlp" and self.num_layers != 1:
+            raise UserError("--num-layers applies to recurrent cells; the window MLP (--cell mlp) has one "
+                            "hidden layer, so drop --num-layers or choose a recurrent cell")
+        if not 0 < self.interval < 1:
+            raise UserError(f"interval must be a probability between 0 and 1, got {self.interval}")
+        if self.season is not None and int(self.season) < 1:
+            raise UserError(f"season must be at least 1 (1 means no seasonality), got {self.season}")
+        for name in ("hidden_size", "epochs", "batch_size", "ensemble"):
+            if int(getattr(self, name)) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.val_size is not None and self.val_size < 0 or self.test_size is not None and self.test_size < 0:
+            raise UserError("val_size and test_size cannot be negative")
+        if self.highway != "auto" and (isinstance(self.highway, str) or int(self.highway) < 0):
+            raise UserError(f"highway must be 'auto' or a number of lags >= 0, got {self.highway!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
