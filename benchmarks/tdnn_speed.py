@@ -3,12 +3,12 @@
 Default shapes: B=16, T=1460, D=64 inputs, C=128 channels, kernel 5, causal padding (PyTorch pads on the
 left with F.pad, inside the timed call). PyTorch runs on its native (B, D, T) layout ("torch") and, as a
 batch-first user would call it, with the two transposes ("torch-bf"). rnnkit runs its default
-(algorithm="auto": Winograd at these shapes) and the unfolded-GEMM reference ("rk-unfold"). Each framework runs with 1 and 2
-threads (rnnkit's BLAS through threadpoolctl); all settings are interleaved repeat by repeat so a change
-in the machine's load hits them alike. Printed: median and spread (half the interquartile range) per
-setting, with the median CPU time of the process (on a machine shared with other work the wall clock
-includes time the core spent on others; at 1 thread the CPU time does not), and the ratios of the best
-medians (> 1: rnnkit slower).
+(algorithm="auto": Winograd at these shapes) and the unfolded-GEMM reference ("rk-unfold"). Each runs
+with 1 and 2 threads (rnnkit's BLAS through threadpoolctl); all settings are interleaved repeat by
+repeat so a change in the machine's load hits them alike. Printed: median and spread (half the
+interquartile range) per setting, with the median CPU time of the process (on a machine shared with
+other work the wall clock includes time the core spent on others; at 1 thread the CPU time does not),
+and the ratios of the best medians (> 1: rnnkit slower).
 
     python benchmarks/tdnn_speed.py                  # ~1 minute
     python benchmarks/tdnn_speed.py --repeats 5 --time 400

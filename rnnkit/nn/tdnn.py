@@ -48,9 +48,10 @@ class TDNN(Layer):
 
     algorithm: "unfold" is the reference (one GEMM over the unfolded windows, as above); "winograd"
     computes the same convolution with ~0.4x the multiplies (``rnnkit.nn.tdnn_winograd``; stride 1,
-    dilation 1, 2..7 taps, float32 results within ~1e-6 of the output scale); "auto" (default) takes it
-    for 3..6 taps at stride 1, dilation 1 with at least 32 channels in and out, where it is faster. Scratch arrays (the unfolded
-    windows, transforms) are kept between calls, so the layer holds about K times its input's size.
+    dilation 1, 2..7 taps, float32 results within ~3e-6 of the output scale); "auto" (default) takes
+    it for 3..6 taps at stride 1, dilation 1 with at least 32 channels in and out, where it is faster.
+    Scratch arrays (unfolded windows, transforms) are kept between calls: the layer holds a few times
+    its last input's size (unfold: about 2K times).
     """
 
     def __init__(self, input_size: int, channels_out: int, kernel_size: int, dilation: int = 1,
