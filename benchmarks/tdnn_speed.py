@@ -5,10 +5,11 @@ left with F.pad, inside the timed call). PyTorch runs on its native (B, D, T) la
 batch-first user would call it, with the two transposes ("torch-bf"). rnnkit runs its default
 (algorithm="auto": Winograd at these shapes) and the unfolded-GEMM reference ("rk-unfold"). Each runs
 with 1 and 2 threads (rnnkit's BLAS through threadpoolctl); all settings are interleaved repeat by
-repeat so a change in the machine's load hits them alike. Printed: median and spread (half the
-interquartile range) per setting, with the median CPU time of the process (on a machine shared with
-other work the wall clock includes time the core spent on others; at 1 thread the CPU time does not),
-and the ratios of the best medians (> 1: rnnkit slower).
+repeat, one thread count at a time, so a change in the machine's load hits them alike. Printed: median
+and spread (half the interquartile range) per setting, with the median CPU time (on a machine shared
+with other work the wall clock includes time the core spent on others; the CPU time does not: of the
+calling thread at 1 thread, of the process at 2), and the ratios of the best medians (> 1: rnnkit
+slower).
 
     python benchmarks/tdnn_speed.py                  # ~1 minute
     python benchmarks/tdnn_speed.py --repeats 5 --time 400
@@ -93,14 +94,18 @@ def main(argv=None):
             settings[f"{name} {threads}t"] = ("torch", threads, fn)
     times = {k: [] for k in settings}
     cpu = {k: [] for k in settings}
-    for _ in range(args.repeats + 2):  # the first two repeats warm up and are dropped
-        for key, (_, threads, fn) in settings.items():
-            torch.set_num_threads(threads)
-            with threadpool_limits(threads):
-                t0, c0 = time.perf_counter(), time.process_time()
-                fn()
-                times[key].append(time.perf_counter() - t0)
-                cpu[key].append(time.process_time() - c0)
+    for threads in (1, 2):  # one thread count at a time: idle pool threads of the other may still spin
+        torch.set_num_threads(threads)
+        # at 1 thread all the work is on this thread, and its CPU time leaves out any other thread's
+        clock = time.thread_time if threads == 1 else time.process_time
+        with threadpool_limits(threads):
+            for _ in range(args.repeats + 2):  # the first two repeats warm up and are dropped
+                for key, (_, n, fn) in settings.items():
+                    if n == threads:
+                        t0, c0 = time.perf_counter(), clock()
+                        fn()
+                        times[key].append(time.perf_counter() - t0)
+                        cpu[key].append(clock() - c0)
     flops = 3 * 2 * B * T * K * D * C  # forward, dW and dx GEMMs
     print(f"TDNN forward+backward, B={B} T={T} D={D} C={C} K={K}, causal, float32, "
           f"rnnkit: {'winograd' if layer.uses_winograd() else 'unfold'} (auto) and the unfold reference, "
@@ -116,7 +121,7 @@ def main(argv=None):
         if threads == 1:
             best_cpu[fw] = min(best_cpu.get(fw, float("inf")), med_cpu)
         print(f"  {key:14s} median {med * 1e3:7.1f} ms  +- {(q[2] - q[0]) / 2 * 1e3:5.1f}  "
-              f"({flops / med / 1e9:5.1f} GFLOP/s)   CPU time {med_cpu * 1e3:7.1f} ms")
+              f"({flops / med / 1e9:5.1f} direct-conv GFLOP/s)   CPU time {med_cpu * 1e3:7.1f} ms")
     for name in ("rnnkit", "rk-unfold"):
         print(f"{name} best / torch best = {best[name] / best['torch']:.2f} wall clock, "
               f"{best_cpu[name] / best_cpu['torch']:.2f} CPU time at 1 thread (< 1: rnnkit faster)")
