@@ -110,10 +110,11 @@ def backward(dys: np.ndarray, cache, buffer):
     # Y = A^T M
     dM = np.matmul(AT.T, dY.reshape(m, N * C), out=buffer("M", (ALPHA, N * C))).reshape(ALPHA, N, C)
     # M = U @ Wt (U is left intact: a second backward after one forward is allowed)
-    dWt = np.matmul(U.transpose(0, 2, 1), dM)  # (a, D, C)
+    # as (dM^T U)^T: the same at 1 BLAS thread, ~15x faster than U^T dM at 2 on a busy machine (measured)
+    dWt = np.matmul(dM.transpose(0, 2, 1), U).transpose(0, 2, 1)  # (a, D, C)
     dU = np.matmul(dM, Wt.transpose(0, 2, 1), out=buffer("dU", (ALPHA, N, D)))
     # Wt = G W
-    dW = (G.T @ dWt.reshape(ALPHA, D * C)).reshape(K, D, C)
+    dW = np.tensordot(G.T, dWt, axes=1)  # (K, D, C)
     # U = B^T tiles
     dtiles = np.matmul(BT.T, dU.reshape(ALPHA, N * D), out=buffer("tiles", (ALPHA, N * D)))
     dtiles = dtiles.reshape(ALPHA, B, nT, D)
