@@ -166,11 +166,12 @@ def test_masked_batch_equals_each_case_alone(padding, stride, dilation, algorith
 
 
 @pytest.mark.parametrize("padding", MODES)
-@pytest.mark.parametrize("stride", [1, 2])
-def test_left_padding_equals_each_case_alone(padding, stride):
+@pytest.mark.parametrize("stride,dilation,algorithm", [(1, 2, "unfold"), (2, 2, "unfold"), (1, 1, "winograd")])
+def test_left_padding_equals_each_case_alone(padding, stride, dilation, algorithm):
     """Data at the end of the row (padding first): outputs start at step start // stride."""
     rng = np.random.default_rng(4)
-    layer = TDNN(2, 3, 3, dilation=2, stride=stride, padding=padding, dtype=np.float64, rng=rng)
+    layer = TDNN(2, 3, 3, dilation=dilation, stride=stride, padding=padding, dtype=np.float64, rng=rng,
+                 algorithm=algorithm)
     T, starts = 12, [0, 2, 6]
     xs = rng.standard_normal((3, T, 2))
     mask = np.arange(T) >= np.array(starts)[:, None]
