@@ -53,6 +53,7 @@ class ClassifyConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     val_size: float = 0.2
+    monitor: str = "val_loss"  # model choice on the validation split: "val_loss" or "val_acc"
     n_estimators: int = 1
     max_minutes: float | None = 9.0
     random_state: int = 0
@@ -77,6 +78,8 @@ class ClassifyConfig:
              f"and {list(self.kernels)}")
         need(self.stride is None or int(self.stride) >= 1, f"stride must be at least 1, got {self.stride}")
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        need(self.monitor in ("val_loss", "val_acc"), f"monitor must be 'val_loss' or 'val_acc', got "
+                                                      f"{self.monitor!r}")
         need(0.0 <= self.val_size < 1.0, f"val_size must be in [0, 1), got {self.val_size}")
         need(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
@@ -188,7 +191,7 @@ class SequenceClassifier:
             history, best = train_net(net, data, ys, train_idx, val_idx, epochs=cfg.epochs, patience=cfg.patience,
                                       batch_size=min(cfg.batch_size, len(train_idx)), lr=cfg.lr,
                                       weight_decay=cfg.weight_decay, minutes=minutes, rng=member_rng, log=log,
-                                      progress=progress)
+                                      progress=progress, monitor=cfg.monitor)
             self.nets_.append(net)
             self.histories_.append(history)
             self.best_epochs_.append(float(best))

@@ -90,21 +90,27 @@ def predict_logits(net, data: Padded, idx: np.ndarray | None = None, batch_size:
 
 
 class _KeepBest(Callback):
-    """Keep the parameters and BatchNorm statistics of the best validation loss; stop after ``patience``
-    evaluations without improvement, or when the time budget is spent."""
+    """Keep the parameters and BatchNorm statistics of the best validation score; stop after ``patience``
+    evaluations without improvement, or when the time budget is spent. ``monitor`` "val_loss": lowest
+    loss; "val_acc": highest accuracy, ties broken by the lower loss."""
 
-    def __init__(self, net, patience: int, deadline: float | None):
-        self.net, self.patience, self.deadline = net, patience, deadline
+    def __init__(self, net, patience: int, deadline: float | None, monitor: str = "val_loss"):
+        self.net, self.patience, self.deadline, self.monitor = net, patience, deadline, monitor
         self.best, self.best_step, self.bad, self.saved = None, 0, 0, None
+
+    def _key(self, record) -> tuple:
+        if self.monitor == "val_acc":
+            return (-record["val_acc"], record["val_loss"])
+        return (record["val_loss"],)
 
     def _state(self):
         return {**{k: v.copy() for k, v in self.net.params.items()},
                 **{k: v.copy() for k, v in self.net.buffers().items()}}
 
     def on_eval(self, record):
-        loss = record["val_loss"]
-        if self.best is None or loss < self.best - 1e-6:
-            self.best, self.best_step, self.bad, self.saved = loss, record["step"], 0, self._state()
+        key = self._key(record)
+        if self.best is None or key < self.best:
+            self.best, self.best_step, self.bad, self.saved = key, record["step"], 0, self._state()
         else:
             self.bad += 1
         if self.deadline is not None and time.perf_counter() > self.deadline:
@@ -129,7 +135,7 @@ class _Deadline(Callback):
 
 def train_net(net, data: Padded, ys: np.ndarray, train_idx, val_idx, *, epochs: int, patience: int,
               batch_size: int, lr: float, weight_decay: float, minutes: float | None, rng, log=None,
-              progress: bool = False):
+              progress: bool = False, monitor: str = "val_loss"):
     """Train ``net`` in place; return (history, best_epoch). With an empty ``val_idx`` it trains for
     ``epochs`` epochs (or the time budget) and keeps the last parameters."""
     opt = Adam(net.params, lr=lr, weight_decay=weight_decay)
@@ -151,7 +157,7 @@ def train_net(net, data: Padded, ys: np.ndarray, train_idx, val_idx, *, epochs: 
             loss, _ = softmax_cross_entropy(logits, ys[val_idx])
             return {"val_loss": float(loss), "val_acc": float(np.mean(logits.argmax(1) == ys[val_idx]))}
 
-        keep = _KeepBest(net, patience, deadline)
+        keep = _KeepBest(net, patience, deadline, monitor)
         callbacks.append(keep)
     history = fit(net, opt, train_step, _Epochs(data, ys, train_idx, batch_size, rng), epochs=epochs,
                   clip=5.0, eval_fn=eval_fn, eval_every=steps_per_epoch if eval_fn else None,
