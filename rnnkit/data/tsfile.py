@@ -14,7 +14,7 @@ from rnnkit.data.layout import FILLS, fill_missing
 from rnnkit.errors import UserError
 
 MISSING = ("?", "nan", "NaN", "NAN")  # tokens read as a missing value (besides an empty CSV cell)
-FILL_HINT = "pass fill='interpolate' (or 'zero', 'ffill') to fill missing values"
+FILL_HINT = "set fill to 'interpolate', 'zero' or 'ffill' (--fill in the CLI) to fill missing values"
 
 
 def _read_text(path) -> tuple[Path, str]:
