@@ -151,11 +151,10 @@ def _nn_search(queries, refs, radius, lower, order, symmetric=False):
     then by ``order`` (a cheap guess such as Euclidean distance); once a bound exceeds the best distance so far
     the rest cannot win, and each DTW is abandoned in C once past the best. ``lower`` is raised in place with
     what is learned, so it stays a valid bound for this and any narrower window. ``symmetric``: queries are
-    refs (leave-one-out: a case is not its own neighbour, d(i, j) found for row i serves row j). The result
+    refs (leave-one-out: a case is not its own neighbour, and d(i, j) found for row i bounds row j). The result
     equals a brute-force argmin, ties included (smallest index).
     """
     _require_c()
-    known = np.full(lower.shape, np.nan) if symmetric else None  # exact distances at this radius
     nn = np.empty(len(queries), dtype=np.int64)
     for i, q in enumerate(queries):
         row = lower[i]
@@ -167,14 +166,9 @@ def _nn_search(queries, refs, radius, lower, order, symmetric=False):
                 break
             if row[j] == best and j > best_j:
                 continue
-            if symmetric and not np.isnan(known[i, j]):
-                d = known[i, j] if known[i, j] <= best else np.inf
-            else:
-                d = _pair(q, refs[j], radius, max_dist=best)
-                if symmetric:
-                    lower[j, i] = max(lower[j, i], d if d < np.inf else best)
-                    if d < np.inf:
-                        known[j, i] = d
+            d = _pair(q, refs[j], radius, max_dist=best)
+            if symmetric:  # d(j, i) = d(i, j): what row i learns bounds row j too
+                lower[j, i] = max(lower[j, i], d if d < np.inf else best)
             if d == np.inf:  # abandoned: the distance is above ``best``
                 row[j] = max(row[j], best)
                 continue
