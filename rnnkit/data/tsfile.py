@@ -93,7 +93,8 @@ def _parse_header(path: Path, lines: list[str]) -> tuple[dict, int]:
         where = f"{path}:{i + 1}"
         if not line.startswith("@"):
             raise UserError(f"{where}: data before the @data line; end the header with a line '@data'")
-        tag, _, rest = line[1:].partition(" ")
+        tag, *rest = line[1:].split(None, 1)
+        rest = rest[0] if rest else ""
         tag, words = tag.lower(), rest.split()
         if tag == "data":
             return head, i + 1
@@ -211,13 +212,30 @@ def _parse_ts_line(raw: str, where: str, labelled: bool, n_channels: int | None)
 
 
 # -- CSV -------------------------------------------------------------------------------------------------
+def _looks_like_data(name: str) -> bool:
+    """A header cell such as 0.53 or -1e-3 is a value, not a column name (0, 1, 2 ... are fine names)."""
+    try:
+        float(name)
+    except ValueError:
+        return False
+    return not name.lstrip("+-").isdigit()
+
+
 def _csv_rows(path, text: str):
-    """(header names, iterator of (line number, cells)) with blank rows skipped."""
-    reader = csv.reader(text.splitlines())
+    """(header names, iterator of (line number, cells)) with blank rows skipped.
+
+    Cells are separated by commas; a file whose first line has no comma but semicolons or tabs uses those."""
+    lines = text.splitlines()
+    first = next((ln for ln in lines if ln.strip()), "")
+    delimiter = "," if "," in first else ";" if ";" in first else "\t" if "\t" in first else ","
+    reader = csv.reader(lines, delimiter=delimiter)
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):
         raise UserError(f"{path}:1: the first row must name the columns; add a header row")
     header = [h.strip() for h in header]
+    if any(_looks_like_data(h) for h in header):
+        raise UserError(f"{path}:1: the first row holds values ({', '.join(header[:4])} ...), not column names; "
+                        "add a header row (e.g. t0,t1,...,label)")
 
     def rows():
         for cells in reader:

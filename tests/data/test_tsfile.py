@@ -209,3 +209,18 @@ def test_read_cases_dispatch(tmp_path):
     X, y = read_cases(write(tmp_path, "t0,label\n1,a\n", "c.CSV"))
     assert y.tolist() == ["a"]
     bad(tmp_path, "x", "unknown file type '.arff'", ".ts", name="f.arff", reader=read_cases)
+
+
+def test_csv_separators_and_header_check(tmp_path):
+    X, y = read_csv_cases(write(tmp_path, "t0;t1;label\n1;2;a\n", "c.csv"))
+    assert X[0].tolist() == [[1, 2]] and y.tolist() == ["a"]
+    X, y = read_csv_cases(write(tmp_path, "0\t1\tlabel\n1\t2.5\ta\n", "c.csv"))
+    assert X[0].tolist() == [[1, 2.5]]
+    bad(tmp_path, "0.5,1.5,a\n2.5,3.5,b\n", "c.csv:1:", "holds values", "add a header row", name="c.csv",
+        reader=read_csv_cases)
+
+
+def test_header_tags_with_tabs(tmp_path):
+    X, y = read_ts(write(tmp_path, "@univariate\ttrue\n@classLabel\ttrue\ta\tb\n@data\n1,2:b\n"))
+    assert y.tolist() == ["b"] and X[0].shape == (1, 2)
+    bad(tmp_path, "@univariate\ttrue\n@classLabel\ttrue\ta\tb\n@data\n1,2:c\n", "label 'c'")
