@@ -81,13 +81,16 @@ def _from_array(X: np.ndarray) -> list[np.ndarray]:
     return [X[i] for i in range(N)]
 
 
-def as_cases(X, fill: str | None = None) -> list[np.ndarray]:
+def as_cases(X, fill: str | None = None, trim_nan_padding: bool = True) -> list[np.ndarray]:
     """Check X and return it as a list of float64 arrays ``(n_channels, length_i)``, one per case.
 
     Accepted layouts (aeon's): a 3-D array ``(n_cases, n_channels, n_timepoints)``; a 2-D array
     ``(n_cases, n_timepoints)`` for one channel; a list (or tuple) of ``(n_channels, length_i)`` arrays, or of
     1-D arrays for one channel, when lengths differ. Every case needs the same number of channels, at least one
     time point, and finite values; ``fill`` ("interpolate", "zero", "ffill") fills NaN instead of refusing.
+    ``trim_nan_padding``: steps at the end of a case that are NaN in every channel are padding (the UCR
+    archive pads shorter series with NaN to fit one array) and are cut off, making the case shorter; NaN
+    anywhere else is a missing value.
     A 3-D array with fewer than 8 time points and at least 4 times as many "channels" is refused as
     transposed (see TRANSPOSED_MAX_TIMEPOINTS). The returned arrays are new (changing them leaves X alone).
     """
@@ -119,6 +122,11 @@ def as_cases(X, fill: str | None = None) -> list[np.ndarray]:
         if case.shape[0] != n_channels:
             raise UserError(f"case {i} (0-based) has {case.shape[0]} channels but case 0 has {n_channels}; "
                             "every case needs the same channels")
+        if trim_nan_padding and case.size:
+            present = np.flatnonzero(~np.isnan(case).all(axis=0))  # steps with a value in some channel
+            if len(present) == 0:
+                raise UserError(f"case {i} (0-based) holds only NaN; drop it or give its values")
+            cases[i] = case = case[:, : present[-1] + 1]
         if case.shape[0] == 0 or case.shape[1] == 0:
             raise UserError(f"case {i} (0-based) is empty (shape {case.shape}); every case needs at least one "
                             "channel and one time point")

@@ -81,9 +81,11 @@ def test_non_finite_values_are_located():
 
 def test_fill_in_as_cases_and_fill_missing():
     X = np.array([[np.nan, 2.0, np.nan, 6.0, np.nan]])
-    assert as_cases(X, fill="interpolate")[0].tolist() == [[2.0, 2.0, 4.0, 6.0, 6.0]]
-    assert as_cases(X, fill="ffill")[0].tolist() == [[2.0, 2.0, 2.0, 6.0, 6.0]]
-    assert as_cases(X, fill="zero")[0].tolist() == [[0.0, 2.0, 0.0, 6.0, 0.0]]
+    keep = dict(trim_nan_padding=False)
+    assert as_cases(X, fill="interpolate", **keep)[0].tolist() == [[2.0, 2.0, 4.0, 6.0, 6.0]]
+    assert as_cases(X, fill="ffill", **keep)[0].tolist() == [[2.0, 2.0, 2.0, 6.0, 6.0]]
+    assert as_cases(X, fill="zero", **keep)[0].tolist() == [[0.0, 2.0, 0.0, 6.0, 0.0]]
+    assert as_cases(X, fill="zero")[0].tolist() == [[0.0, 2.0, 0.0, 6.0]]  # the last NaN is padding
     case = np.array([[1.0, np.nan], [np.nan, np.nan]])
     with pytest.raises(UserError, match="channel 2 has no values at all"):
         fill_missing(case, "interpolate")
@@ -107,3 +109,16 @@ def test_pad_batch():
         pad_batch(cases, max_len=4)
     with pytest.raises(UserError, match="at least one case"):
         pad_batch([])
+
+
+def test_nan_padding_at_the_end_is_trimmed():
+    X = np.arange(24.0).reshape(3, 2, 4)
+    X[0, :, 2:] = np.nan  # padding: both channels end early
+    X[1, 0, 3] = np.nan  # one channel only: a missing value
+    cases = as_cases(X, fill="zero")
+    assert lengths(cases).tolist() == [2, 4, 4]
+    np.testing.assert_array_equal(cases[0], X[0, :, :2])
+    assert cases[1][0, 3] == 0.0
+    refuse(X, "NaN at case 1, channel 0, step 3")
+    assert lengths(as_cases(X, fill="zero", trim_nan_padding=False)).tolist() == [4, 4, 4]
+    refuse(np.full((2, 1, 3), np.nan), "case 0 (0-based) holds only NaN")
