@@ -360,7 +360,11 @@ def read_cases(path, **kw):
     ``case_col`` is given, else read_csv_cases. Keyword arguments go to that reader."""
     suffix = Path(path).suffix.lower()
     if suffix == ".ts":
-        return read_ts(path, **kw)
+        extra = sorted(k for k, v in kw.items() if k != "fill" and v is not None)
+        if extra:
+            raise UserError(f"{path}: {', '.join(extra)} appl{'ies' if len(extra) == 1 else 'y'} to CSV files "
+                            "only; a .ts file names its own labels and channels")
+        return read_ts(path, fill=kw.get("fill"))
     if suffix == ".csv":
         return read_csv_long(path, **kw) if "case_col" in kw else read_csv_cases(path, **kw)
     raise UserError(f"{path}: unknown file type {suffix or '(no suffix)'!r}; rnnkit reads UCR/UEA .ts files and "

@@ -224,3 +224,9 @@ def test_header_tags_with_tabs(tmp_path):
     X, y = read_ts(write(tmp_path, "@univariate\ttrue\n@classLabel\ttrue\ta\tb\n@data\n1,2:b\n"))
     assert y.tolist() == ["b"] and X[0].shape == (1, 2)
     bad(tmp_path, "@univariate\ttrue\n@classLabel\ttrue\ta\tb\n@data\n1,2:c\n", "label 'c'")
+
+
+def test_read_cases_options_for_csv_only(tmp_path):
+    bad(tmp_path, HEAD + "1,2:a\n", "case_col applies to CSV files only", reader=read_cases, case_col="id")
+    X, y = read_cases(write(tmp_path, HEAD + "1,?:a\n"), fill="zero", label_col=None)
+    assert X[0].tolist() == [[1.0, 0.0]]
