@@ -165,6 +165,17 @@ def _evaluate_and_print(model, X_test, y_test, X_train, y_train, baselines: bool
     return rep
 
 
+def _check_pair(args, X, y, test) -> None:
+    """Refuse, before any training, what would only fail later: one class, channel counts that differ."""
+    classes = sorted(set(y.tolist()))
+    if len(classes) < 2:
+        raise UserError(f"{args.train_file}: every case has the label {classes[0]!r}, a single class; a classifier "
+                        "needs at least two classes in the training file")
+    if test is not None and test[0][0].shape[0] != X[0].shape[0]:
+        raise UserError(f"{args.test} has {test[0][0].shape[0]} channel(s) but {args.train_file} has "
+                        f"{X[0].shape[0]}; train and test files must have the same channels")
+
+
 def run_train(args) -> int:
     from rnnkit.io import write_json
     from rnnkit.tasks.classify import SequenceClassifier
@@ -179,6 +190,7 @@ def run_train(args) -> int:
                              patience=args.patience, batch_size=args.batch_size, lr=args.lr, val_size=args.val_size,
                              n_estimators=args.ensemble, max_minutes=args.minutes, random_state=args.seed)
     clf.config.check()
+    _check_pair(args, X, y, test)
     out = _run_dir(args)
     print(f"classify: {len(X)} training cases, {len(set(y.tolist()))} classes, {X[0].shape[0]} channel(s), "
           f"lengths {min(c.shape[1] for c in X)}-{max(c.shape[1] for c in X)}; model {args.model}", flush=True)

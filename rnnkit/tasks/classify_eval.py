@@ -31,11 +31,17 @@ def evaluate(model, X_test, y_test, X_train=None, y_train=None, baselines: bool 
     return rep
 
 
+LABELS = {"majority": "majority class", "1nn_euclidean": "1-NN Euclidean", "1nn_dtw_full": "1-NN DTW (full window)",
+          "1nn_dtw_learned": "1-NN DTW (learned window)"}
+
+
 def baseline_accuracies(details: dict) -> dict:
-    """name -> accuracy from :func:`rnnkit.tasks.classify_baselines.baseline_report`'s result."""
+    """Readable name -> test accuracy from :func:`rnnkit.tasks.classify_baselines.baseline_report`'s result."""
     out = {}
     for name, entry in details.items():
         if isinstance(entry, dict) and "accuracy" in entry:
-            label = entry.get("label", name)
+            label = LABELS.get(name, name)
+            if "window" in entry:
+                label = f"1-NN DTW (window {entry['window']:.0%}, LOO)"
             out[label] = float(entry["accuracy"])
     return out
