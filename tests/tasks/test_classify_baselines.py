@@ -6,6 +6,13 @@ from rnnkit.errors import UserError
 from rnnkit.tasks import classify_baselines as cb
 
 
+@pytest.fixture(params=["pruned", "matrix"])
+def search(request, monkeypatch):
+    """Run a test through both ways _nn_search finds neighbours: the pruned search and the full matrix."""
+    monkeypatch.setattr(cb, "BRUTE_MAX_CELLS", 0 if request.param == "pruned" else 10**9)
+    return request.param
+
+
 def numpy_dtw(a, b, radius=None):
     """DTW by the textbook recursion; a (C, n), b (C, m); cost sum over channels of squared differences;
     the band allows j - i in [-radius, radius + (m - n)] when m >= n (and mirrored), i.e. the radius around both
@@ -60,7 +67,7 @@ def test_window_radius():
 
 @pytest.mark.parametrize("C", [1, 2])
 @pytest.mark.parametrize("window", [None, 0.0, 0.15])
-def test_nn1_dtw_predicts_the_numpy_nearest(C, window):
+def test_nn1_dtw_predicts_the_numpy_nearest(C, window, search):
     rng = np.random.default_rng(20 + C)
     train, test = random_cases(rng, 25, C, 8, 20), random_cases(rng, 12, C, 8, 20)
     y = np.array(["a", "b", "c", "d", "e"])[rng.integers(0, 5, 25)]
@@ -69,7 +76,7 @@ def test_nn1_dtw_predicts_the_numpy_nearest(C, window):
     np.testing.assert_array_equal(cb.nn1_dtw(train, y, test, window), expected)
 
 
-def test_nn_search_ties_go_to_the_first_case():
+def test_nn_search_ties_go_to_the_first_case(search):
     base = np.sin(np.arange(12.0))[None, :]
     train = [base + 5.0, base, base, base + 1.0]  # cases 1 and 2 both at distance 0 from the query
     assert cb.nn1_dtw(train, np.array(["w", "x", "y", "z"]), [base.copy()]).tolist() == ["x"]
@@ -85,7 +92,7 @@ def test_nn_search_ties_go_to_the_first_case():
         == ["up"]
 
 
-def test_nn_search_keeps_valid_lower_bounds():
+def test_nn_search_keeps_valid_lower_bounds(search):
     rng = np.random.default_rng(8)
     train = random_cases(rng, 24, 1, 12, 18)
     series = cb._series(train)
@@ -123,7 +130,7 @@ def test_majority():
     assert cb.majority(["x"], 0).shape == (0,)
 
 
-def test_loo_scores_equal_brute_force_numpy():
+def test_loo_scores_equal_brute_force_numpy(search):
     rng = np.random.default_rng(5)
     train = random_cases(rng, 14, 1, 15, 22)
     y = rng.integers(0, 2, 14)
@@ -149,7 +156,7 @@ def spikes(positions, rng, length=40):
     return cases
 
 
-def test_loo_window_choice_is_sane():
+def test_loo_window_choice_is_sane(search):
     # one spike; class 0 near step 11, class 1 near step 25. Same-class spikes are 2 apart, other-class ones at
     # least 8: a radius of 2..7 matches each case with its class (LOO 1.0); 0-1 cannot align any spike (all
     # distances ~ equal) and >= 8 aligns every spike.
@@ -162,7 +169,7 @@ def test_loo_window_choice_is_sane():
     assert set(scores) == set(cb.DEFAULT_WINDOWS)
 
 
-def test_baseline_report():
+def test_baseline_report(search):
     rng = np.random.default_rng(7)
     train, test = random_cases(rng, 20, 1, 10, 16), random_cases(rng, 9, 1, 10, 16)
     y_train, y_test = rng.integers(0, 3, 20).astype(str), rng.integers(0, 3, 9).astype(str)
