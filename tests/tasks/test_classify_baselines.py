@@ -1,4 +1,6 @@
 """Baselines against a direct NumPy DTW and Euclidean distance: distances, 1-NN predictions, the LOO window."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -199,3 +201,19 @@ def test_bad_input():
         cb.dtw_window_loo(one[:1], [0])
     with pytest.raises(UserError, match="labels do not match cases"):
         cb.baseline_report(one, [0, 1, 2], one, [0, 1])
+
+
+UCR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ucr"
+
+
+@pytest.mark.skipif(not (UCR / "UnitTest_TRAIN.ts").is_file(), reason="../shared/data/ucr is not present")
+def test_report_on_the_archive_unit_test_equals_numpy():
+    from rnnkit.data.tsfile import read_ts
+    train, y_train = read_ts(UCR / "UnitTest_TRAIN.ts")
+    test, y_test = read_ts(UCR / "UnitTest_TEST.ts")
+    rep = cb.baseline_report(train, y_train, test, y_test, windows=(0.0, 0.1))
+    full = y_train[np.argmin(numpy_matrix(test, train, None), axis=1)]
+    assert rep["1nn_dtw_full"]["accuracy"] == np.mean(full == y_test)
+    ed = np.array([[np.sqrt(np.sum((t - r) ** 2)) for r in train] for t in test])
+    assert rep["1nn_euclidean"]["accuracy"] == np.mean(y_train[np.argmin(ed, axis=1)] == y_test)
+    assert rep["majority"]["accuracy"] == pytest.approx(12 / 22)  # labels counted in the file: 12 "1", 10 "2"
