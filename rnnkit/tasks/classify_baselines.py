@@ -67,8 +67,12 @@ def euclidean_distances(train_cases, test_cases) -> np.ndarray:
     L = int(lengths(train).max())
     A = np.stack([resample(c, L).ravel() for c in train])  # (n_train, C*L)
     B = np.stack([resample(c, L).ravel() for c in test])  # (n_test, C*L)
-    d2 = (B * B).sum(1)[:, None] + (A * A).sum(1)[None, :] - 2.0 * (B @ A.T)
-    return np.sqrt(np.maximum(d2, 0.0))
+    # differences, not |a|^2 + |b|^2 - 2ab, which cancels badly for series far from zero; in blocks of rows
+    D = np.empty((len(B), len(A)))
+    rows = max(1, int(4e6 // A.size))  # ~32 MB of float64 temporaries a block
+    for s in range(0, len(B), rows):
+        D[s: s + rows] = np.sqrt(((B[s: s + rows, None, :] - A[None, :, :]) ** 2).sum(axis=2))
+    return D
 
 
 def nn1_euclidean(train_cases, y_train, test_cases) -> np.ndarray:

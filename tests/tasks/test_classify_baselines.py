@@ -217,3 +217,13 @@ def test_report_on_the_archive_unit_test_equals_numpy():
     ed = np.array([[np.sqrt(np.sum((t - r) ** 2)) for r in train] for t in test])
     assert rep["1nn_euclidean"]["accuracy"] == np.mean(y_train[np.argmin(ed, axis=1)] == y_test)
     assert rep["majority"]["accuracy"] == pytest.approx(12 / 22)  # labels counted in the file: 12 "1", 10 "2"
+
+
+def test_euclidean_far_from_zero_keeps_its_precision():
+    # values near 1e8 differing by 1e-3: |a|^2 + |b|^2 - 2ab would lose every digit of the difference
+    rng = np.random.default_rng(4)
+    base = 1e8 + rng.normal(size=(1, 30))
+    train = [base + 1e-3, base - 2e-3, base + 5e-3]
+    D = cb.euclidean_distances(train, [base])
+    np.testing.assert_allclose(D[0], [1e-3 * np.sqrt(30), 2e-3 * np.sqrt(30), 5e-3 * np.sqrt(30)], rtol=1e-4)
+    assert cb.nn1_euclidean(train, np.array(["a", "b", "c"]), [base]).tolist() == ["a"]
