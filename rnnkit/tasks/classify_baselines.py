@@ -152,8 +152,13 @@ def nn1_dtw(train_cases, y_train, test_cases, window: float | None = None) -> np
 
 
 def _cells_per_pair(queries, refs, radius) -> float:
-    lq, lr = np.mean([len(q) for q in queries]), np.mean([len(r) for r in refs])
-    return lq * (lr if radius is None else min(lr, 2 * radius + 1))
+    """Mean DTW cells a pair; the band widens by the length difference of the two series (a sample of pairs)."""
+    lq = np.array([len(q) for q in queries[:: max(1, len(queries) // 200)]], dtype=float)
+    lr = np.array([len(r) for r in refs[:: max(1, len(refs) // 200)]], dtype=float)
+    if radius is None:
+        return float(lq.mean() * lr.mean())
+    band = np.minimum(2 * radius + 1 + np.abs(lq[:, None] - lr[None, :]), np.maximum(lq[:, None], lr[None, :]))
+    return float((np.minimum(lq[:, None], lr[None, :]) * band).mean())
 
 
 def _nn_search(queries, refs, radius, lower, order, symmetric=False):
