@@ -120,8 +120,11 @@ def as_cases(X, fill: str | None = None, trim_nan_padding: bool = True) -> list[
     n_channels = cases[0].shape[0]
     for i, case in enumerate(cases):
         if case.shape[0] != n_channels:
-            raise UserError(f"case {i} (0-based) has {case.shape[0]} channels but case 0 has {n_channels}; "
-                            "every case needs the same channels")
+            hint = "every case needs the same channels"
+            if case.shape[1] == cases[0].shape[1] and case.shape[1] < min(case.shape[0], n_channels):
+                hint = (f"the cases look like (length, n_channels) arrays with {case.shape[1]} channel(s): pass "
+                        "[x.T for x in X] to make each (n_channels, length)")
+            raise UserError(f"case {i} (0-based) has {case.shape[0]} channels but case 0 has {n_channels}; {hint}")
         if trim_nan_padding and case.size:
             present = np.flatnonzero(~np.isnan(case).all(axis=0))  # steps with a value in some channel
             if len(present) == 0:

@@ -122,3 +122,9 @@ def test_nan_padding_at_the_end_is_trimmed():
     refuse(X, "NaN at case 1, channel 0, step 3")
     assert lengths(as_cases(X, fill="zero", trim_nan_padding=False)).tolist() == [4, 4, 4]
     refuse(np.full((2, 1, 3), np.nan), "case 0 (0-based) holds only NaN")
+
+
+def test_transposed_list_is_named():
+    X = [np.zeros((50, 3)), np.zeros((42, 3))]
+    refuse(X, "case 1 (0-based) has 42 channels but case 0 has 50", "(length, n_channels)", "[x.T for x in X]")
+    assert [c.shape for c in as_cases([x.T for x in X])] == [(3, 50), (3, 42)]
