@@ -132,9 +132,10 @@ def test_majority():
     assert cb.majority(["x"], 0).shape == (0,)
 
 
-def test_loo_scores_equal_brute_force_numpy(search):
-    rng = np.random.default_rng(5)
-    train = random_cases(rng, 14, 1, 15, 22)
+@pytest.mark.parametrize("C", [1, 2])
+def test_loo_scores_equal_brute_force_numpy(C, search):
+    rng = np.random.default_rng(5 + C)
+    train = random_cases(rng, 14, C, 15, 22)
     y = rng.integers(0, 2, 14)
     windows = (0.0, 0.05, 0.1, 0.2, 0.3)
     chosen, scores = cb.dtw_window_loo(train, y, windows)
