@@ -186,6 +186,7 @@ def test_baseline_report(search):
     assert rep["1nn_dtw_learned"]["window"] == window
     assert rep["1nn_dtw_learned"]["radius"] == cb.window_radius(window, 16)
     assert rep["1nn_dtw_learned"]["loo_accuracy"] == scores[window]
+    assert 0 <= rep["1nn_dtw_learned"]["loo_seconds"] <= rep["1nn_dtw_learned"]["seconds"]
     assert rep["1nn_dtw_learned"]["accuracy"] == np.mean(learned == y_test)
     assert all(rep[k]["seconds"] >= 0 for k in ("majority", "1nn_euclidean", "1nn_dtw_full", "1nn_dtw_learned"))
     assert rep["best"] in rep and rep[rep["best"]]["accuracy"] == max(
