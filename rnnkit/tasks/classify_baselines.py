@@ -241,7 +241,8 @@ def dtw_window_loo(train_cases, y_train, windows=DEFAULT_WINDOWS):
 def baseline_report(train_cases, y_train, test_cases, y_test, windows=DEFAULT_WINDOWS) -> dict:
     """Accuracy and seconds of every baseline on one split: {"majority", "1nn_euclidean", "1nn_dtw_full",
     "1nn_dtw_learned"} each {"accuracy", "seconds"}; the learned one adds "window", "radius",
-    "loo_accuracy" and "loo_seconds" (the search, part of its seconds); "best" names the most accurate. The test data are used once, after the window is chosen."""
+    "loo_accuracy" and "loo_seconds" (the search, part of its seconds); "best" names the most accurate.
+    The test data are used once, after the window is chosen on the training data."""
     train, test = _prepare(train_cases, test_cases)
     ytr, yte = np.asarray(y_train), np.asarray(y_test)
     if len(ytr) != len(train) or len(yte) != len(test):
