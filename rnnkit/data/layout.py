@@ -106,6 +106,11 @@ def as_cases(X, fill: str | None = None, trim_nan_padding: bool = True) -> list[
         cases = []
         for i, x in enumerate(X):
             a = np.asarray(x)
+            if a.dtype == object:  # e.g. a pandas column of numbers
+                try:
+                    a = a.astype(np.float64)
+                except (TypeError, ValueError):
+                    pass
             _check_dtype(a.dtype, f"case {i} (0-based)")
             if a.ndim == 1:
                 a = a[None, :]  # one channel

@@ -128,3 +128,9 @@ def test_transposed_list_is_named():
     X = [np.zeros((50, 3)), np.zeros((42, 3))]
     refuse(X, "case 1 (0-based) has 42 channels but case 0 has 50", "(length, n_channels)", "[x.T for x in X]")
     assert [c.shape for c in as_cases([x.T for x in X])] == [(3, 50), (3, 42)]
+
+
+def test_object_arrays_of_numbers_are_converted():
+    X = np.array([[1, 2, 3], [4, 5, 6]], dtype=object)
+    assert [c.tolist() for c in as_cases(X)] == [[[1.0, 2.0, 3.0]], [[4.0, 5.0, 6.0]]]
+    refuse(np.array([["a", 1]], dtype=object), "case 0 (0-based) has dtype object", "real numbers")
