@@ -43,8 +43,9 @@ def register(subparsers) -> None:
                     help="pooling of the recurrent branch over time")
     tr.add_argument("--stride", type=int, help="downsampling of the first TDNN block and the recurrent front-end "
                                                "(default: longest case / 300, rounded up)")
-    tr.add_argument("--normalize", default="global", choices=["global", "series", "none"],
-                    help="global: per-channel mean/std of the training data; series: each series z-normalised")
+    tr.add_argument("--normalize", default="series+scale", choices=["series+scale", "global", "series", "none"],
+                    help="series+scale (default): each series z-normalised, with its level and scale as extra "
+                         "channels; global: per-channel mean/std of the training data; series: z-normalised only")
     tr.add_argument("--epochs", type=int, default=500)
     tr.add_argument("--patience", type=int, default=60, help="early stopping: epochs without a better "
                                                             "validation loss")

@@ -103,15 +103,30 @@ def _normalize(g: Graph, clf, X: str, lengths: str) -> str:
     if how == "global":
         x = g.op("Div", g.op("Sub", x, g.const(clf.mean_[:, None], "norm.mean", np.float64)),
                  g.const(clf.scale_[:, None], "norm.scale", np.float64))
-    elif how == "series":  # each case's own mean and standard deviation over its valid steps
+    elif how in ("series", "series+scale"):  # each case's own mean and standard deviation over its valid steps
         valid = g.op("Cast", g.op("Unsqueeze", _mask(g, x, lengths, 2), g.ints(1)), to=_F64)  # (B, 1, T)
         n = g.op("Cast", g.op("Unsqueeze", lengths, g.ints(1, 2)), to=_F64)
         mean = g.op("Div", g.op("ReduceSum", g.op("Mul", x, valid), g.ints(2), keepdims=1), n)
         dev = g.op("Mul", g.op("Sub", x, mean), valid)
-        sd = g.op("Sqrt", g.op("Div", g.op("ReduceSum", g.op("Mul", dev, dev), g.ints(2), keepdims=1), n))
+        raw_sd = g.op("Sqrt", g.op("Div", g.op("ReduceSum", g.op("Mul", dev, dev), g.ints(2), keepdims=1), n))
         one = g.const(1.0, "d1", np.float64)
-        sd = g.op("Where", g.op("Greater", sd, g.const(1e-8, "d_eps", np.float64)), sd, one)
+        sd = g.op("Where", g.op("Greater", raw_sd, g.const(1e-8, "d_eps", np.float64)), raw_sd, one)
         x = g.op("Div", g.op("Sub", x, mean), sd)
+        if how == "series+scale":  # the level and scale channels (SequenceClassifier._normalize)
+            ref = g.const(clf.ref_[:, None], "norm.ref", np.float64)  # (C, 1)
+            log_sd = g.op("Log", g.op("Add", g.op("Div", raw_sd, ref), g.const(1e-6, "d_tiny", np.float64)))
+            r = g.op("Div", mean, ref)  # asinh(r) = sign(r) log(|r| + sqrt(r^2 + 1)); onnxruntime has no float64 Asinh
+            a = g.op("Abs", r)
+            root = g.op("Sqrt", g.op("Add", g.op("Mul", a, a), one))
+            asinh = g.op("Mul", g.op("Sign", r), g.op("Log", g.op("Add", a, root)))
+            feats = g.op("Concat", log_sd, asinh, axis=1)  # (B, 2C, 1)
+            feats = g.op("Div", g.op("Sub", feats, g.const(clf.feature_mean_[:, None], "norm.fmean", np.float64)),
+                         g.const(clf.feature_scale_[:, None], "norm.fscale", np.float64))
+            C = clf.n_channels_
+            shape = g.op("Concat", g.op("Slice", g.op("Shape", x), g.ints(0), g.ints(1)),
+                         g.const(np.array([2 * C], np.int64), "norm.fshape", np.int64),
+                         g.op("Slice", g.op("Shape", x), g.ints(2), g.ints(3)), axis=0)
+            x = g.op("Concat", x, g.op("Expand", feats, shape), axis=1)  # (B, 3C, T)
     return g.op("Cast", x, to=_F32)
 
 

@@ -25,7 +25,7 @@ from rnnkit.nn.base import as_rng
 from rnnkit.tasks.classify_model import CELLS, MODELS, POOLS, ClassifierNet
 from rnnkit.tasks.classify_train import Padded, predict_logits, stratified_split, train_net
 
-NORMALIZE = ("global", "series", "none")
+NORMALIZE = ("series+scale", "global", "series", "none")
 FORMAT = "rnnkit-classify"
 
 
@@ -46,7 +46,7 @@ class ClassifyConfig:
     stride: int | None = None  # None: ceil(longest training case / target_steps)
     target_steps: int = 300
     dropout: float = 0.3
-    normalize: str = "global"
+    normalize: str = "series+scale"
     epochs: int = 500
     patience: int = 60
     batch_size: int = 16
@@ -99,7 +99,8 @@ class SequenceClassifier:
     """Classify whole sequences. Parameters are the fields of :class:`ClassifyConfig`.
 
     Learned attributes: ``classes_`` (sorted labels), ``n_classes_``, ``n_channels_``, ``stride_``,
-    ``mean_``/``scale_`` (per-channel normalisation, for normalize="global"), ``nets_`` (one network per
+    ``mean_``/``scale_`` (per-channel statistics of the training data), ``ref_``, ``feature_mean_`` and
+    ``feature_scale_`` (the level and scale features of normalize="series+scale"), ``nets_`` (one network per
     ensemble member), ``histories_``, ``best_epochs_``, ``fit_seconds_``.
     """
 
@@ -127,12 +128,35 @@ class SequenceClassifier:
         return [self._normalize(c) for c in cases]
 
     def _normalize(self, c: np.ndarray) -> np.ndarray:
-        if self.config.normalize == "global":
+        """One case (C, L) as the network sees it.
+
+        global: (x - mean_) / scale_ per channel. series: each channel of each case z-normalised.
+        series+scale: the z-normalised channels plus, per channel, two constant channels that give back
+        what z-normalisation removed: log of the case's standard deviation and asinh of its mean, both
+        relative to ``ref_`` (the median standard deviation of the training cases) and standardised with
+        training statistics. Cases whose amplitudes differ by orders of magnitude (PLAID) keep their
+        shapes visible and their scale known.
+        """
+        mode = self.config.normalize
+        if mode == "global":
             return (c - self.mean_[:, None]) / self.scale_[:, None]
-        if self.config.normalize == "series":
-            sd = c.std(axis=1, keepdims=True)
-            return (c - c.mean(axis=1, keepdims=True)) / np.where(sd > 1e-8, sd, 1.0)
-        return c
+        if mode == "none":
+            return c
+        mu, sd = c.mean(axis=1, keepdims=True), c.std(axis=1, keepdims=True)
+        z = (c - mu) / np.where(sd > 1e-8, sd, 1.0)
+        if mode == "series":
+            return z
+        f = (self._scale_features(mu[:, 0], sd[:, 0]) - self.feature_mean_) / self.feature_scale_
+        return np.concatenate([z, np.repeat(f[:, None], c.shape[1], axis=1)])
+
+    def _scale_features(self, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+        """(2C,): log standard deviation and asinh mean of one case, relative to ``ref_``."""
+        return np.concatenate([np.log(sd / self.ref_ + 1e-6), np.arcsinh(mu / self.ref_)])
+
+    @property
+    def n_inputs_(self) -> int:
+        """Channels the network reads: 3 per data channel with series+scale, else 1."""
+        return self.n_channels_ * (3 if self.config.normalize == "series+scale" else 1)
 
     def _labels(self, y, n: int) -> np.ndarray:
         y = np.asarray(y)
@@ -148,7 +172,7 @@ class SequenceClassifier:
                 "front_size": c.front_size, "dropout": c.dropout}
 
     def _new_net(self, seed) -> ClassifierNet:
-        return ClassifierNet(self.n_channels_, self.n_classes_, self._arch(), dtype=np.dtype(self.config.dtype),
+        return ClassifierNet(self.n_inputs_, self.n_classes_, self._arch(), dtype=np.dtype(self.config.dtype),
                              rng=as_rng(seed))
 
     # -- fit ------------------------------------------------------------------------------------------------
@@ -172,6 +196,14 @@ class SequenceClassifier:
         self.mean_ = values.mean(axis=1)
         sd = values.std(axis=1)
         self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        case_mu = np.stack([c.mean(axis=1) for c in raw])  # (N, C)
+        case_sd = np.stack([c.std(axis=1) for c in raw])
+        ref = np.median(case_sd, axis=0)
+        self.ref_ = np.where(ref > 1e-12, ref, np.where(sd > 1e-12, sd, 1.0))
+        feats = np.stack([self._scale_features(m, d) for m, d in zip(case_mu, case_sd)])  # (N, 2C)
+        self.feature_mean_ = feats.mean(axis=0)
+        fsd = feats.std(axis=0)
+        self.feature_scale_ = np.where(fsd > 1e-6, fsd, 1.0)  # a constant feature stays at 0
         data = Padded([self._normalize(c) for c in raw], np.dtype(cfg.dtype))
         rng = as_rng(cfg.random_state)
         seeds = rng.integers(0, 2**31, size=cfg.n_estimators)
@@ -237,6 +269,8 @@ class SequenceClassifier:
                 "classes_": [_json_label(v) for v in self.classes_], "n_channels_": int(self.n_channels_),
                 "stride_": int(self.stride_), "max_length_": int(self.max_length_),
                 "mean_": [float(v) for v in self.mean_], "scale_": [float(v) for v in self.scale_],
+                "ref_": [float(v) for v in self.ref_], "feature_mean_": [float(v) for v in self.feature_mean_],
+                "feature_scale_": [float(v) for v in self.feature_scale_],
                 "best_epochs_": self.best_epochs_, "fit_seconds_": float(self.fit_seconds_)}
         return tensors, meta
 
@@ -264,10 +298,18 @@ class SequenceClassifier:
             self.stride_, self.max_length_ = int(meta["stride_"]), int(meta["max_length_"])
             self.mean_ = np.array(meta["mean_"], dtype=np.float64)
             self.scale_ = np.array(meta["scale_"], dtype=np.float64)
+            self.ref_ = np.array(meta["ref_"], dtype=np.float64)
+            self.feature_mean_ = np.array(meta["feature_mean_"], dtype=np.float64)
+            self.feature_scale_ = np.array(meta["feature_scale_"], dtype=np.float64)
             self.best_epochs_ = list(meta["best_epochs_"])
             self.fit_seconds_ = float(meta["fit_seconds_"])
-            if self.mean_.shape != (self.n_channels_,) or self.scale_.shape != (self.n_channels_,):
-                raise ValueError("mean_/scale_ do not have one value per channel")
+            C = self.n_channels_
+            if any(a.shape != (C,) for a in (self.mean_, self.scale_, self.ref_)) or any(
+                    a.shape != (2 * C,) for a in (self.feature_mean_, self.feature_scale_)):
+                raise ValueError("the normalisation statistics do not match the channel count")
+            if not all(np.isfinite(a).all() for a in (self.mean_, self.scale_, self.ref_, self.feature_mean_,
+                                                      self.feature_scale_)):
+                raise ValueError("the normalisation statistics are not finite")
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"checkpoint {path}: metadata is damaged ({exc}); retrain the classifier") from None
         nets = [self._new_net(0) for _ in range(self.config.n_estimators)]
