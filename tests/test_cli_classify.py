@@ -66,7 +66,8 @@ def test_train_predict_evaluate_end_to_end(tmp_path, toy, capsys):
     rep = json.loads((out / "report.json").read_text())
     assert 0.0 <= rep["accuracy"] <= 1.0 and rep["n"] == 10
     rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert len(rows) == 4 and rows[-1]["val_loss"] != ""
+    assert len(rows) == 5 * 4 and rows[-1]["val_loss"] != ""  # 5 ensemble members x 4 epochs
+    assert sorted({r["member"] for r in rows}) == ["0", "1", "2", "3", "4"]
     assert main(["classify", "predict", str(out), te]) == 0
     pred = list(csv.DictReader(open(out / "predictions.csv")))
     assert len(pred) == 10 and {"case", "predicted", "label", "p_down", "p_up"} <= set(pred[0])

@@ -43,16 +43,18 @@ def register(subparsers) -> None:
                     help="pooling of the recurrent branch over time")
     tr.add_argument("--stride", type=int, help="downsampling of the first TDNN block and the recurrent front-end "
                                                "(default: longest case / 300, rounded up)")
-    tr.add_argument("--normalize", default="series+scale", choices=["series+scale", "global", "series", "none"],
-                    help="series+scale (default): each series z-normalised, with its level and scale as extra "
-                         "channels; global: per-channel mean/std of the training data; series: z-normalised only")
+    tr.add_argument("--normalize", default="auto", choices=["auto", "series+scale", "global", "series", "none"],
+                    help="global: per-channel mean/std of the training data; series+scale: each series "
+                         "z-normalised, with its level and scale as extra channels; series: z-normalised only; "
+                         "auto (default): global or series+scale, whichever validates better")
     tr.add_argument("--epochs", type=int, default=500)
     tr.add_argument("--patience", type=int, default=60, help="early stopping: epochs without a better "
                                                             "validation loss")
     tr.add_argument("--batch-size", type=int, default=16)
     tr.add_argument("--lr", type=float, default=1e-3)
     tr.add_argument("--val-size", type=float, default=0.2, help="fraction of each class held out for validation")
-    tr.add_argument("--ensemble", type=int, default=1, help="networks averaged (different seeds and splits)")
+    tr.add_argument("--ensemble", type=int, default=5, help="networks averaged (different seeds and validation "
+                                                            "splits)")
     tr.add_argument("--minutes", type=float, default=9.0, help="time budget for the whole fit")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--no-baselines", action="store_true", help="skip the baselines (DTW takes a while on "

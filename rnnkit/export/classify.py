@@ -98,7 +98,7 @@ def _net(g: Graph, net, X: str, lengths: str, k: int) -> str:
 
 def _normalize(g: Graph, clf, X: str, lengths: str) -> str:
     """The classifier's normalisation of X (B, C, T), in float64, returned as float32."""
-    how = clf.config.normalize
+    how = clf.normalize_
     x = g.op("Cast", X, to=_F64)
     if how == "global":
         x = g.op("Div", g.op("Sub", x, g.const(clf.mean_[:, None], "norm.mean", np.float64)),
@@ -149,7 +149,7 @@ def sequence_classifier(clf) -> Export:
     stacked = g.op("Concat", *[g.op("Unsqueeze", z, g.ints(1)) for z in logits], axis=1)
     g.output(stacked, "logits", FLOAT, ["B", M, K], "each ensemble member's logits")
     info = {"model": "classify", "classes": [v.item() if hasattr(v, "item") else v for v in clf.classes_],
-            "n_channels": int(clf.n_channels_), "normalize": clf.config.normalize,
+            "n_channels": int(clf.n_channels_), "normalize": clf.normalize_,
             "note": "the graph normalises the raw values itself; the predicted label is classes[argmax(probs)]"}
     return Export({"": g.model(f"rnnkit sequence classifier ({clf.config.model}, {len(clf.nets_)} member(s))")},
                   info)

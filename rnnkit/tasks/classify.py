@@ -25,7 +25,8 @@ from rnnkit.nn.base import as_rng
 from rnnkit.tasks.classify_model import CELLS, MODELS, POOLS, ClassifierNet
 from rnnkit.tasks.classify_train import Padded, predict_logits, stratified_split, train_net
 
-NORMALIZE = ("series+scale", "global", "series", "none")
+NORMALIZE = ("auto", "series+scale", "global", "series", "none")
+AUTO = ("global", "series+scale")  # what normalize="auto" chooses between, by validation loss
 FORMAT = "rnnkit-classify"
 
 
@@ -46,7 +47,7 @@ class ClassifyConfig:
     stride: int | None = None  # None: ceil(longest training case / target_steps)
     target_steps: int = 300
     dropout: float = 0.3
-    normalize: str = "series+scale"
+    normalize: str = "auto"
     epochs: int = 500
     patience: int = 60
     batch_size: int = 16
@@ -54,7 +55,7 @@ class ClassifyConfig:
     weight_decay: float = 0.0
     val_size: float = 0.2
     monitor: str = "val_loss"  # model choice on the validation split: "val_loss" or "val_acc"
-    n_estimators: int = 1
+    n_estimators: int = 5
     max_minutes: float | None = 9.0
     random_state: int = 0
     dtype: str = "float32"
@@ -100,7 +101,9 @@ class SequenceClassifier:
 
     Learned attributes: ``classes_`` (sorted labels), ``n_classes_``, ``n_channels_``, ``stride_``,
     ``mean_``/``scale_`` (per-channel statistics of the training data), ``ref_``, ``feature_mean_`` and
-    ``feature_scale_`` (the level and scale features of normalize="series+scale"), ``nets_`` (one network per
+    ``feature_scale_`` (the level and scale features of normalize="series+scale"), ``normalize_`` (the
+    normalisation used; with normalize="auto" the one of ``AUTO`` whose first network reached the lower
+    validation loss, scores in ``normalize_scores_``), ``nets_`` (one network per
     ensemble member), ``histories_``, ``best_epochs_``, ``fit_seconds_``.
     """
 
@@ -137,7 +140,7 @@ class SequenceClassifier:
         training statistics. Cases whose amplitudes differ by orders of magnitude (PLAID) keep their
         shapes visible and their scale known.
         """
-        mode = self.config.normalize
+        mode = self.normalize_
         if mode == "global":
             return (c - self.mean_[:, None]) / self.scale_[:, None]
         if mode == "none":
@@ -156,7 +159,7 @@ class SequenceClassifier:
     @property
     def n_inputs_(self) -> int:
         """Channels the network reads: 3 per data channel with series+scale, else 1."""
-        return self.n_channels_ * (3 if self.config.normalize == "series+scale" else 1)
+        return self.n_channels_ * (3 if self.normalize_ == "series+scale" else 1)
 
     def _labels(self, y, n: int) -> np.ndarray:
         y = np.asarray(y)
@@ -204,14 +207,14 @@ class SequenceClassifier:
         self.feature_mean_ = feats.mean(axis=0)
         fsd = feats.std(axis=0)
         self.feature_scale_ = np.where(fsd > 1e-6, fsd, 1.0)  # a constant feature stays at 0
-        data = Padded([self._normalize(c) for c in raw], np.dtype(cfg.dtype))
         rng = as_rng(cfg.random_state)
         seeds = rng.integers(0, 2**31, size=cfg.n_estimators)
         t0 = time.perf_counter()
-        self.nets_, self.histories_, self.best_epochs_ = [], [], []
+        self.nets_, self.histories_, self.best_epochs_, self.normalize_scores_ = [], [], [], {}
+        candidates = AUTO if cfg.normalize == "auto" else (cfg.normalize,)
+        data = None
         for k, seed in enumerate(seeds):
-            member_rng = as_rng(int(seed))
-            train_idx, val_idx = stratified_split(ys, cfg.val_size, member_rng)
+            train_idx, val_idx = stratified_split(ys, cfg.val_size, as_rng(int(seed)))
             if log is not None:
                 log(f"member {k + 1}/{cfg.n_estimators}: {len(train_idx)} training cases, {len(val_idx)} "
                     f"validation cases, stride {self.stride_}")
@@ -219,11 +222,31 @@ class SequenceClassifier:
             if cfg.max_minutes is not None:
                 left = cfg.max_minutes - (time.perf_counter() - t0) / 60.0
                 minutes = max(left / (cfg.n_estimators - k), 0.05)
-            net = self._new_net(int(seed))
-            history, best = train_net(net, data, ys, train_idx, val_idx, epochs=cfg.epochs, patience=cfg.patience,
-                                      batch_size=min(cfg.batch_size, len(train_idx)), lr=cfg.lr,
-                                      weight_decay=cfg.weight_decay, minutes=minutes, rng=member_rng, log=log,
-                                      progress=progress, monitor=cfg.monitor)
+            if k == 0 and len(candidates) > 1 and not len(val_idx):
+                candidates = ("global",)  # nothing to choose on: the data as given
+            trials = []
+            for mode in (candidates if k == 0 else (self.normalize_,)):
+                self.normalize_ = mode
+                if data is None or len(candidates) > 1:
+                    data = Padded([self._normalize(c) for c in raw], np.dtype(cfg.dtype))
+                net = self._new_net(int(seed))
+                history, best = train_net(net, data, ys, train_idx, val_idx, epochs=cfg.epochs,
+                                          patience=cfg.patience, batch_size=min(cfg.batch_size, len(train_idx)),
+                                          lr=cfg.lr, weight_decay=cfg.weight_decay, minutes=minutes,
+                                          rng=as_rng(int(seed) + 1), log=log, progress=progress,
+                                          monitor=cfg.monitor)
+                val = min((r["val_loss"] for r in history.evals), default=float("nan"))
+                trials.append((val, mode, net, history, best, data))
+            if len(trials) > 1:
+                self.normalize_scores_ = {t[1]: t[0] for t in trials}
+                val, mode, net, history, best, data = min(trials, key=lambda t: t[0])
+                self.normalize_ = mode
+                candidates = (mode,)
+                if log is not None:
+                    log(f"normalize=auto chose {mode} (best validation loss "
+                        + ", ".join(f"{m} {v:.4f}" for m, v in self.normalize_scores_.items()) + ")")
+            else:
+                val, mode, net, history, best, data = trials[0]
             self.nets_.append(net)
             self.histories_.append(history)
             self.best_epochs_.append(float(best))
@@ -269,7 +292,7 @@ class SequenceClassifier:
                 "classes_": [_json_label(v) for v in self.classes_], "n_channels_": int(self.n_channels_),
                 "stride_": int(self.stride_), "max_length_": int(self.max_length_),
                 "mean_": [float(v) for v in self.mean_], "scale_": [float(v) for v in self.scale_],
-                "ref_": [float(v) for v in self.ref_], "feature_mean_": [float(v) for v in self.feature_mean_],
+                "normalize_": self.normalize_, "ref_": [float(v) for v in self.ref_], "feature_mean_": [float(v) for v in self.feature_mean_],
                 "feature_scale_": [float(v) for v in self.feature_scale_],
                 "best_epochs_": self.best_epochs_, "fit_seconds_": float(self.fit_seconds_)}
         return tensors, meta
@@ -298,6 +321,9 @@ class SequenceClassifier:
             self.stride_, self.max_length_ = int(meta["stride_"]), int(meta["max_length_"])
             self.mean_ = np.array(meta["mean_"], dtype=np.float64)
             self.scale_ = np.array(meta["scale_"], dtype=np.float64)
+            self.normalize_ = str(meta["normalize_"])
+            if self.normalize_ not in NORMALIZE[1:]:
+                raise ValueError(f"unknown normalize_ {self.normalize_!r}")
             self.ref_ = np.array(meta["ref_"], dtype=np.float64)
             self.feature_mean_ = np.array(meta["feature_mean_"], dtype=np.float64)
             self.feature_scale_ = np.array(meta["feature_scale_"], dtype=np.float64)

@@ -10,7 +10,7 @@ from rnnkit.tasks.classify_metrics import report
 from rnnkit.tasks.classify_train import bucketed_batches, stratified_split
 
 SMALL = dict(channels=(8, 8), kernels=(5, 3), hidden_size=8, front_size=4, epochs=40, patience=40,
-             max_minutes=2.0, batch_size=8)
+             max_minutes=2.0, batch_size=8, n_estimators=1)
 
 
 def waves(n, rng, lengths=(30, 60), channels=1):
@@ -70,11 +70,27 @@ def test_layouts_3d_2d_and_list_agree():
 def test_save_load_identical(tmp_path):
     rng = np.random.default_rng(3)
     X, y = waves(30, rng)
-    clf = SequenceClassifier(random_state=0, n_estimators=2, **{**SMALL, "epochs": 3}).fit(X, y)
+    clf = SequenceClassifier(random_state=0, **{**SMALL, "epochs": 3, "n_estimators": 2}).fit(X, y)
     clf.save(tmp_path / "m.safetensors")
     back = SequenceClassifier.load(tmp_path / "m.safetensors")
     np.testing.assert_array_equal(clf.predict_proba(X), back.predict_proba(X))
     assert list(back.classes_) == list(clf.classes_)
+
+
+def test_auto_normalisation_keeps_the_better_validation_loss(tmp_path):
+    rng = np.random.default_rng(7)
+    X, y = waves(30, rng)
+    X = [c * 10.0 ** (i % 4) for i, c in enumerate(X)]  # amplitudes over four orders of magnitude
+    clf = SequenceClassifier(random_state=0, **{**SMALL, "epochs": 5, "n_estimators": 2}).fit(X, y)
+    scores = clf.normalize_scores_
+    assert set(scores) == {"global", "series+scale"}
+    assert clf.normalize_ == min(scores, key=scores.get)
+    first = clf.histories_[0]
+    assert min(r["val_loss"] for r in first.evals) == pytest.approx(scores[clf.normalize_])
+    clf.save(tmp_path / "m.safetensors")
+    back = SequenceClassifier.load(tmp_path / "m.safetensors")
+    assert back.normalize_ == clf.normalize_
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
 
 
 def test_integer_labels_come_back_as_integers(tmp_path):
