@@ -33,8 +33,9 @@ def register(subparsers) -> None:
     tr.add_argument("train_file", help="training data: a .ts file (UCR/UEA) or a .csv file")
     tr.add_argument("--test", help="test file, scored once at the end (never used for training or model choice)")
     tr.add_argument("--out", help="run folder (default runs/classify-<time>)")
-    tr.add_argument("--model", default="combined", choices=["combined", "tdnn", "rnn"],
-                    help="combined: a TDNN branch beside a recurrent branch (default); tdnn; rnn")
+    tr.add_argument("--model", default="auto", choices=["auto", "combined", "tdnn", "rnn"],
+                    help="combined: a TDNN branch beside a recurrent branch; tdnn; rnn; auto (default): combined "
+                         "or rnn, whichever validates better")
     tr.add_argument("--cell", default="gru", choices=["gru", "lstm", "elman", "jordan"])
     tr.add_argument("--hidden-size", type=int, default=64)
     tr.add_argument("--num-layers", type=int, default=1)
@@ -196,7 +197,7 @@ def run_train(args) -> int:
     _check_pair(args, X, y, test)
     out = _run_dir(args)
     print(f"classify: {len(X)} training cases, {len(set(y.tolist()))} classes, {X[0].shape[0]} channel(s), "
-          f"lengths {min(c.shape[1] for c in X)}-{max(c.shape[1] for c in X)}; model {args.model}", flush=True)
+          f"lengths {min(c.shape[1] for c in X)}-{max(c.shape[1] for c in X)}", flush=True)
     clf.fit(X, y, progress=sys.stderr.isatty())
     clf.save(out / MODEL_FILE)
     write_json(out / "config.json", {"train_file": os.path.abspath(args.train_file), "read": opts,
@@ -209,7 +210,10 @@ def run_train(args) -> int:
     if not args.no_plot:
         from rnnkit.plots.classify import learning_curves
 
-        learning_curves(rows, out / "learning_curves.png", title=f"{args.model} classifier")
+        learning_curves(rows, out / "learning_curves.png", title=f"{clf.model_} classifier")
+    if clf.choice_scores_:
+        print("chose " + f"{clf.model_}/{clf.normalize_} by validation loss (" + ", ".join(
+            f"{c} {v:.4f}" for c, v in clf.choice_scores_.items()) + ")")
     print(f"trained {len(clf.nets_)} network(s) in {clf.fit_seconds_:.1f} s; best epochs "
           f"{', '.join(f'{e:.0f}' for e in clf.best_epochs_)}")
     if test is not None:

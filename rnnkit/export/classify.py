@@ -151,5 +151,5 @@ def sequence_classifier(clf) -> Export:
     info = {"model": "classify", "classes": [v.item() if hasattr(v, "item") else v for v in clf.classes_],
             "n_channels": int(clf.n_channels_), "normalize": clf.normalize_,
             "note": "the graph normalises the raw values itself; the predicted label is classes[argmax(probs)]"}
-    return Export({"": g.model(f"rnnkit sequence classifier ({clf.config.model}, {len(clf.nets_)} member(s))")},
+    return Export({"": g.model(f"rnnkit sequence classifier ({clf.model_}, {len(clf.nets_)} member(s))")},
                   info)

@@ -26,7 +26,8 @@ from rnnkit.tasks.classify_model import CELLS, MODELS, POOLS, ClassifierNet
 from rnnkit.tasks.classify_train import Padded, predict_logits, stratified_split, train_net
 
 NORMALIZE = ("auto", "series+scale", "global", "series", "none")
-AUTO = ("global", "series+scale")  # what normalize="auto" chooses between, by validation loss
+AUTO_NORMALIZE = ("global", "series+scale")  # what normalize="auto" chooses between, by validation loss
+AUTO_MODEL = ("combined", "rnn")  # and model="auto"
 FORMAT = "rnnkit-classify"
 
 
@@ -35,7 +36,7 @@ class ClassifyConfig:
     """Everything that defines a classifier; saved as JSON with the model. ``None`` sizes are chosen from
     the data at fit time (see :meth:`SequenceClassifier.fit`)."""
 
-    model: str = "combined"
+    model: str = "auto"
     cell: str = "gru"
     hidden_size: int = 64
     num_layers: int = 1
@@ -65,7 +66,8 @@ class ClassifyConfig:
             if not ok:
                 raise UserError(msg)
 
-        need(self.model in MODELS, f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
+        need(self.model in MODELS + ("auto",), f"unknown model {self.model!r}; choose one of: auto, "
+                                                f"{', '.join(MODELS)}")
         need(self.cell in CELLS, f"unknown cell {self.cell!r}; choose one of: {', '.join(CELLS)}")
         need(self.pool in POOLS, f"unknown pooling {self.pool!r}; choose one of: {', '.join(POOLS)}")
         need(self.normalize in NORMALIZE, f"unknown normalize {self.normalize!r}; choose one of: "
@@ -102,8 +104,8 @@ class SequenceClassifier:
     Learned attributes: ``classes_`` (sorted labels), ``n_classes_``, ``n_channels_``, ``stride_``,
     ``mean_``/``scale_`` (per-channel statistics of the training data), ``ref_``, ``feature_mean_`` and
     ``feature_scale_`` (the level and scale features of normalize="series+scale"), ``normalize_`` (the
-    normalisation used; with normalize="auto" the one of ``AUTO`` whose first network reached the lower
-    validation loss, scores in ``normalize_scores_``), ``nets_`` (one network per
+    normalisation used) and ``model_``: with "auto", the pair of ``AUTO_MODEL`` x ``AUTO_NORMALIZE`` whose first
+    network reached the lowest validation loss, the losses in ``choice_scores_``; ``nets_`` (one network per
     ensemble member), ``histories_``, ``best_epochs_``, ``fit_seconds_``.
     """
 
@@ -169,7 +171,7 @@ class SequenceClassifier:
 
     def _arch(self) -> dict:
         c = self.config
-        return {"model": c.model, "stride": self.stride_, "channels": [int(v) for v in c.channels],
+        return {"model": self.model_, "stride": self.stride_, "channels": [int(v) for v in c.channels],
                 "kernels": [int(v) for v in c.kernels], "cell": c.cell, "hidden_size": c.hidden_size,
                 "num_layers": c.num_layers, "bidirectional": c.bidirectional, "pool": c.pool,
                 "front_size": c.front_size, "dropout": c.dropout}
@@ -210,25 +212,30 @@ class SequenceClassifier:
         rng = as_rng(cfg.random_state)
         seeds = rng.integers(0, 2**31, size=cfg.n_estimators)
         t0 = time.perf_counter()
-        self.nets_, self.histories_, self.best_epochs_, self.normalize_scores_ = [], [], [], {}
-        candidates = AUTO if cfg.normalize == "auto" else (cfg.normalize,)
+        self.nets_, self.histories_, self.best_epochs_, self.choice_scores_ = [], [], [], {}
+        self.model_ = self.normalize_ = None
+        models = AUTO_MODEL if cfg.model == "auto" else (cfg.model,)
+        norms = AUTO_NORMALIZE if cfg.normalize == "auto" else (cfg.normalize,)
+        candidates = [(m, n) for m in models for n in norms]
         data = None
         for k, seed in enumerate(seeds):
             train_idx, val_idx = stratified_split(ys, cfg.val_size, as_rng(int(seed)))
             if log is not None:
                 log(f"member {k + 1}/{cfg.n_estimators}: {len(train_idx)} training cases, {len(val_idx)} "
                     f"validation cases, stride {self.stride_}")
-            minutes = None
-            if cfg.max_minutes is not None:
-                left = cfg.max_minutes - (time.perf_counter() - t0) / 60.0
-                minutes = max(left / (cfg.n_estimators - k), 0.05)
             if k == 0 and len(candidates) > 1 and not len(val_idx):
-                candidates = ("global",)  # nothing to choose on: the data as given
+                candidates = [(models[0], "global")]  # nothing to choose on: the first model, data as given
             trials = []
-            for mode in (candidates if k == 0 else (self.normalize_,)):
-                self.normalize_ = mode
-                if data is None or len(candidates) > 1:
+            runs = candidates if k == 0 else [(self.model_, self.normalize_)]
+            for j, (model, mode) in enumerate(runs):
+                minutes = None
+                if cfg.max_minutes is not None:  # an equal share of what is left for each network still to train
+                    left = cfg.max_minutes - (time.perf_counter() - t0) / 60.0
+                    minutes = max(left / (len(runs) - j + cfg.n_estimators - k - 1), 0.05)
+                if data is None or mode != self.normalize_:
+                    self.normalize_ = mode
                     data = Padded([self._normalize(c) for c in raw], np.dtype(cfg.dtype))
+                self.model_ = model
                 net = self._new_net(int(seed))
                 history, best = train_net(net, data, ys, train_idx, val_idx, epochs=cfg.epochs,
                                           patience=cfg.patience, batch_size=min(cfg.batch_size, len(train_idx)),
@@ -236,17 +243,16 @@ class SequenceClassifier:
                                           rng=as_rng(int(seed) + 1), log=log, progress=progress,
                                           monitor=cfg.monitor)
                 val = min((r["val_loss"] for r in history.evals), default=float("nan"))
-                trials.append((val, mode, net, history, best, data))
+                trials.append((val, model, mode, net, history, best, data))
             if len(trials) > 1:
-                self.normalize_scores_ = {t[1]: t[0] for t in trials}
-                val, mode, net, history, best, data = min(trials, key=lambda t: t[0])
-                self.normalize_ = mode
-                candidates = (mode,)
+                self.choice_scores_ = {f"{t[1]}/{t[2]}": t[0] for t in trials}
+                val, model, mode, net, history, best, data = min(trials, key=lambda t: t[0])
+                self.model_, self.normalize_ = model, mode
                 if log is not None:
-                    log(f"normalize=auto chose {mode} (best validation loss "
-                        + ", ".join(f"{m} {v:.4f}" for m, v in self.normalize_scores_.items()) + ")")
+                    log(f"chose model {model} with normalize {mode} (best validation loss: "
+                        + ", ".join(f"{c} {v:.4f}" for c, v in self.choice_scores_.items()) + ")")
             else:
-                val, mode, net, history, best, data = trials[0]
+                val, model, mode, net, history, best, data = trials[0]
             self.nets_.append(net)
             self.histories_.append(history)
             self.best_epochs_.append(float(best))
@@ -292,7 +298,7 @@ class SequenceClassifier:
                 "classes_": [_json_label(v) for v in self.classes_], "n_channels_": int(self.n_channels_),
                 "stride_": int(self.stride_), "max_length_": int(self.max_length_),
                 "mean_": [float(v) for v in self.mean_], "scale_": [float(v) for v in self.scale_],
-                "normalize_": self.normalize_, "ref_": [float(v) for v in self.ref_], "feature_mean_": [float(v) for v in self.feature_mean_],
+                "normalize_": self.normalize_, "model_": self.model_, "ref_": [float(v) for v in self.ref_], "feature_mean_": [float(v) for v in self.feature_mean_],
                 "feature_scale_": [float(v) for v in self.feature_scale_],
                 "best_epochs_": self.best_epochs_, "fit_seconds_": float(self.fit_seconds_)}
         return tensors, meta
@@ -321,7 +327,9 @@ class SequenceClassifier:
             self.stride_, self.max_length_ = int(meta["stride_"]), int(meta["max_length_"])
             self.mean_ = np.array(meta["mean_"], dtype=np.float64)
             self.scale_ = np.array(meta["scale_"], dtype=np.float64)
-            self.normalize_ = str(meta["normalize_"])
+            self.normalize_, self.model_ = str(meta["normalize_"]), str(meta["model_"])
+            if self.model_ not in MODELS:
+                raise ValueError(f"unknown model_ {self.model_!r}")
             if self.normalize_ not in NORMALIZE[1:]:
                 raise ValueError(f"unknown normalize_ {self.normalize_!r}")
             self.ref_ = np.array(meta["ref_"], dtype=np.float64)

@@ -77,19 +77,20 @@ def test_save_load_identical(tmp_path):
     assert list(back.classes_) == list(clf.classes_)
 
 
-def test_auto_normalisation_keeps_the_better_validation_loss(tmp_path):
+def test_auto_model_and_normalisation_keep_the_best_validation_loss(tmp_path):
     rng = np.random.default_rng(7)
     X, y = waves(30, rng)
     X = [c * 10.0 ** (i % 4) for i, c in enumerate(X)]  # amplitudes over four orders of magnitude
     clf = SequenceClassifier(random_state=0, **{**SMALL, "epochs": 5, "n_estimators": 2}).fit(X, y)
-    scores = clf.normalize_scores_
-    assert set(scores) == {"global", "series+scale"}
-    assert clf.normalize_ == min(scores, key=scores.get)
+    scores = clf.choice_scores_
+    assert set(scores) == {"combined/global", "combined/series+scale", "rnn/global", "rnn/series+scale"}
+    assert f"{clf.model_}/{clf.normalize_}" == min(scores, key=scores.get)
     first = clf.histories_[0]
-    assert min(r["val_loss"] for r in first.evals) == pytest.approx(scores[clf.normalize_])
+    assert min(r["val_loss"] for r in first.evals) == pytest.approx(min(scores.values()))
+    assert (clf.nets_[1].convs == []) == (clf.model_ == "rnn")  # the later members use the choice
     clf.save(tmp_path / "m.safetensors")
     back = SequenceClassifier.load(tmp_path / "m.safetensors")
-    assert back.normalize_ == clf.normalize_
+    assert (back.normalize_, back.model_) == (clf.normalize_, clf.model_)
     np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
 
 
