@@ -248,10 +248,14 @@ def main(argv=None) -> int:
         f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
 
     # -- rnnkit --------------------------------------------------------------------------------------
-    log("\n## rnnkit (numpy, 1 BLAS thread: its default)")
+    log("\n## rnnkit (numpy, 1 BLAS thread: the CLI's default)")
     t = time.perf_counter()
-    # no run folder: checkpoints and plots would cost rnnkit time that the PyTorch loop does not spend
-    lm = text.train(text=corpus, config=cfg, out=None, progress=False, log=lambda m: None)
+    # no run folder: checkpoints and plots would cost rnnkit time that the PyTorch loop does not spend;
+    # the thread limit is the command layer's job (rnnkit --threads), so the benchmark sets it as the CLI does
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        lm = text.train(text=corpus, config=cfg, out=None, progress=False, log=lambda m: None)
     wall = time.perf_counter() - t
     curve = [(float(r["minutes"]), int(r["step"]), float(r["loss"])) for r in lm.rows if r["kind"] == "val"]
     for m, s, v in curve:
