@@ -1,9 +1,9 @@
 """Sequence-classification quality on the UCR archive files in ../shared/data/ucr (official TRAIN/TEST splits).
 
 For each data set, in one run: rnnkit's default SequenceClassifier (fit on TRAIN only, test used once at
-the end), a PyTorch LSTM classifier of the same size trained the same way (same normalisation, the same
-stratified validation split carved from TRAIN, Adam, batch size, early stopping on validation loss, time
-budget; a strided Conv1d front-end like rnnkit's recurrent branch, LSTM, mean over valid steps, Linear),
+the end), an ensemble of PyTorch LSTM classifiers of the same size trained the same way (see torch_lstm:
+rnnkit's recurrent branch with an LSTM, the same normalisation, splits, optimiser, early stopping, ensemble
+size and time budget; rnnkit additionally chooses between that branch and the combined model),
 and the baselines majority class, 1-NN Euclidean and 1-NN DTW (full window, and a window learned by
 leave-one-out on TRAIN). Test accuracy and fit times are printed as a table.
 
@@ -23,32 +23,37 @@ import numpy as np
 
 from rnnkit.data.tsfile import read_ts
 from rnnkit.tasks.classify import SequenceClassifier
-from rnnkit.tasks.classify_train import Padded, stratified_split
+from rnnkit.tasks.classify_train import Padded, bucketed_batches, stratified_split
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucr"
 DATASETS = ("UnitTest", "PickupGestureWiimoteZ", "ACSF1", "PLAID")
 
 
-def torch_lstm(clf: SequenceClassifier, X, y, X_test, seed: int = 0) -> tuple[np.ndarray, float]:
-    """Predicted class ids for X_test from a PyTorch LSTM classifier trained like rnnkit's; (pred, seconds)."""
+def torch_lstm(clf: SequenceClassifier, X, y, X_test, threads: int = 1) -> tuple[np.ndarray, float]:
+    """(predicted labels for X_test, seconds) from an ensemble of PyTorch LSTM classifiers trained the way
+    rnnkit's members are: rnnkit's fitted normalisation, the same validation split per member (same seeds),
+    the same recurrent-branch architecture with an LSTM (strided Conv1d front-end, LSTM, mean over valid
+    steps, dropout, Linear), Adam, batch size, clipping at 5, early stopping on validation loss with the same
+    patience, the best epoch's weights, probabilities averaged; the same time budget in all."""
     import torch
     from torch import nn
 
+    from rnnkit.nn.base import as_rng
+
+    torch.set_num_threads(threads)
     cfg = clf.config
-    torch.manual_seed(seed)
     classes, ys = np.unique(y, return_inverse=True)
-    s = clf.stride_
-    C = clf.n_channels_
-    hidden = cfg.hidden_size
+    s, C, hidden = clf.stride_, clf.n_inputs_, cfg.hidden_size
 
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
             self.front = nn.Conv1d(C, cfg.front_size, 2 * s, stride=s, padding=s) if s > 1 else None
             self.lstm = nn.LSTM(cfg.front_size if s > 1 else C, hidden, batch_first=True)
+            self.drop = nn.Dropout(cfg.dropout)
             self.head = nn.Linear(hidden, len(classes))
 
-        def forward(self, xs, lengths):  # xs (B, T, C)
+        def forward(self, xs, lengths):  # xs (B, T, C), zero after each case's end
             h = xs
             if self.front is not None:
                 h = self.front(xs.transpose(1, 2)).transpose(1, 2)
@@ -58,18 +63,14 @@ def torch_lstm(clf: SequenceClassifier, X, y, X_test, seed: int = 0) -> tuple[np
             out, _ = self.lstm(packed)
             out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
             mask = (torch.arange(out.shape[1])[None, :] < lengths[:, None]).float()
-            return self.head((out * mask[..., None]).sum(1) / lengths[:, None].float())
+            return self.head(self.drop((out * mask[..., None]).sum(1) / lengths[:, None].float()))
 
-    norm = clf._normalize
-    data = Padded([norm(c) for c in X])
-    test = Padded([norm(c) for c in X_test])
-    rng = np.random.default_rng(seed)
-    train_idx, val_idx = stratified_split(ys, cfg.val_size, rng)
-    net = Net()
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    data = Padded([clf._normalize(c) for c in X])
+    test = Padded([clf._normalize(c) for c in X_test])
+    yt = torch.from_numpy(ys)
     loss_fn = nn.CrossEntropyLoss()
 
-    def logits(d, idx):
+    def logits(net, d, idx):
         net.eval()
         with torch.no_grad():
             out = []
@@ -80,32 +81,37 @@ def torch_lstm(clf: SequenceClassifier, X, y, X_test, seed: int = 0) -> tuple[np
         net.train()
         return torch.cat(out)
 
+    seeds = as_rng(cfg.random_state).integers(0, 2**31, size=cfg.n_estimators)  # rnnkit's member seeds
     t0 = time.perf_counter()
-    deadline = t0 + 60 * cfg.max_minutes
-    best, best_state, bad = math.inf, None, 0
-    yt = torch.from_numpy(ys)
-    for _epoch in range(cfg.epochs):
-        perm = rng.permutation(train_idx)
-        for a in range(0, len(perm), cfg.batch_size):
-            rows = perm[a: a + cfg.batch_size]
-            xs, _ = data.batch(rows)
-            opt.zero_grad()
-            loss = loss_fn(net(torch.from_numpy(xs), torch.from_numpy(data.lengths[rows])), yt[rows])
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-        val = float(loss_fn(logits(data, val_idx), yt[val_idx]))
-        if val < best - 1e-6:
-            best, bad = val, 0
-            best_state = {k: v.clone() for k, v in net.state_dict().items()}
-        else:
-            bad += 1
-        if bad >= cfg.patience or time.perf_counter() > deadline:
-            break
-    net.load_state_dict(best_state)
-    seconds = time.perf_counter() - t0
-    pred = logits(test, np.arange(len(test))).argmax(1).numpy()
-    return classes[pred], seconds
+    probs = np.zeros((len(test), len(classes)))
+    for k, seed in enumerate(seeds):
+        train_idx, val_idx = stratified_split(ys, cfg.val_size, as_rng(int(seed)))
+        rng = as_rng(int(seed) + 1)
+        torch.manual_seed(int(seed))
+        net = Net()
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        deadline = time.perf_counter() + 60 * (cfg.max_minutes - (time.perf_counter() - t0) / 60) / (len(seeds) - k)
+        best, best_state, bad = math.inf, None, 0
+        for _epoch in range(cfg.epochs):
+            for rows in bucketed_batches(data.lengths[train_idx], min(cfg.batch_size, len(train_idx)), rng):
+                rows = train_idx[rows]
+                xs, _ = data.batch(rows)
+                opt.zero_grad()
+                loss = loss_fn(net(torch.from_numpy(xs), torch.from_numpy(data.lengths[rows])), yt[rows])
+                loss.backward()
+                nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+                opt.step()
+            val = float(loss_fn(logits(net, data, val_idx), yt[val_idx]))
+            if val < best:
+                best, bad = val, 0
+                best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            else:
+                bad += 1
+            if bad >= cfg.patience or time.perf_counter() > deadline:
+                break
+        net.load_state_dict(best_state)
+        probs += torch.softmax(logits(net, test, np.arange(len(test))), 1).double().numpy()
+    return classes[probs.argmax(1)], time.perf_counter() - t0
 
 
 def main(argv=None) -> int:
@@ -114,6 +120,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--torch-threads", type=int, default=1, help="PyTorch's intra-op threads (rnnkit runs one "
+                                                                 "BLAS thread, as the CLI does)")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--save", help="also write the table (and a JSON beside it) here")
     args = ap.parse_args(argv)
@@ -132,9 +140,10 @@ def main(argv=None) -> int:
         clf = SequenceClassifier(random_state=args.seed).fit(X, y)
         row["rnnkit"] = clf.score(Xt, yt)
         row["rnnkit_s"] = clf.fit_seconds_
-        print(f"{name}: rnnkit {row['rnnkit']:.4f} in {clf.fit_seconds_:.0f} s", flush=True)
+        row["choice"] = f"{clf.model_}/{clf.normalize_}"
+        print(f"{name}: rnnkit {row['rnnkit']:.4f} in {clf.fit_seconds_:.0f} s ({row['choice']})", flush=True)
         if not args.no_torch:
-            pred, secs = torch_lstm(clf, X, y, Xt, args.seed)
+            pred, secs = torch_lstm(clf, X, y, Xt, args.torch_threads)
             row["torch_lstm"], row["torch_lstm_s"] = float(np.mean(pred == yt)), secs
             print(f"{name}: torch LSTM {row['torch_lstm']:.4f} in {secs:.0f} s", flush=True)
         if not args.no_baselines:

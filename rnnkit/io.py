@@ -113,6 +113,8 @@ def _open_header(path: Path) -> dict:
             if n <= 0 or n > 100_000_000 or n + 8 > path.stat().st_size:
                 raise ValueError(f"header length {n} does not fit the file size {path.stat().st_size}")
             header = json.loads(f.read(n).decode("utf-8"))
+            if not isinstance(header, dict):
+                raise ValueError(f"header is a JSON {type(header).__name__}, not an object")
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise UserError(
             f"checkpoint {path} is corrupt or truncated ({exc}); use an earlier checkpoint or retrain"

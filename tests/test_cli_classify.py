@@ -172,3 +172,30 @@ def test_damaged_run_folder(tmp_path, toy, capsys):
     (out / "config.json").write_text("[1, 2")
     code, err, _ = run_err(["classify", "predict", str(out), te], capsys)
     assert code == 2 and "config.json" in err
+
+
+def test_predict_on_an_unlabelled_csv_keeps_every_time_point(tmp_path, toy, capsys):
+    tr, _ = toy
+    out = tmp_path / "run"
+    assert main(["classify", "train", tr, "--out", str(out), *FAST]) == 0
+    path = tmp_path / "new.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([f"t{i}" for i in range(20)])
+        for k in range(3):
+            w.writerow([f"{np.sin(i / 3 + k):.4f}" for i in range(20)])
+    assert main(["classify", "predict", str(out), str(path)]) == 0
+    rows = list(csv.DictReader(open(out / "predictions.csv")))
+    assert len(rows) == 3 and "label" not in rows[0]  # no column was taken for a label
+    assert "accuracy" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("read", ['"x"', '{"foo": 1}', '{"fill": 3}'])
+def test_damaged_config_read_options(tmp_path, toy, capsys, read):
+    tr, te = toy
+    out = tmp_path / "run"
+    assert main(["classify", "train", tr, "--out", str(out), *FAST]) == 0
+    conf = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps(conf).replace(json.dumps(conf["read"]), read))
+    code, err, _ = run_err(["classify", "evaluate", str(out), te], capsys)
+    assert code == 2 and "config.json" in err and "Traceback" not in err

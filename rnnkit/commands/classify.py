@@ -20,7 +20,7 @@ MODEL_FILE = "model.safetensors"
 def _file_args(p):
     p.add_argument("--fill", choices=["interpolate", "zero", "ffill"],
                    help="fill missing values (NaN or ?) instead of refusing the file")
-    p.add_argument("--label-col", default="label", help="CSV: the label column (default 'label')")
+    p.add_argument("--label-col", help="CSV: the label column (default 'label', or the training run's)")
     p.add_argument("--case-col", help="CSV in long format: the case id column (with --time-col)")
     p.add_argument("--time-col", help="CSV in long format: the time column")
 
@@ -79,7 +79,8 @@ def register(subparsers) -> None:
 
 
 def _read_opts(args) -> dict:
-    opts = {"fill": args.fill}
+    """The reading options given on the command line (only those given: a run's saved ones fill the rest)."""
+    opts = {"fill": args.fill} if args.fill else {}
     if args.case_col or args.time_col:
         if not (args.case_col and args.time_col):
             raise UserError("long-format CSV needs both --case-col and --time-col")
@@ -93,6 +94,8 @@ def _read(path, opts: dict, labelled: bool = True):
     kw = dict(opts)
     if Path(path).suffix.lower() == ".csv":
         kw["label_col"] = opts.get("label_col", "label")
+        if not labelled and "case_col" not in kw and kw["label_col"] not in _csv_header(path):
+            kw["label_col"] = None  # no label column: every column is a time point
     else:
         kw.pop("label_col", None)
     X, y = read_cases(path, **kw)
@@ -100,6 +103,15 @@ def _read(path, opts: dict, labelled: bool = True):
         raise UserError(f"{path}: the file has no class labels; training and evaluation need labelled cases "
                         "(@classLabel true in a .ts header, or a label column in a CSV)")
     return X, y
+
+
+def _csv_header(path) -> list[str]:
+    """The first row of a CSV file ([] when it cannot be read; the reader then says why)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return [c.strip() for c in next(csv.reader(fh), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
 
 
 def _run_dir(args) -> Path:
@@ -121,6 +133,12 @@ def _load_run(run) -> tuple:
         conf = json.loads((run / "config.json").read_text(encoding="utf-8"))
         if not isinstance(conf, dict):
             raise ValueError("not a JSON object")
+        read = conf.get("read", {})
+        if not isinstance(read, dict) or not set(read) <= {"fill", "label_col", "case_col", "time_col"} or any(
+                v is not None and not isinstance(v, str) for v in read.values()):
+            raise ValueError("'read' must map fill/label_col/case_col/time_col to strings")
+        if not isinstance(conf.get("train_file"), (str, type(None))):
+            raise ValueError("'train_file' must be a path")
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"{run / 'config.json'} is damaged ({exc}); retrain into a new folder") from None
     return SequenceClassifier.load(run / MODEL_FILE), conf
@@ -185,7 +203,7 @@ def run_train(args) -> int:
     from rnnkit.tasks.classify import SequenceClassifier
 
     opts = _read_opts(args)
-    opts["label_col"] = args.label_col
+    opts["label_col"] = args.label_col or "label"
     X, y = _read(args.train_file, opts)
     test = _read(args.test, opts) if args.test else None
     clf = SequenceClassifier(model=args.model, cell=args.cell, hidden_size=args.hidden_size,
@@ -224,7 +242,9 @@ def run_train(args) -> int:
 
 def run_predict(args) -> int:
     model, conf = _load_run(args.run)
-    opts = {**dict(conf.get("read") or {}), **_read_opts(args), "label_col": args.label_col}
+    opts = {**dict(conf.get("read") or {}), **_read_opts(args)}
+    if args.label_col:
+        opts["label_col"] = args.label_col
     X, y = _read(args.file, opts, labelled=False)
     proba = model.predict_proba(X)
     pred = model.classes_[proba.argmax(axis=1)]
@@ -245,7 +265,9 @@ def run_predict(args) -> int:
 
 def run_evaluate(args) -> int:
     model, conf = _load_run(args.run)
-    opts = {**dict(conf.get("read") or {}), **_read_opts(args), "label_col": args.label_col}
+    opts = {**dict(conf.get("read") or {}), **_read_opts(args)}
+    if args.label_col:
+        opts["label_col"] = args.label_col
     X, y = _read(args.test_file, opts)
     X_train = y_train = None
     if not args.no_baselines:

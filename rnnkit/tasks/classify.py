@@ -91,6 +91,26 @@ class ClassifyConfig:
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
 
 
+def _choice_key(history, monitor: str) -> tuple:
+    """How a candidate's kept epoch ranks (smaller is better): its validation loss, or with
+    monitor="val_acc" its accuracy first; the loss is always the last element."""
+    evals = history.evals
+    if not evals:
+        return (float("inf"),)
+    if monitor == "val_acc":
+        best = min(evals, key=lambda r: (-r["val_acc"], r["val_loss"]))
+        return (-best["val_acc"], best["val_loss"])
+    return (min(r["val_loss"] for r in evals),)
+
+
+def _label_kind(v) -> str:
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
+        return "number"
+    return type(v).__name__
+
+
 def _json_label(v):
     v = v.item() if isinstance(v, np.generic) else v
     if not isinstance(v, (str, int, float, bool)):
@@ -164,10 +184,13 @@ class SequenceClassifier:
         return self.n_channels_ * (3 if self.normalize_ == "series+scale" else 1)
 
     def _labels(self, y, n: int) -> np.ndarray:
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != n:
-            raise UserError(f"y must be a 1-D array of {n} labels (one per case), got shape {y.shape}")
-        return y
+        if np.ndim(y) != 1 or len(y) != n:
+            raise UserError(f"y must be a 1-D array of {n} labels (one per case), got shape {np.shape(y)}")
+        kinds = {_label_kind(v) for v in (y.tolist() if isinstance(y, np.ndarray) else y)}
+        if len(kinds) > 1 or not kinds <= {"string", "number"}:
+            raise UserError(f"labels must be all strings or all numbers, got {' and '.join(sorted(kinds))}; convert "
+                            "them first (for example np.asarray(y).astype(str))")
+        return np.asarray(y)
 
     def _arch(self) -> dict:
         c = self.config
@@ -219,19 +242,24 @@ class SequenceClassifier:
         candidates = [(m, n) for m in models for n in norms]
         data = None
         for k, seed in enumerate(seeds):
+            if k and cfg.max_minutes is not None and time.perf_counter() - t0 > 60.0 * cfg.max_minutes:
+                if log is not None:
+                    log(f"time budget spent: {k} of {cfg.n_estimators} ensemble members trained")
+                break
             train_idx, val_idx = stratified_split(ys, cfg.val_size, as_rng(int(seed)))
             if log is not None:
                 log(f"member {k + 1}/{cfg.n_estimators}: {len(train_idx)} training cases, {len(val_idx)} "
                     f"validation cases, stride {self.stride_}")
             if k == 0 and len(candidates) > 1 and not len(val_idx):
-                candidates = [(models[0], "global")]  # nothing to choose on: the first model, data as given
+                # nothing to choose on: the first model, and the data as given unless a normalisation was named
+                candidates = [(models[0], norms[0] if cfg.normalize != "auto" else "global")]
             trials = []
             runs = candidates if k == 0 else [(self.model_, self.normalize_)]
             for j, (model, mode) in enumerate(runs):
                 minutes = None
                 if cfg.max_minutes is not None:  # an equal share of what is left for each network still to train
                     left = cfg.max_minutes - (time.perf_counter() - t0) / 60.0
-                    minutes = max(left / (len(runs) - j + cfg.n_estimators - k - 1), 0.05)
+                    minutes = max(left / (len(runs) - j + cfg.n_estimators - k - 1), 0.0)
                 if data is None or mode != self.normalize_:
                     self.normalize_ = mode
                     data = Padded([self._normalize(c) for c in raw], np.dtype(cfg.dtype))
@@ -242,14 +270,13 @@ class SequenceClassifier:
                                           lr=cfg.lr, weight_decay=cfg.weight_decay, minutes=minutes,
                                           rng=as_rng(int(seed) + 1), log=log, progress=progress,
                                           monitor=cfg.monitor)
-                val = min((r["val_loss"] for r in history.evals), default=float("nan"))
-                trials.append((val, model, mode, net, history, best, data))
+                trials.append((_choice_key(history, cfg.monitor), model, mode, net, history, best, data))
             if len(trials) > 1:
-                self.choice_scores_ = {f"{t[1]}/{t[2]}": t[0] for t in trials}
+                self.choice_scores_ = {f"{t[1]}/{t[2]}": t[0][-1] for t in trials}
                 val, model, mode, net, history, best, data = min(trials, key=lambda t: t[0])
                 self.model_, self.normalize_ = model, mode
                 if log is not None:
-                    log(f"chose model {model} with normalize {mode} (best validation loss: "
+                    log(f"chose model {model} with normalize {mode} (validation loss at the kept epoch: "
                         + ", ".join(f"{c} {v:.4f}" for c, v in self.choice_scores_.items()) + ")")
             else:
                 val, model, mode, net, history, best, data = trials[0]
@@ -298,7 +325,7 @@ class SequenceClassifier:
                 "classes_": [_json_label(v) for v in self.classes_], "n_channels_": int(self.n_channels_),
                 "stride_": int(self.stride_), "max_length_": int(self.max_length_),
                 "mean_": [float(v) for v in self.mean_], "scale_": [float(v) for v in self.scale_],
-                "normalize_": self.normalize_, "model_": self.model_, "ref_": [float(v) for v in self.ref_], "feature_mean_": [float(v) for v in self.feature_mean_],
+                "normalize_": self.normalize_, "model_": self.model_, "n_members_": len(self.nets_), "ref_": [float(v) for v in self.ref_], "feature_mean_": [float(v) for v in self.feature_mean_],
                 "feature_scale_": [float(v) for v in self.feature_scale_],
                 "best_epochs_": self.best_epochs_, "fit_seconds_": float(self.fit_seconds_)}
         return tensors, meta
@@ -321,7 +348,11 @@ class SequenceClassifier:
             conf["channels"], conf["kernels"] = tuple(conf["channels"]), tuple(conf["kernels"])
             self = cls(**conf)
             self.config.check()
-            self.classes_ = np.array(meta["classes_"])
+            classes = meta["classes_"]
+            if not isinstance(classes, list) or len(classes) < 2 or any(
+                    isinstance(v, bool) or not isinstance(v, (str, int, float)) for v in classes):
+                raise ValueError("classes_ must be a flat list of two or more strings or numbers")
+            self.classes_ = np.array(classes)
             self.n_classes_ = len(self.classes_)
             self.n_channels_ = int(meta["n_channels_"])
             self.stride_, self.max_length_ = int(meta["stride_"]), int(meta["max_length_"])
@@ -346,7 +377,13 @@ class SequenceClassifier:
                 raise ValueError("the normalisation statistics are not finite")
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"checkpoint {path}: metadata is damaged ({exc}); retrain the classifier") from None
-        nets = [self._new_net(0) for _ in range(self.config.n_estimators)]
+        try:
+            members = int(meta["n_members_"])
+            if not 1 <= members <= self.config.n_estimators:
+                raise ValueError(f"n_members_ {members} outside 1..{self.config.n_estimators}")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"checkpoint {path}: metadata is damaged ({exc}); retrain the classifier") from None
+        nets = [self._new_net(0) for _ in range(members)]
         expected = {f"net{k}.{n}": a for k, net in enumerate(nets) for n, a in {**net.params, **net.buffers()}.items()}
         tensors, _ = load_checkpoint(path, expected=expected)
         for k, net in enumerate(nets):

@@ -11,8 +11,8 @@ import numpy as np
 def report(y_true, y_pred, classes) -> dict:
     """Metrics of predictions ``y_pred`` against ``y_true``; ``classes`` are the labels the model knows.
 
-    Returns accuracy, balanced_accuracy (mean recall over the classes present in y_true), macro_f1 (over
-    the union of true and known labels), per_class rows (label, support, precision, recall, f1),
+    Returns accuracy, balanced_accuracy (mean recall over the classes present in y_true), macro_f1 (mean F1
+    over the labels that occur in y_true or y_pred, as scikit-learn computes it), per_class rows (label, support, precision, recall, f1),
     confusion (rows true, columns predicted, over ``labels``), labels, and unseen (test labels unknown to
     the model, with counts).
     """

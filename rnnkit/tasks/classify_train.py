@@ -43,7 +43,7 @@ def stratified_split(y: np.ndarray, val_size: float, rng: np.random.Generator) -
     train, val = [], []
     for k in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == k))
-        n_val = 0 if len(idx) < 2 else min(len(idx) - 1, max(1, int(round(val_size * len(idx)))))
+        n_val = 0 if len(idx) < 2 or val_size <= 0 else min(len(idx) - 1, max(1, int(round(val_size * len(idx)))))
         val.extend(idx[:n_val])
         train.extend(idx[n_val:])
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
@@ -59,6 +59,8 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
         part = perm[a: a + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]
         batches.extend(part[b: b + batch_size] for b in range(0, len(part), batch_size))
+        if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm needs two cases: no batch of one
+            batches[-2:] = [np.concatenate(batches[-2:])]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 

@@ -160,3 +160,26 @@ def test_report_against_hand_computed_values():
     assert rep["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 2 / 3 + 0) / 4)
     assert rep["unseen"] == {"z": 1}
     assert rep["confusion"][1] == [1, 2, 0, 0]
+
+
+def test_mixed_labels_refused_and_val_size_zero_trains_on_everything():
+    rng = np.random.default_rng(8)
+    X, y = waves(12, rng)
+    with pytest.raises(UserError, match="all strings or all numbers"):
+        SequenceClassifier(**SMALL).fit(X, [1, "a"] * 6)
+    with pytest.raises(UserError, match="all strings or all numbers"):
+        SequenceClassifier(**SMALL).fit(X, [None] * 12)
+    tr, va = stratified_split(np.array([0, 0, 0, 1, 1, 1]), 0.0, np.random.default_rng(0))
+    assert len(va) == 0 and len(tr) == 6
+
+
+def test_explicit_normalisation_is_kept_without_a_validation_split():
+    rng = np.random.default_rng(9)
+    X, y = waves(6, rng)
+    clf = SequenceClassifier(model="auto", normalize="series", val_size=0.0, **{**SMALL, "epochs": 2}).fit(X, y)
+    assert (clf.model_, clf.normalize_) == ("combined", "series")
+
+
+def test_a_batch_of_one_is_merged_into_the_previous():
+    batches = bucketed_batches(np.arange(17), 8, np.random.default_rng(0))
+    assert sorted(len(b) for b in batches) == [8, 9]
