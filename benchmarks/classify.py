@@ -114,6 +114,31 @@ def torch_lstm(clf: SequenceClassifier, X, y, X_test, threads: int = 1) -> tuple
     return classes[probs.argmax(1)], time.perf_counter() - t0
 
 
+BASELINES = (("majority", "majority"), ("1nn_euclidean", "1-NN ED"), ("1nn_dtw_full", "1-NN DTW"),
+             ("1nn_dtw_learned", "DTW learned w"))
+
+
+def table(results: dict) -> list[str]:
+    """The results as text rows: test accuracy and fit seconds, the baselines (the learned DTW window in %)."""
+    head = f"{'data set':<22} {'train/test':>10} {'rnnkit':>7} {'fit s':>6} {'torch LSTM':>10} {'fit s':>6}"
+    head += "".join(f" {label:>14}" for _, label in BASELINES) + "  rnnkit's choice"
+    lines = [head]
+    for name, r in results.items():
+        line = (f"{name:<22} {r['n_train']:>4}/{r['n_test']:<5} {r['rnnkit']:>7.4f} {r['rnnkit_s']:>6.0f} "
+                f"{r.get('torch_lstm', float('nan')):>10.4f} {r.get('torch_lstm_s', float('nan')):>6.0f}")
+        d = r.get("baseline_details", {})
+        for key, _ in BASELINES:
+            cell = f"{d[key]['accuracy']:.4f}" if key in d else "-"
+            if key == "1nn_dtw_learned" and key in d:
+                cell += f" ({d[key]['window']:.0%})"
+            line += f" {cell:>14}"
+        lines.append(line + f"  {r.get('choice', '')}")
+    if len(results) > 1:
+        mean = lambda k: np.mean([r.get(k, np.nan) for r in results.values()])  # noqa: E731
+        lines.append(f"{'mean':<22} {'':>10} {mean('rnnkit'):>7.4f} {'':>6} {mean('torch_lstm'):>10.4f}")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default=",".join(DATASETS))
@@ -155,18 +180,7 @@ def main(argv=None) -> int:
             row["baseline_details"] = rep
             print(f"{name}: baselines {row['baselines']}", flush=True)
         results[name] = row
-    head = f"{'data set':<24} {'train/test':>10} {'rnnkit':>8} {'fit s':>6} {'torch LSTM':>10} {'fit s':>6}"
-    names = list(next(iter(results.values())).get("baselines", {}))
-    head += "".join(f" {n[:18]:>18}" for n in names)
-    lines.append(head)
-    for name, r in results.items():
-        line = (f"{name:<24} {r['n_train']:>4}/{r['n_test']:<5} {r['rnnkit']:>8.4f} {r['rnnkit_s']:>6.0f} "
-                f"{r.get('torch_lstm', float('nan')):>10.4f} {r.get('torch_lstm_s', float('nan')):>6.0f}")
-        line += "".join(f" {r['baselines'].get(n, float('nan')):>18.4f}" for n in names) if names else ""
-        lines.append(line)
-    if len(results) > 1:
-        mean = lambda k: np.mean([r.get(k, np.nan) for r in results.values()])  # noqa: E731
-        lines.append(f"{'mean':<24} {'':>10} {mean('rnnkit'):>8.4f} {'':>6} {mean('torch_lstm'):>10.4f}")
+    lines.extend(table(results))
     text = "\n".join(lines)
     print("\n" + text)
     if args.save:
