@@ -59,6 +59,7 @@ class ClassifyConfig:
     n_estimators: int = 5
     max_minutes: float | None = 9.0
     random_state: int = 0
+    fill: str | None = None  # missing values (NaN) inside a case: None refuses them; "interpolate", "zero", "ffill"
     dtype: str = "float32"
 
     def check(self) -> None:
@@ -88,6 +89,8 @@ class ClassifyConfig:
         need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         need(self.max_minutes is None or self.max_minutes > 0,
              f"max_minutes must be positive (or None for no limit), got {self.max_minutes}")
+        need(self.fill in (None, "interpolate", "zero", "ffill"),
+             f"fill must be None, 'interpolate', 'zero' or 'ffill', got {self.fill!r}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
 
 
@@ -146,7 +149,7 @@ class SequenceClassifier:
 
     # -- data at the boundary -----------------------------------------------------------------------------
     def _prepare(self, X) -> list[np.ndarray]:
-        cases = as_cases(X)
+        cases = as_cases(X, fill=self.config.fill)
         if hasattr(self, "n_channels_") and cases[0].shape[0] != self.n_channels_:
             raise UserError(f"the classifier was trained on {self.n_channels_} channel(s), this data has "
                             f"{cases[0].shape[0]}; give data with the same channels as the training data")
@@ -209,7 +212,7 @@ class SequenceClassifier:
         show a progress bar (the command layer decides)."""
         cfg = self.config
         cfg.check()
-        raw = as_cases(X)
+        raw = as_cases(X, fill=cfg.fill)
         y = self._labels(y, len(raw))
         self.classes_, ys = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:

@@ -132,6 +132,10 @@ def test_bad_input_messages():
     bad[3][0, 7] = np.nan
     with pytest.raises(UserError, match="NaN"):
         clf.predict(bad)
+    filled = [c.copy() for c in X]
+    filled[3][0, 7] = 0.5 * (X[3][0, 6] + X[3][0, 8])  # what linear interpolation puts there
+    clf.set_params(fill="interpolate")
+    np.testing.assert_allclose(clf.predict_proba(bad), clf.predict_proba(filled), atol=1e-6)
 
 
 def test_stratified_split_keeps_every_class_in_both_parts():
