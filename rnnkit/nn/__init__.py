@@ -1,6 +1,8 @@
 """The neural-network engine: pure NumPy layers with hand-derived gradients (no I/O, no printing).
+Read the recurrent cells first in rnnkit/nn/recurrent/reference.py; the time-delay layer is in tdnn.py,
+pooling over time in pooling.py, masked batch normalisation in norm.py.
 
-    from rnnkit.nn import LSTM, Dense, Embedding, Adam, softmax_cross_entropy, clip_grad_norm
+    from rnnkit.nn import LSTM, TDNN, MeanPool, Dense, Embedding, Adam, softmax_cross_entropy, clip_grad_norm
     from rnnkit.nn.gradcheck import gradcheck   # the module rnnkit.nn.gradcheck is the public checker
 """
 from rnnkit.nn.base import Layer, as_rng
