@@ -79,9 +79,41 @@ def test_generate_streams_and_options(tmp_path, run, capsys):
 
 
 def test_generate_prime_outside_vocabulary_names_characters(run, capsys):
-    assert main(["text", "generate", str(run), "--prime", "to bé!"]) == 2
+    assert main(["text", "generate", str(run), "--prime", "to bé!", "--strict"]) == 2
     line = error_line(capsys)
+    assert "prime text has 2 character(s) the model never saw in training" in line
     assert "'é'" in line and "'!'" in line
+    # default: the characters are dropped, named on one warning line, and the sample is that of the clean prime
+    assert main(["text", "generate", str(run), "--prime", "to bé!!", "--length", "20", "--seed", "3"]) == 0
+    got = capsys.readouterr()
+    assert got.err.strip() == "warning: dropped from the prime 3 character(s) the model never saw in training: " \
+                              "'!' x2, 'é' x1"
+    assert main(["text", "generate", str(run), "--prime", "to b", "--length", "20", "--seed", "3"]) == 0
+    ref = capsys.readouterr()
+    assert got.out == ref.out and got.out.startswith("to b") and ref.err == ""
+
+
+def test_evaluate_skips_unseen_characters_and_strict_refuses(tmp_path, run, capsys):
+    clean = "that is the question, to be or not.\n" * 6
+    dirty = "`" + clean[:40] + "±$" + clean[40:120] + "``" + clean[120:] + "$±"
+    (tmp_path / "clean.txt").write_text(clean, encoding="utf-8")
+    (tmp_path / "dirty.txt").write_text(dirty, encoding="utf-8")
+    assert main(["text", "evaluate", str(run), str(tmp_path / "dirty.txt"), "--score", "to`be$"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert main(["text", "evaluate", str(run), str(tmp_path / "clean.txt"), "--score", "tobe"]) == 0
+    ref = capsys.readouterr().out.splitlines()
+    assert out[0].endswith(f": {len(clean) - 1:,} characters predicted") and ref[0].endswith(out[0].split(":")[-1])
+    assert out[1] == ("skipped (not scored, not fed to the model; --strict refuses them) 7 character(s) the model "
+                      "never saw in training: '`' x3, '$' x2, '±' x2")
+    assert out[2].startswith("loss ") and out[2] == ref[1]  # identical loss: the same text without them
+    assert out[3] == "skipped in --score 2 character(s) the model never saw in training: '$' x1, '`' x1"
+    assert out[4].replace("'to`be$'", "'tobe'") == ref[2]
+    assert main(["text", "evaluate", str(run), str(tmp_path / "dirty.txt"), "--strict"]) == 2
+    line = error_line(capsys)
+    assert "the evaluation text has 3 character(s) the model never saw in training: " in line
+    assert "remove or replace them" in line and "'±'" in line
+    assert main(["text", "evaluate", str(run), "--score", "to`be", "--strict"]) == 2
+    assert "scored text has 1 character(s)" in error_line(capsys)
 
 
 def test_evaluate_and_score(corpus, run, capsys):

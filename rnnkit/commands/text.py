@@ -68,6 +68,8 @@ def register(subparsers) -> None:
     g.add_argument("--num-samples", type=int, default=1, help="samples generated together in one batch")
     g.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                    help="which checkpoint of a run folder (default best)")
+    g.add_argument("--strict", action="store_true",
+                   help="refuse a prime with characters the model never saw (default: drop them with a warning)")
     g.set_defaults(func=run_generate)
 
     e = sub.add_parser("evaluate", help="loss in nats and bits per character on a text; --score a string")
@@ -76,6 +78,9 @@ def register(subparsers) -> None:
     e.add_argument("--score", metavar="STRING", help="print the log-probability of STRING")
     e.add_argument("--replace-bad-bytes", action="store_true", help="replace invalid UTF-8 bytes by U+FFFD")
     e.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    e.add_argument("--strict", action="store_true",
+                   help="refuse text with characters the model never saw (default: skip them, not scored and not "
+                        "fed to the model, and report which)")
     e.set_defaults(func=run_evaluate)
 
 
@@ -157,6 +162,12 @@ def _read_prime_file(path) -> str:
     return read_text_file(path)
 
 
+def _unknown_summary(unknown: dict[str, int]) -> str:
+    """``3 character(s) the model never saw in training: '`' x2, '$' x1`` (most frequent first)."""
+    shown = ", ".join(f"{c!r} x{n}" for c, n in list(unknown.items())[:20]) + (" ..." if len(unknown) > 20 else "")
+    return f"{sum(unknown.values())} character(s) the model never saw in training: {shown}"
+
+
 def run_generate(args) -> int:
     from rnnkit.tasks import text
 
@@ -164,7 +175,12 @@ def run_generate(args) -> int:
         raise UserError("give --prime or --prime-file, not both")
     prime = _read_prime_file(args.prime_file) if args.prime_file else args.prime
     lm = text.load(args.run, prefer=args.checkpoint)
-    lm.vocab.encode(prime, what="prime text")  # name unknown characters before anything is printed
+    if args.strict:
+        lm.vocab.encode(prime, what="prime text")  # name unknown characters before anything is printed
+    else:
+        prime, unknown = lm.vocab.drop_unknown(prime)
+        if unknown:
+            print(f"warning: dropped from the prime {_unknown_summary(unknown)}", file=sys.stderr)
     if args.num_samples == 1:
         _stream(lm, prime, args.length, args.temperature, args.top_k, args.seed)
         sys.stdout.write("\n")
@@ -186,11 +202,15 @@ def run_evaluate(args) -> int:
     lm = text.load(args.run, prefer=args.checkpoint)
     if args.files:
         corpus, sources = read_texts(args.files, errors="replace" if args.replace_bad_bytes else "strict")
-        m = text.evaluate(lm, corpus)
+        m = text.evaluate(lm, corpus, strict=args.strict)
         print(f"{', '.join(sources)}: {m['chars']:,} characters predicted")
+        if m["skipped"]:
+            print(f"skipped (not scored, not fed to the model; --strict refuses them) {_unknown_summary(m['unknown'])}")
         print(f"loss {m['loss']:.4f} nats/char | {m['bits_per_char']:.4f} bits/char | perplexity {m['perplexity']:.3f}")
     if args.score is not None:
-        s = text.score(lm, args.score)
+        s = text.score(lm, args.score, strict=args.strict)
+        if s["skipped"]:
+            print(f"skipped in --score {_unknown_summary(s['unknown'])}")
         print(f"log-probability of {args.score!r}: {s['logprob']:.4f} nats ({-s['bits']:.3f} bits), "
               f"{s['chars']} characters, {s['logprob'] / s['chars']:.4f} nats/char")
     return 0

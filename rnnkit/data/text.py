@@ -163,6 +163,22 @@ class CharVocab:
         missing = codes[~np.isin(codes, self.codes_)]
         return [chr(int(c)) for c in missing]
 
+    def drop_unknown(self, text: str) -> tuple[str, dict[str, int]]:
+        """``(kept, unknown)``: ``text`` without the characters outside the vocabulary, and how many times
+        each of those occurred (most frequent first). The lenient path of evaluate, score and the prime."""
+        parts, counts = [], {}
+        for start in range(0, len(text), _CHUNK_CHARS):
+            codes = _code_points(text, start, start + _CHUNK_CHARS)
+            known = np.isin(codes, self.codes_)
+            if known.all():
+                parts.append(text[start : start + _CHUNK_CHARS])
+                continue
+            bad, n = np.unique(codes[~known], return_counts=True)
+            for code, k in zip(bad.tolist(), n.tolist()):
+                counts[chr(code)] = counts.get(chr(code), 0) + k
+            parts.append(codes[known].astype("<u4").tobytes().decode("utf-32-le"))
+        return "".join(parts), dict(sorted(counts.items(), key=lambda ck: (-ck[1], ck[0])))
+
     def encode(self, text: str, what: str = "text", check: bool = True) -> np.ndarray:
         """Ids of ``text`` in the vocabulary's dtype; UserError naming any character not in it.
 

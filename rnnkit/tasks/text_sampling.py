@@ -1,8 +1,12 @@
 """Using a trained character model: sample text, measure loss on a text, score a string.
 
     generate(lm, prime="ROMEO:", length=300, temperature=0.8, top_k=None, seed=0, num_samples=1, on_text=None)
-    evaluate(lm, text)   -> {"loss": nats/char, "bits_per_char", "perplexity", "chars"}
-    score(lm, string)    -> {"logprob": nats, "bits", "chars", "per_char": [...]}
+    evaluate(lm, text)   -> {"loss": nats/char, "bits_per_char", "perplexity", "chars", "skipped", "unknown"}
+    score(lm, string)    -> {"logprob": nats, "bits", "chars", "per_char": [...], "skipped", "unknown"}
+
+Characters the model never saw in training have no probability in it, so by default they are skipped: not
+scored and not fed to the model (the text is used as if they were not there), and the counts are returned
+(``unknown``: {char: count}, ``skipped``: their total). ``strict=True`` raises UserError naming them instead.
 
 Sampling advances all samples together one character at a time with the recurrent layer's ``step`` and a
 precomputed ``embedding @ W_x`` table, so the Python work per character is a handful of small array ops.
@@ -43,8 +47,17 @@ def _warm_text(lm, prime: str, warmup: str | None) -> str:
     return warmup + brk + prime
 
 
+def _known(lm, text: str, strict: bool, what: str) -> tuple[str, dict[str, int]]:
+    """``text`` without characters outside the vocabulary and their counts; strict: UserError naming them."""
+    if strict:
+        lm.vocab.encode(text, what=what)
+        return text, {}
+    return lm.vocab.drop_unknown(text)
+
+
 def generate(lm, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
-             seed=None, num_samples: int = 1, on_text=None, warmup: str | None = None) -> list[str]:
+             seed=None, num_samples: int = 1, on_text=None, warmup: str | None = None,
+             strict: bool = False) -> list[str]:
     """Sample ``num_samples`` continuations of ``prime`` (each ``length`` characters), all in one batch.
 
     temperature: logits are divided by it before the softmax. Lower is more conservative and repetitive,
@@ -55,6 +68,8 @@ def generate(lm, prime: str = "", length: int = 500, temperature: float = 1.0, t
     on_text(chars): called after every step with a list of ``num_samples`` new characters (for streaming).
     warmup: text read (not returned) before a paragraph break and the prime; None: the model's stored
         warm-up (the last characters of its training split), "" for none.
+    strict: a prime character the model never saw raises UserError; by default it is dropped (see
+        CharVocab.drop_unknown to learn which were).
     Returns the continuations (without the prime). An empty prime starts from a line break.
     """
     if length < 0:
@@ -67,7 +82,7 @@ def generate(lm, prime: str = "", length: int = 500, temperature: float = 1.0, t
         raise UserError(f"num_samples must be at least 1, got {num_samples}")
     rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
     model, vocab = lm.model, lm.vocab
-    vocab.encode(prime, what="prime text")  # name characters outside the vocabulary
+    prime, _ = _known(lm, prime, strict, "prime text")
     ids = vocab.encode(_warm_text(lm, prime, warmup), what="prime text").astype(np.intp)
     B, V = int(num_samples), len(vocab)
     state = None
@@ -119,37 +134,57 @@ def _nll_sums(lm, ids: np.ndarray, streams: int, burn_in: int, chunk: int) -> tu
     return total, count
 
 
-def evaluate(lm, text, streams: int = 32, burn_in: int = 256, chunk: int = 256, max_chars: int | None = None) -> dict:
+def evaluate(lm, text, streams: int = 32, burn_in: int = 256, chunk: int = 256, max_chars: int | None = None,
+             strict: bool = False) -> dict:
     """Mean loss per character of ``text`` (a str or encoded ids), each character given all before it.
 
     The text is read as ``streams`` parallel spans, each warmed up on the ``burn_in`` characters before it,
     which matches reading it in one pass while running ``streams`` rows per matrix product. ``max_chars``
-    limits the evaluation to the first characters. Returns loss (nats/char), bits_per_char, perplexity, chars.
+    limits the evaluation to the first characters (counted after skipping). Characters the model never saw
+    are skipped (see the module docstring; ``strict=True``: UserError). Returns loss (nats/char),
+    bits_per_char, perplexity, chars (characters predicted), skipped and unknown ({char: count}).
     """
-    ids = lm.vocab.encode(text, what="evaluation text") if isinstance(text, str) else np.asarray(text)
+    unknown = {}
+    if isinstance(text, str):
+        text, unknown = _known(lm, text, strict, "evaluation text")
+        ids = lm.vocab.encode(text, check=False)
+    else:
+        ids = np.asarray(text)
     if max_chars is not None:
         ids = ids[: int(max_chars)]
     if len(ids) < 2:
-        raise UserError(f"need at least 2 characters to evaluate, got {len(ids)}")
+        why = f" after skipping {sum(unknown.values())} the model never saw" if unknown else ""
+        raise UserError(f"need at least 2 characters to evaluate, got {len(ids)}{why}")
     total, count = _nll_sums(lm, ids, streams, burn_in, chunk)
     loss = total / count
-    return {"loss": loss, "bits_per_char": loss / LN2, "perplexity": math.exp(loss), "chars": count}
+    return {"loss": loss, "bits_per_char": loss / LN2, "perplexity": math.exp(loss), "chars": count,
+            "skipped": sum(unknown.values()), "unknown": unknown}
 
 
-def score(lm, string: str, context: str | None = None) -> dict:
+def score(lm, string: str, context: str | None = None, strict: bool = False) -> dict:
     """Log-probability of ``string`` under the model, character by character.
 
     Each character is predicted from those before it; the first one from the state after reading
     ``context`` (default: a line break, i.e. the string starts a line). Returns logprob (nats, <= 0),
-    bits (its base-2 magnitude), chars and per_char (the log-probability of each character).
+    bits (its base-2 magnitude), chars and per_char (the log-probability of each scored character), skipped
+    and unknown: characters the model never saw, in the string or the context, are skipped (module docstring).
     """
     if not string:
         raise UserError("nothing to score: the string is empty")
-    ctx = _start_text(lm, context or "")
-    ids = lm.vocab.encode(ctx + string, what="scored text").astype(np.intp)
+    string, unknown = _known(lm, string, strict, "scored text")
+    context, unknown_ctx = _known(lm, context or "", strict, "scoring context")
+    for c, n in unknown_ctx.items():
+        unknown[c] = unknown.get(c, 0) + n
+    unknown = dict(sorted(unknown.items(), key=lambda ck: (-ck[1], ck[0])))
+    if not string:
+        raise UserError(f"nothing to score: every character of the string ({', '.join(map(repr, unknown))}) is "
+                        "one the model never saw in training")
+    ctx = _start_text(lm, context)
+    ids = lm.vocab.encode(ctx + string, check=False).astype(np.intp)
     logits, _ = lm.model.forward(ids[None, :-1], None, training=False)
     lp = log_softmax(logits[0].astype(np.float64), axis=-1)
     targets = ids[len(ctx):]
     per_char = lp[np.arange(len(ctx) - 1, len(ids) - 1), targets]
     logprob = float(per_char.sum())
-    return {"logprob": logprob, "bits": -logprob / LN2, "chars": len(string), "per_char": per_char.tolist()}
+    return {"logprob": logprob, "bits": -logprob / LN2, "chars": len(string), "per_char": per_char.tolist(),
+            "skipped": sum(unknown.values()), "unknown": unknown}

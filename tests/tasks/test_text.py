@@ -188,7 +188,9 @@ def test_generate_options():
     out = text.generate(lm, prime="t", length=10, seed=2, on_text=lambda chars: streamed.append(chars[0]))[0]
     assert "".join(streamed) == out
     with pytest.raises(UserError, match=r"prime text.*'Q'"):
-        text.generate(lm, prime="Quiet")
+        text.generate(lm, prime="Quiet", strict=True)
+    # lenient default: characters the model never saw are dropped from the prime, nothing else changes
+    assert text.generate(lm, prime="Q±the", length=30, seed=4) == text.generate(lm, prime="the", length=30, seed=4)
 
 
 def test_step_matches_forward():
@@ -275,3 +277,40 @@ def test_token_input_gives_the_embedding_path_numbers(cell):
     for k in ga:
         np.testing.assert_allclose(gb[k], ga[k], rtol=1e-11, atol=1e-13, err_msg=k)
     assert not CharRNN(300, cell, hidden_size=6, embedding_dim=4, rng=0).token_input  # large vocabulary
+
+
+def test_drop_unknown_counts_exactly_across_chunks(monkeypatch):
+    from collections import Counter
+
+    import rnnkit.data.text as data_text
+
+    monkeypatch.setattr(data_text, "_CHUNK_CHARS", 7)  # many chunks, some clean, some not
+    vocab = data_text.CharVocab("abc ")
+    raw = "ab`c $$a±b  cab`c" * 3 + "abc abc"
+    kept, unknown = vocab.drop_unknown(raw)
+    assert kept == "".join(c for c in raw if c in "abc ")
+    assert unknown == dict(Counter(c for c in raw if c not in "abc ")) == {"`": 6, "$": 6, "±": 3}
+    assert list(unknown) == ["$", "`", "±"]  # most frequent first, ties by character
+
+
+def test_unknown_characters_are_skipped_exactly_and_strict_refuses_them():
+    lm = text.train(text=CORPUS, config=tiny(steps=20), progress=False, log=quiet)
+    clean = CORPUS[:600]
+    dirty = "`" + clean[:100] + "$±" + clean[100:350] + "``" + clean[350:] + "±"
+    m = text.evaluate(lm, dirty, streams=4, burn_in=100)
+    ref = text.evaluate(lm, clean, streams=4, burn_in=100)
+    assert m["unknown"] == {"`": 3, "±": 2, "$": 1} and m["skipped"] == 6
+    assert ref["unknown"] == {} and ref["skipped"] == 0
+    assert m["chars"] == ref["chars"] == len(clean) - 1
+    assert m["loss"] == ref["loss"]  # skipped: neither scored nor read, so bit-identical to the text without them
+    with pytest.raises(UserError, match=r"the evaluation text has 3 character\(s\) the model never saw.*'\$'"):
+        text.evaluate(lm, dirty, strict=True)
+    with pytest.raises(UserError, match="after skipping 3"):
+        text.evaluate(lm, "t``$")
+    s, s_ref = text.score(lm, "the `cat$"), text.score(lm, "the cat")
+    assert s["logprob"] == s_ref["logprob"] and s["chars"] == 7 and s["unknown"] == {"$": 1, "`": 1}
+    assert s["skipped"] == 2
+    with pytest.raises(UserError, match="scored text"):
+        text.score(lm, "the `cat", strict=True)
+    with pytest.raises(UserError, match="nothing to score"):
+        text.score(lm, "$$")
