@@ -104,6 +104,9 @@ def _open_header(path: Path) -> dict:
         raise UserError(f"{path} is a folder, not a checkpoint file; give a .safetensors file or a run folder")
     if not path.exists():
         raise UserError(f"checkpoint {path} does not exist; check the path")
+    if not path.is_file():  # a FIFO or a device would block the open or never end
+        raise UserError(f"checkpoint {path} is not a regular file (a pipe, socket or device?); give a "
+                        ".safetensors file or a run folder")
     try:
         with open(path, "rb") as f:
             head = f.read(8)

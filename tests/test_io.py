@@ -158,3 +158,17 @@ def test_write_json_is_atomic_and_readable(tmp_path):
     p = io.write_json(tmp_path / "config.json", {"b": 1, "a": [1.5]})
     assert json.loads(p.read_text()) == {"a": [1.5], "b": 1}
     assert os.listdir(tmp_path) == ["config.json"]
+
+
+def test_a_fifo_where_a_checkpoint_belongs_is_refused_at_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "best.safetensors"
+    os.mkfifo(fifo)
+    code = ("import sys\nfrom rnnkit.io import load_checkpoint\nfrom rnnkit.errors import UserError\n"
+            f"try:\n    load_checkpoint({str(fifo)!r})\nexcept UserError as e:\n    print(e)\n    sys.exit(3)\n")
+    # in a child with a timeout: before the check, opening the FIFO blocked for ever
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and "not a regular file" in done.stdout
