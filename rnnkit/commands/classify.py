@@ -240,11 +240,17 @@ def run_train(args) -> int:
     return 0
 
 
-def run_predict(args) -> int:
+def _run_options(args) -> tuple:
+    """(model, config, reading options): the run's saved options, overridden by those given now."""
     model, conf = _load_run(args.run)
     opts = {**dict(conf.get("read") or {}), **_read_opts(args)}
     if args.label_col:
         opts["label_col"] = args.label_col
+    return model, conf, opts
+
+
+def run_predict(args) -> int:
+    model, _, opts = _run_options(args)
     X, y = _read(args.file, opts, labelled=False)
     proba = model.predict_proba(X)
     pred = model.classes_[proba.argmax(axis=1)]
@@ -264,10 +270,7 @@ def run_predict(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    model, conf = _load_run(args.run)
-    opts = {**dict(conf.get("read") or {}), **_read_opts(args)}
-    if args.label_col:
-        opts["label_col"] = args.label_col
+    model, conf, opts = _run_options(args)
     X, y = _read(args.test_file, opts)
     X_train = y_train = None
     if not args.no_baselines:

@@ -26,7 +26,9 @@ from rnnkit.tasks.classify_model import MODELS, ClassifierNet
 from rnnkit.tasks.classify_train import Padded, predict_logits, stratified_split, train_net
 
 FORMAT = "rnnkit-classify"
+STATISTICS = ("mean_", "scale_", "ref_", "feature_mean_", "feature_scale_")  # saved as JSON lists
 __all__ = ["SequenceClassifier", "ClassifyConfig", "fit", "AUTO_MODEL", "AUTO_NORMALIZE", "NORMALIZE"]
+
 
 def _choice_key(history, monitor: str) -> tuple:
     """How a candidate's kept epoch ranks (smaller is better): its validation loss, or with
@@ -112,8 +114,23 @@ class SequenceClassifier:
         return np.concatenate([z, np.repeat(f[:, None], c.shape[1], axis=1)])
 
     def _scale_features(self, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
-        """(2C,): log standard deviation and asinh mean of one case, relative to ``ref_``."""
-        return np.concatenate([np.log(sd / self.ref_ + 1e-6), np.arcsinh(mu / self.ref_)])
+        """(..., 2C): log standard deviation and asinh mean of cases (..., C), relative to ``ref_``."""
+        return np.concatenate([np.log(sd / self.ref_ + 1e-6), np.arcsinh(mu / self.ref_)], axis=-1)
+
+    def _fit_statistics(self, raw: list[np.ndarray]) -> None:
+        """Every statistic the normalisations use, from the training cases only (see :meth:`_normalize`)."""
+        values = np.concatenate(raw, axis=1)  # (C, sum of lengths)
+        self.mean_ = values.mean(axis=1)
+        sd = values.std(axis=1)
+        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
+        case_mu = np.stack([c.mean(axis=1) for c in raw])  # (N, C)
+        case_sd = np.stack([c.std(axis=1) for c in raw])
+        ref = np.median(case_sd, axis=0)
+        self.ref_ = np.where(ref > 1e-12, ref, self.scale_)
+        feats = self._scale_features(case_mu, case_sd)  # (N, 2C)
+        self.feature_mean_ = feats.mean(axis=0)
+        fsd = feats.std(axis=0)
+        self.feature_scale_ = np.where(fsd > 1e-6, fsd, 1.0)  # a constant feature stays at 0
 
     @property
     def n_inputs_(self) -> int:
@@ -157,18 +174,7 @@ class SequenceClassifier:
         lengths = np.array([c.shape[1] for c in raw])
         self.max_length_ = int(lengths.max())
         self.stride_ = int(cfg.stride) if cfg.stride else max(1, math.ceil(self.max_length_ / cfg.target_steps))
-        values = np.concatenate(raw, axis=1)  # (C, sum of lengths): the training data only
-        self.mean_ = values.mean(axis=1)
-        sd = values.std(axis=1)
-        self.scale_ = np.where(sd > 1e-12, sd, 1.0)
-        case_mu = np.stack([c.mean(axis=1) for c in raw])  # (N, C)
-        case_sd = np.stack([c.std(axis=1) for c in raw])
-        ref = np.median(case_sd, axis=0)
-        self.ref_ = np.where(ref > 1e-12, ref, np.where(sd > 1e-12, sd, 1.0))
-        feats = np.stack([self._scale_features(m, d) for m, d in zip(case_mu, case_sd)])  # (N, 2C)
-        self.feature_mean_ = feats.mean(axis=0)
-        fsd = feats.std(axis=0)
-        self.feature_scale_ = np.where(fsd > 1e-6, fsd, 1.0)  # a constant feature stays at 0
+        self._fit_statistics(raw)
         rng = as_rng(cfg.random_state)
         seeds = rng.integers(0, 2**31, size=cfg.n_estimators)
         t0 = time.perf_counter()
@@ -176,7 +182,7 @@ class SequenceClassifier:
         self.model_ = self.normalize_ = None
         models = AUTO_MODEL if cfg.model == "auto" else (cfg.model,)
         norms = AUTO_NORMALIZE if cfg.normalize == "auto" else (cfg.normalize,)
-        candidates = [(m, n) for m in models for n in norms]
+        candidates = [(m, n) for n in norms for m in models]  # by normalisation: one copy of the data each
         data = None
         for k, seed in enumerate(seeds):
             if k and cfg.max_minutes is not None and time.perf_counter() - t0 > 60.0 * cfg.max_minutes:
@@ -260,11 +266,10 @@ class SequenceClassifier:
                 tensors[f"net{k}.{name}"] = arr
         meta = {"task": "classify", "format": FORMAT, "config": dataclasses.asdict(self.config),
                 "classes_": [_json_label(v) for v in self.classes_], "n_channels_": int(self.n_channels_),
-                "stride_": int(self.stride_), "max_length_": int(self.max_length_),
-                "mean_": [float(v) for v in self.mean_], "scale_": [float(v) for v in self.scale_],
-                "normalize_": self.normalize_, "model_": self.model_, "n_members_": len(self.nets_), "ref_": [float(v) for v in self.ref_], "feature_mean_": [float(v) for v in self.feature_mean_],
-                "feature_scale_": [float(v) for v in self.feature_scale_],
-                "best_epochs_": self.best_epochs_, "fit_seconds_": float(self.fit_seconds_)}
+                "stride_": int(self.stride_), "max_length_": int(self.max_length_), "normalize_": self.normalize_,
+                "model_": self.model_, "n_members_": len(self.nets_), "best_epochs_": self.best_epochs_,
+                "fit_seconds_": float(self.fit_seconds_),
+                **{name: [float(v) for v in getattr(self, name)] for name in STATISTICS}}
         return tensors, meta
 
     def save(self, path) -> str:
@@ -279,7 +284,8 @@ class SequenceClassifier:
 
         meta = read_meta(path)
         if not isinstance(meta, dict) or meta.get("task") != "classify":
-            raise UserError(f"{path} is not a classifier checkpoint (task {meta.get('task') if isinstance(meta, dict) else None!r})")
+            task = meta.get("task") if isinstance(meta, dict) else None
+            raise UserError(f"{path} is not a classifier checkpoint (task {task!r})")
         try:
             conf = dict(meta["config"])
             conf["channels"], conf["kernels"] = tuple(conf["channels"]), tuple(conf["kernels"])
@@ -293,35 +299,27 @@ class SequenceClassifier:
             self.n_classes_ = len(self.classes_)
             self.n_channels_ = int(meta["n_channels_"])
             self.stride_, self.max_length_ = int(meta["stride_"]), int(meta["max_length_"])
-            self.mean_ = np.array(meta["mean_"], dtype=np.float64)
-            self.scale_ = np.array(meta["scale_"], dtype=np.float64)
             self.normalize_, self.model_ = str(meta["normalize_"]), str(meta["model_"])
             if self.model_ not in MODELS:
                 raise ValueError(f"unknown model_ {self.model_!r}")
             if self.normalize_ not in NORMALIZE[1:]:
                 raise ValueError(f"unknown normalize_ {self.normalize_!r}")
-            self.ref_ = np.array(meta["ref_"], dtype=np.float64)
-            self.feature_mean_ = np.array(meta["feature_mean_"], dtype=np.float64)
-            self.feature_scale_ = np.array(meta["feature_scale_"], dtype=np.float64)
             self.best_epochs_ = list(meta["best_epochs_"])
             self.fit_seconds_ = float(meta["fit_seconds_"])
             C = self.n_channels_
-            if any(a.shape != (C,) for a in (self.mean_, self.scale_, self.ref_)) or any(
-                    a.shape != (2 * C,) for a in (self.feature_mean_, self.feature_scale_)):
-                raise ValueError("the normalisation statistics do not match the channel count")
-            if not all(np.isfinite(a).all() for a in (self.mean_, self.scale_, self.ref_, self.feature_mean_,
-                                                      self.feature_scale_)):
-                raise ValueError("the normalisation statistics are not finite")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"checkpoint {path}: metadata is damaged ({exc}); retrain the classifier") from None
-        try:
+            for name in STATISTICS:
+                value = np.array(meta[name], dtype=np.float64)
+                if value.shape != ((2 * C,) if name.startswith("feature") else (C,)) or not np.isfinite(value).all():
+                    raise ValueError(f"{name} is not {C if not name.startswith('feature') else 2 * C} finite numbers")
+                setattr(self, name, value)
             members = int(meta["n_members_"])
             if not 1 <= members <= self.config.n_estimators:
                 raise ValueError(f"n_members_ {members} outside 1..{self.config.n_estimators}")
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"checkpoint {path}: metadata is damaged ({exc}); retrain the classifier") from None
         nets = [self._new_net(0) for _ in range(members)]
-        expected = {f"net{k}.{n}": a for k, net in enumerate(nets) for n, a in {**net.params, **net.buffers()}.items()}
+        expected = {f"net{k}.{n}": a for k, net in enumerate(nets)
+                    for n, a in {**net.params, **net.buffers()}.items()}
         tensors, _ = load_checkpoint(path, expected=expected)
         for k, net in enumerate(nets):
             arrays = {**net.params, **net.buffers()}

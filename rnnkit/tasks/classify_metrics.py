@@ -11,15 +11,15 @@ import numpy as np
 def report(y_true, y_pred, classes) -> dict:
     """Metrics of predictions ``y_pred`` against ``y_true``; ``classes`` are the labels the model knows.
 
-    Returns accuracy, balanced_accuracy (mean recall over the classes present in y_true), macro_f1 (mean F1
-    over the labels that occur in y_true or y_pred, as scikit-learn computes it), per_class rows (label, support, precision, recall, f1),
-    confusion (rows true, columns predicted, over ``labels``), labels, and unseen (test labels unknown to
-    the model, with counts).
+    Returns accuracy, balanced_accuracy (mean recall over the classes present in y_true), macro_f1 (mean F1 over
+    the labels that occur in y_true or y_pred, as scikit-learn computes it), per_class rows (label, support,
+    precision, recall, f1), confusion (rows true, columns predicted, over ``labels``), labels, and unseen (test
+    labels unknown to the model, with counts).
     """
     y_true = np.asarray(y_true, dtype=object)
     y_pred = np.asarray(y_pred, dtype=object)
-    known = [c for c in classes]
-    unseen = sorted({v for v in y_true.tolist() if v not in set(known)}, key=str)
+    known = list(classes)
+    unseen = sorted(set(y_true.tolist()) - set(known), key=str)
     labels = known + unseen
     index = {v: i for i, v in enumerate(labels)}
     conf = np.zeros((len(labels), len(labels)), dtype=np.int64)

@@ -80,14 +80,12 @@ class _Epochs:
 def predict_logits(net, data: Padded, idx: np.ndarray | None = None, batch_size: int = 64) -> np.ndarray:
     """Logits (N, K) in evaluation mode, in length-sorted batches, returned in the original order."""
     idx = np.arange(len(data)) if idx is None else np.asarray(idx)
-    order = idx[np.argsort(data.lengths[idx], kind="stable")]
+    order = np.argsort(data.lengths[idx], kind="stable")  # positions in idx, shortest case first
     out = np.empty((len(idx), net.head.out_features), dtype=np.float64)
-    pos = {int(r): i for i, r in enumerate(idx)}
     for a in range(0, len(order), batch_size):
-        rows = order[a: a + batch_size]
-        xs, mask = data.batch(rows)
-        logits = net.forward(xs, mask=mask, training=False)
-        out[[pos[int(r)] for r in rows]] = logits
+        pos = order[a: a + batch_size]
+        xs, mask = data.batch(idx[pos])
+        out[pos] = net.forward(xs, mask=mask, training=False)
     return out
 
 
