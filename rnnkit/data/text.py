@@ -66,11 +66,12 @@ def resolve_paths(specs: list[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def read_text_file(path: str | os.PathLike, errors: str = "strict") -> str:
+def read_text_file(path: str | os.PathLike, errors: str = "strict",
+                   fix: str = "convert the file to UTF-8 or pass --replace-bad-bytes") -> str:
     """Decode one UTF-8 file (a leading BOM is dropped).
 
     ``errors="strict"`` raises UserError naming the file, byte offset and line of the first invalid
-    byte; ``errors="replace"`` turns bad bytes into U+FFFD instead.
+    byte, and ``fix``; ``errors="replace"`` turns bad bytes into U+FFFD instead.
     """
     path = Path(path)
     try:
@@ -87,7 +88,7 @@ def read_text_file(path: str | os.PathLike, errors: str = "strict") -> str:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise UserError(
             f"{path} is not valid UTF-8: byte 0x{raw[exc.start]:02x} at byte offset {exc.start} (line {line}) "
-            f"({exc.reason}); convert the file to UTF-8 or pass --replace-bad-bytes"
+            f"({exc.reason}); {fix}"
         ) from None
     if not text:
         raise UserError(f"{path} is empty; give a file with text in it")

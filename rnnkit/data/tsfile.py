@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data.layout import FILLS, fill_missing
+from rnnkit.data.text import read_text_file
 from rnnkit.errors import UserError
 
 MISSING = ("?", "nan", "NaN", "NAN")  # tokens read as a missing value (besides an empty CSV cell)
@@ -19,17 +20,9 @@ FILL_HINT = "set fill to 'interpolate', 'zero' or 'ffill' (--fill in the CLI) to
 
 def _read_text(path) -> tuple[Path, str]:
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise UserError(f"{path}: is a directory; give the data file inside it")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")  # a leading byte-order mark is not data
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise UserError(f"{path}:{line}: invalid UTF-8 at byte offset {e.start} (byte 0x{data[e.start]:02x}); "
-                        "save the file as UTF-8") from None
+    text = read_text_file(path, fix="save the file as UTF-8")  # missing, empty, invalid UTF-8 (file, line, byte)
     if not text.strip():
         raise UserError(f"{path}: the file is empty; give a file with data")
     return path, text

@@ -97,11 +97,11 @@ def test_bad_files(tmp_path):
         read_ts(tmp_path / "missing.ts")
     with pytest.raises(UserError, match="is a directory"):
         read_ts(tmp_path)
-    bad(tmp_path, "", "f.ts: the file is empty")
+    bad(tmp_path, "", "f.ts is empty")
     bad(tmp_path, "\n  \n", "the file is empty")
     bad(tmp_path, "@problemName x\n@classLabel true a\n", "no @data line")
-    msg = bad(tmp_path, HEAD.encode() + b"1,2:a\n1,\xff2:b\n", "f.ts:8:", "invalid UTF-8", "byte offset",
-              mode="wb")
+    msg = bad(tmp_path, HEAD.encode() + b"1,2:a\n1,\xff2:b\n", "f.ts is not valid UTF-8", "(line 8)",
+              "byte offset", "save the file as UTF-8", mode="wb")
     assert f"offset {len(HEAD) + 8}" in msg
     bad(tmp_path, "1,2:a\n@data\n", "f.ts:1:", "data before the @data line")
     bad(tmp_path, "@univariate maybe\n@data\n", "f.ts:1:", "true or false")
@@ -168,7 +168,7 @@ def test_csv_cases(tmp_path):
 
 def test_csv_cases_bad(tmp_path):
     r = read_csv_cases
-    bad(tmp_path, "", "the file is empty", name="c.csv", reader=r)
+    bad(tmp_path, "", "c.csv is empty", name="c.csv", reader=r)
     bad(tmp_path, "t0,label\n", "no data rows", name="c.csv", reader=r)
     bad(tmp_path, "t0,t1,label\n1,,a\n1,2,\n", "c.csv:3:", "label", "empty", name="c.csv", reader=r)
     bad(tmp_path, "t0,t1,label\n1,x,a\n", "c.csv:2:", "column 't1' (column 2)", "'x'", name="c.csv", reader=r)
