@@ -33,7 +33,7 @@ def _tdnn(g: Graph, conv, x: str, lengths: str, name: str) -> tuple[str, str]:
     """A TDNN on channels-first x (B, D, T), padded inputs zeroed -> (y (B, C, T'), output lengths (B,))."""
     left, right = conv._pads()
     x = _where_valid(g, x, _mask(g, x, lengths, 2), 1)
-    W = conv.params["W"].transpose(2, 1, 0).astype(np.float32)  # (K, D, C) -> Conv's (C, D, K)
+    W = conv.torch_state_dict()["weight"].astype(np.float32)  # Conv's (C, D, K) layout
     inputs = [x, g.const(W, f"{name}.W")]
     if "b" in conv.params:
         inputs.append(g.const(conv.params["b"].astype(np.float32), f"{name}.b"))

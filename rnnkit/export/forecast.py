@@ -12,9 +12,10 @@ from statistics import NormalDist
 import numpy as np
 
 from rnnkit.errors import UserError
-from rnnkit.export.graph import DOUBLE, FLOAT, INT64, Graph, batch_first_to_time_major, dense
+from rnnkit.export.graph import FLOAT, INT64, Graph, batch_first_to_time_major, dense
 from rnnkit.export.onnx import Export, exporter
 from rnnkit.export.recurrent import emit
+from rnnkit.tasks.forecast_models import LOG_SIGMA_MAX, LOG_SIGMA_MIN
 
 _F32, _F64 = 1, 11  # TensorProto.FLOAT, TensorProto.DOUBLE for Cast
 
@@ -44,7 +45,8 @@ def _net(g: Graph, net, xs: str, fut: str | None, L: int, D: int, k: int) -> tup
     if net.highway:
         window = g.op("Squeeze", _cols(g, _cols(g, xs, L - net.highway, L, 1), 0, 1, 2), g.ints(2))
         mu = g.op("Add", mu, dense(g, window, p["skip.W"], p["skip.b"], f"net{k}.skip"))
-    log_sigma = g.op("Clip", _cols(g, out, K, 2 * K, 1), g.const(-7.0, "lo"), g.const(5.0, "hi"))
+    log_sigma = g.op("Clip", _cols(g, out, K, 2 * K, 1), g.const(LOG_SIGMA_MIN, "lo"),
+                      g.const(LOG_SIGMA_MAX, "hi"))
     return mu, log_sigma
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from rnnkit.errors import UserError
 
@@ -30,15 +29,9 @@ def _classify(path: Path):
 
 
 def _memory(path: Path):
-    from rnnkit import io
-    from rnnkit.tasks import memory as M
+    from rnnkit.tasks.memory import load
 
-    cfg = io.read_meta(path)["config"]
-    model = M.build_model(M.get_task(cfg["task"]), cfg["cell"], cfg["hidden_size"], cfg["num_layers"],
-                          cfg["forget_bias"], np.dtype(cfg.get("dtype", "float32")), rng=0)
-    tensors, _ = io.load_checkpoint(path, expected=model.params)  # names, shapes, dtypes, finite values
-    model.load_state_dict(tensors)
-    return model
+    return load(path)[0]
 
 
 def _is_memory(meta: dict) -> bool:

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnkit.nn.activations import sigmoid  # 1 / (1 + exp(-a)), as 0.5 (1 + tanh(a / 2)): no overflow
 from rnnkit.nn.base import Layer
-
-
-def sigmoid(a):
-    return 0.5 * np.tanh(0.5 * a) + 0.5  # = 1 / (1 + exp(-a)), without overflow for large |a|
 
 
 class Cell(Layer):
