@@ -8,22 +8,60 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from threadpoolctl import threadpool_limits
 
+from rnnkit import __version__
+from rnnkit.commands.options import int_range
 from rnnkit.errors import UserError
 
 # Order is the order shown in ``rnnkit --help``.
 COMMANDS = ("text", "forecast", "classify", "memory", "inspect", "gradcheck", "export", "demo")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that states every option's default: appended as "(default: X)" unless the text already says
+    what the default is; a None default must be explained in the help text itself."""
+
+    def _get_help_string(self, action) -> str:
+        text = _plain(action.help or "")
+        default = action.default
+        if ("default" in text.lower() or default in (None, False, argparse.SUPPRESS) or not action.option_strings
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+            return text
+        shown = (", ".join(map(str, default)) or "none") if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})".strip()
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(_plain(text))
+
+
+def _plain(text: str) -> str:
+    """Docstring markup out of help pages: ``code`` and :role:`target` become plain words."""
+    return re.sub(r":[a-z]+:`([^`]*)`", r"\1", text).replace("``", "")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with rnnkit's help formatter and a one-line error (no usage block): exit status 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rnnkit",
         description="Recurrent neural networks from first principles (NumPy, hand-derived BPTT).",
     )
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("--threads", type=int_range(1, 256), default=1, metavar="N",
                         help="BLAS threads (default 1: the recurrent layers already run their weight-gradient "
                              "GEMMs on a second thread, and on 2 cores one BLAS thread measured fastest)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,12 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad option (already reported in one line)
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
-    if args.threads < 1:
-        print("rnnkit: error: --threads must be at least 1", file=sys.stderr)
         return 2
     try:
         with threadpool_limits(limits=args.threads):

@@ -1,0 +1,130 @@
+"""Typed option parsers shared by every subcommand (``type=positive_float`` and friends), the memory-size
+guard for sizes a user can type, and the ``--out`` checks: one place where bad numbers become one line naming
+the option (argparse adds the option's name to the message of an ``ArgumentTypeError``; exit status 2)."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+from rnnkit.errors import UserError
+
+MAX_COUNT = 10**9  # steps, epochs, lengths...: a loop of more iterations than this never ends in practice
+MAX_SEED = 2**63 - 1
+
+
+def _number(text: str, kind):
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def int_range(lo: int | None = None, hi: int | None = MAX_COUNT):
+    """An argparse type: a whole number with lo <= n <= hi (None: unbounded on that side)."""
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if lo is not None and value < lo:
+            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"must be at most {hi:,}, got {value:,}")
+        return value
+    parse.__name__ = "whole number"  # argparse's fallback message names the type
+    return parse
+
+
+def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                hi_open: bool = False):
+    """An argparse type: a finite number in [lo, hi] (an open end with lo_open / hi_open)."""
+    def parse(text: str) -> float:
+        value = _number(text, float)
+        if lo is not None and (value <= lo if lo_open else value < lo):
+            raise argparse.ArgumentTypeError(f"must be {'above' if lo_open else 'at least'} {lo:g}, got {text}")
+        if hi is not None and (value >= hi if hi_open else value > hi):
+            raise argparse.ArgumentTypeError(f"must be {'below' if hi_open else 'at most'} {hi:g}, got {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+positive_int = int_range(1)
+nonneg_int = int_range(0)
+seed_int = int_range(0, MAX_SEED)
+finite_float = float_range()
+positive_float = float_range(0.0, lo_open=True)
+nonneg_float = float_range(0.0)
+probability = float_range(0.0, 1.0, lo_open=True, hi_open=True)  # strictly between 0 and 1
+fraction = float_range(0.0, 1.0, hi_open=True)  # 0 <= p < 1 (a held-out share, a dropout rate)
+learning_rate = float_range(0.0, 10.0, lo_open=True)
+MIN_MINUTES = 0.01  # 0.6 s: below this no training step (let alone an evaluation) fits in the budget
+minutes = float_range(MIN_MINUTES, 60.0 * 24 * 365)
+
+
+def available_bytes() -> int:
+    """Physical memory of the machine (bytes); a generous stand-in when the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return 64 << 30
+
+
+def check_memory(nbytes: float, what: str, fix: str) -> None:
+    """UserError when ``nbytes`` (an estimate) exceeds the machine's memory. what: the options named
+    (``--hidden-size 100000``); fix: how to get under it."""
+    have = available_bytes()
+    if nbytes > have:
+        raise UserError(f"{what} would need about {_size(nbytes)} of memory, more than this machine has "
+                        f"({_size(have)}); {fix}")
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+def recurrent_bytes(hidden_size: int, num_layers: int, input_size: int, batch: int, length: int,
+                    gates: int = 4, itemsize: int = 4) -> float:
+    """Rough memory of training a recurrent stack: weights with gradient and two Adam moments, plus the
+    activations BPTT keeps, (B, T, G*H) per layer. Good to a factor of about two: it is meant to catch
+    sizes that cannot fit, not to plan close to the limit."""
+    H, L, D, G = float(hidden_size), float(num_layers), float(input_size), float(gates)
+    weights = G * H * (D + H + 1) + (L - 1) * G * H * (2 * H + 1)
+    activations = L * batch * length * (G + 2) * H
+    return (4 * weights + 2 * activations) * itemsize
+
+
+def out_folder(path, option: str = "--out") -> Path:
+    """Create the run folder ``path`` (and its parents), or a UserError naming the option: a path that is an
+    existing file, or one that cannot be created (no permission, a file in the way, a name too long)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{option} {out} is an existing file, not a folder; give a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{option} {out}: cannot create the folder ({exc.strerror or exc}); pick another "
+                        f"{option}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {out}: the folder is not writable; pick another {option}")
+    return out
+
+
+def out_file(path, option: str = "--out") -> Path:
+    """Check an output file path before any work: not a folder, and its folder exists (created if needed)
+    and is writable; an existing regular file is replaced."""
+    out = Path(path)
+    if out.is_dir():
+        raise UserError(f"{option} {out} is a folder; give a file path")
+    if out.exists() and not out.is_file():
+        raise UserError(f"{option} {out} is not a regular file; give a file path")
+    parent = out.parent if str(out.parent) else Path(".")
+    out_folder(parent, option)
+    return out
