@@ -52,6 +52,16 @@ def float_range(lo: float | None = None, hi: float | None = None, *, lo_open: bo
     return parse
 
 
+def one_of(*names: str):
+    """An argparse type: one of ``names`` (like ``choices=``, for options whose other settings stay put)."""
+    def parse(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(names)}, got {text!r}")
+        return text
+    parse.__name__ = "name"
+    return parse
+
+
 positive_int = int_range(1)
 nonneg_int = int_range(0)
 seed_int = int_range(0, MAX_SEED)
@@ -128,3 +138,47 @@ def out_file(path, option: str = "--out") -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     out_folder(parent, option)
     return out
+
+
+def _creatable(out: Path) -> None:
+    """ArgumentTypeError unless the folder ``out`` exists or could be made: the nearest existing ancestor
+    is a folder we may write into, and no name is longer than the file system allows."""
+    for part in out.parts:
+        if len(os.fsencode(part)) > 255:
+            raise argparse.ArgumentTypeError(f"{out}: the name {part[:20]!r}... is longer than 255 bytes")
+    probe = out
+    while not probe.exists():
+        if probe.is_symlink():
+            raise argparse.ArgumentTypeError(f"{out}: {probe} is a dangling symbolic link")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise argparse.ArgumentTypeError(f"{out} cannot be created: {probe} is a file, not a folder")
+    if probe != out and not os.access(probe, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{out} cannot be created: no permission to write in {probe}")
+
+
+def folder_path(text: str) -> str:
+    """An argparse type for a run folder given with --out: refused at once when it is an existing file or
+    cannot be created (the folder itself is made later, by the command)."""
+    out = Path(os.path.expanduser(text))
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    if out.exists() and not out.is_dir():
+        raise argparse.ArgumentTypeError(f"{out} is an existing file, not a folder; give a folder path")
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{out}: the folder is not writable; give another folder")
+    _creatable(out)
+    return str(out)
+
+
+def file_path(text: str) -> str:
+    """An argparse type for an output file: not a folder or a special file; its folder exists or can be made."""
+    out = Path(os.path.expanduser(text))
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file path, got an empty string")
+    if out.is_dir():
+        raise argparse.ArgumentTypeError(f"{out} is a folder; give a file path")
+    if out.exists() and not out.is_file():
+        raise argparse.ArgumentTypeError(f"{out} is not a regular file; give a file path")
+    _creatable(out.parent)
+    return str(out)

@@ -6,30 +6,31 @@ import sys
 import time
 from pathlib import Path
 
+from rnnkit.commands import options as O
 from rnnkit.errors import UserError
 
 _TRAIN_FLAGS = {  # flag -> (TextConfig field, type, help)
-    "--cell": ("cell", str, "recurrent cell: gru, lstm, elman or jordan (default gru)"),
-    "--hidden-size": ("hidden_size", int, "units per recurrent layer (default 384)"),
-    "--num-layers": ("num_layers", int, "stacked recurrent layers (default 1)"),
-    "--embedding-dim": ("embedding_dim", int, "character embedding size (default 64)"),
-    "--dropout": ("dropout", float, "dropout between layers and before the output (default 0)"),
-    "--dtype": ("dtype", str, "float32 (default) or float64"),
-    "--batch-size": ("batch_size", int, "parallel streams per batch (default 32)"),
-    "--seq-len": ("seq_len", int, "characters per chunk, the truncated-BPTT length (default 64)"),
-    "--val-fraction": ("val_fraction", float, "last fraction of the corpus used for validation (default 0.1)"),
+    "--cell": ("cell", O.one_of("gru", "lstm", "elman", "jordan"), "recurrent cell: gru, lstm, elman or jordan (default gru)"),
+    "--hidden-size": ("hidden_size", O.int_range(1, 1 << 16), "units per recurrent layer (default 384)"),
+    "--num-layers": ("num_layers", O.int_range(1, 64), "stacked recurrent layers (default 1)"),
+    "--embedding-dim": ("embedding_dim", O.int_range(1, 1 << 16), "character embedding size (default 64)"),
+    "--dropout": ("dropout", O.fraction, "dropout between layers and before the output (default 0)"),
+    "--dtype": ("dtype", O.one_of("float32", "float64"), "float32 (default) or float64"),
+    "--batch-size": ("batch_size", O.int_range(1, 1 << 20), "parallel streams per batch (default 32)"),
+    "--seq-len": ("seq_len", O.int_range(1, 1 << 20), "characters per chunk, the truncated-BPTT length (default 64)"),
+    "--val-fraction": ("val_fraction", O.probability, "last fraction of the corpus used for validation (default 0.1)"),
     "--separator": ("separator", str, "text put between files (default a blank line)"),
-    "--lr": ("lr", float, "peak learning rate of Adam (default 2e-3)"),
-    "--min-lr": ("min_lr", float, "learning rate at the end of the cosine decay (default 1e-4)"),
-    "--warmup-steps": ("warmup_steps", int, "linear warm-up steps (default 20)"),
-    "--weight-decay": ("weight_decay", float, "L2 weight decay (default 0)"),
-    "--clip": ("clip", float, "global gradient-norm clipping (default 5.0)"),
-    "--eval-every": ("eval_every", int, "evaluate and checkpoint every N steps (default: 10 times per budget)"),
-    "--eval-minutes": ("eval_minutes", float, "with a time budget: minutes between evaluations (default a tenth)"),
-    "--eval-chars": ("eval_chars", int, "validation characters per evaluation (default 200000)"),
-    "--sample-length": ("sample_length", int, "characters of the sample printed at each evaluation (default 200)"),
-    "--keep-last": ("keep_last", int, "step checkpoints kept besides the best (default 3)"),
-    "--seed": ("seed", int, "random seed: the same seed and --steps give a bit-identical run (default 0)"),
+    "--lr": ("lr", O.learning_rate, "peak learning rate of Adam (default 2e-3)"),
+    "--min-lr": ("min_lr", O.nonneg_float, "learning rate at the end of the cosine decay (default 1e-4)"),
+    "--warmup-steps": ("warmup_steps", O.nonneg_int, "linear warm-up steps (default 20)"),
+    "--weight-decay": ("weight_decay", O.nonneg_float, "L2 weight decay (default 0)"),
+    "--clip": ("clip", O.nonneg_float, "global gradient-norm clipping, 0 = off (default 5.0)"),
+    "--eval-every": ("eval_every", O.positive_int, "evaluate and checkpoint every N steps (default: 10 times per budget)"),
+    "--eval-minutes": ("eval_minutes", O.minutes, "with a time budget: minutes between evaluations (default a tenth)"),
+    "--eval-chars": ("eval_chars", O.int_range(2), "validation characters per evaluation (default 200000)"),
+    "--sample-length": ("sample_length", O.int_range(0, 1 << 20), "characters of the sample printed at each evaluation (default 200)"),
+    "--keep-last": ("keep_last", O.positive_int, "step checkpoints kept besides the best (default 3)"),
+    "--seed": ("seed", O.seed_int, "random seed: the same seed and --steps give a bit-identical run (default 0)"),
 }
 
 
@@ -44,11 +45,11 @@ def register(subparsers) -> None:
                                    "reference that ships with the interpreter) is used. Ctrl-C (or SIGTERM) stops "
                                    "after the current step and saves a checkpoint; a second one aborts.")
     t.add_argument("files", nargs="*", metavar="FILE_OR_FOLDER", help="UTF-8 text files, folders or globs")
-    t.add_argument("--out", help="run folder (default runs/text-<date>-<time>)")
-    t.add_argument("--minutes", type=float, help="time budget (default 3 when --steps is not given)")
-    t.add_argument("--steps", type=int, help="number of training steps (each: batch-size x seq-len characters)")
-    t.add_argument("--resume", metavar="RUN", help="continue a run exactly from its latest checkpoint")
-    t.add_argument("--init-from", metavar="CKPT", help="start from these weights (fine-tune); counters reset")
+    t.add_argument("--out", type=O.folder_path, help="run folder (default runs/text-<date>-<time>)")
+    t.add_argument("--minutes", type=O.minutes, help="time budget in minutes (default 3 when --steps is not given)")
+    t.add_argument("--steps", type=O.positive_int, help="number of training steps (each: batch-size x seq-len characters; default: none, the time budget decides)")
+    t.add_argument("--resume", metavar="RUN", help="continue a run exactly from its latest checkpoint (default: start a new run)")
+    t.add_argument("--init-from", metavar="CKPT", help="start from these weights (fine-tune); counters reset (default: random initial weights)")
     t.add_argument("--replace-bad-bytes", action="store_true", help="replace invalid UTF-8 bytes by U+FFFD")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     for flag, (field, typ, text) in _TRAIN_FLAGS.items():
@@ -58,14 +59,14 @@ def register(subparsers) -> None:
     g = sub.add_parser("generate", help="sample text from a trained run, streamed to stdout")
     g.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
     g.add_argument("--prime", default="", help="text the sample continues (default: start of a line)")
-    g.add_argument("--prime-file", help="read the prime text from this UTF-8 file")
-    g.add_argument("--length", type=int, default=500, help="characters to generate per sample (default 500)")
-    g.add_argument("--temperature", type=float, default=0.8,
+    g.add_argument("--prime-file", help="read the prime text from this UTF-8 file (default: none, use --prime)")
+    g.add_argument("--length", type=O.int_range(0, 10**7), default=500, help="characters to generate per sample (default 500)")
+    g.add_argument("--temperature", type=O.float_range(0.0, 100.0), default=0.8,
                    help="divides the logits: lower is safer and more repetitive, higher more varied and "
                         "error-prone; 1 samples the model as trained; 0 is greedy (default 0.8)")
-    g.add_argument("--top-k", type=int, help="sample only among the k most likely characters")
-    g.add_argument("--seed", type=int, help="sampling seed (same seed, same text)")
-    g.add_argument("--num-samples", type=int, default=1, help="samples generated together in one batch")
+    g.add_argument("--top-k", type=O.positive_int, help="sample only among the k most likely characters (default: all)")
+    g.add_argument("--seed", type=O.seed_int, help="sampling seed: same seed, same text (default: a fresh random seed)")
+    g.add_argument("--num-samples", type=O.int_range(1, 10**4), default=1, help="samples generated together in one batch (default 1)")
     g.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                    help="which checkpoint of a run folder (default best)")
     g.add_argument("--strict", action="store_true",
@@ -75,9 +76,10 @@ def register(subparsers) -> None:
     e = sub.add_parser("evaluate", help="loss in nats and bits per character on a text; --score a string")
     e.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
     e.add_argument("files", nargs="*", metavar="FILE", help="UTF-8 text files, folders or globs")
-    e.add_argument("--score", metavar="STRING", help="print the log-probability of STRING")
+    e.add_argument("--score", metavar="STRING", help="print the log-probability of STRING (default: none)")
     e.add_argument("--replace-bad-bytes", action="store_true", help="replace invalid UTF-8 bytes by U+FFFD")
-    e.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    e.add_argument("--checkpoint", choices=("best", "latest"), default="best",
+                   help="which checkpoint of a run folder (default best)")
     e.add_argument("--strict", action="store_true",
                    help="refuse text with characters the model never saw (default: skip them, not scored and not "
                         "fed to the model, and report which)")
