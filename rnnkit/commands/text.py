@@ -10,7 +10,8 @@ from rnnkit.commands import options as O
 from rnnkit.errors import UserError
 
 _TRAIN_FLAGS = {  # flag -> (TextConfig field, type, help)
-    "--cell": ("cell", O.one_of("gru", "lstm", "elman", "jordan"), "recurrent cell: gru, lstm, elman or jordan (default gru)"),
+    "--cell": ("cell", O.one_of("gru", "lstm", "elman", "jordan"),
+               "recurrent cell: gru, lstm, elman or jordan (default gru)"),
     "--hidden-size": ("hidden_size", O.int_range(1, 1 << 16), "units per recurrent layer (default 384)"),
     "--num-layers": ("num_layers", O.int_range(1, 64), "stacked recurrent layers (default 1)"),
     "--embedding-dim": ("embedding_dim", O.int_range(1, 1 << 16), "character embedding size (default 64)"),
@@ -28,7 +29,8 @@ _TRAIN_FLAGS = {  # flag -> (TextConfig field, type, help)
     "--eval-every": ("eval_every", O.positive_int, "evaluate and checkpoint every N steps (default: 10 times per budget)"),
     "--eval-minutes": ("eval_minutes", O.minutes, "with a time budget: minutes between evaluations (default a tenth)"),
     "--eval-chars": ("eval_chars", O.int_range(2), "validation characters per evaluation (default 200000)"),
-    "--sample-length": ("sample_length", O.int_range(0, 1 << 20), "characters of the sample printed at each evaluation (default 200)"),
+    "--sample-length": ("sample_length", O.int_range(0, 1 << 20),
+                        "characters of the sample printed at each evaluation (default 200)"),
     "--keep-last": ("keep_last", O.positive_int, "step checkpoints kept besides the best (default 3)"),
     "--seed": ("seed", O.seed_int, "random seed: the same seed and --steps give a bit-identical run (default 0)"),
 }
@@ -47,9 +49,13 @@ def register(subparsers) -> None:
     t.add_argument("files", nargs="*", metavar="FILE_OR_FOLDER", help="UTF-8 text files, folders or globs")
     t.add_argument("--out", type=O.folder_path, help="run folder (default runs/text-<date>-<time>)")
     t.add_argument("--minutes", type=O.minutes, help="time budget in minutes (default 3 when --steps is not given)")
-    t.add_argument("--steps", type=O.positive_int, help="number of training steps (each: batch-size x seq-len characters; default: none, the time budget decides)")
-    t.add_argument("--resume", metavar="RUN", help="continue a run exactly from its latest checkpoint (default: start a new run)")
-    t.add_argument("--init-from", metavar="CKPT", help="start from these weights (fine-tune); counters reset (default: random initial weights)")
+    t.add_argument("--steps", type=O.positive_int,
+                   help="number of training steps (each: batch-size x seq-len characters; default: none, the "
+                        "time budget decides)")
+    t.add_argument("--resume", metavar="RUN",
+                   help="continue a run exactly from its latest checkpoint (default: start a new run)")
+    t.add_argument("--init-from", metavar="CKPT",
+                   help="start from these weights (fine-tune); counters reset (default: random initial weights)")
     t.add_argument("--replace-bad-bytes", action="store_true", help="replace invalid UTF-8 bytes by U+FFFD")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     for flag, (field, typ, text) in _TRAIN_FLAGS.items():
@@ -60,13 +66,15 @@ def register(subparsers) -> None:
     g.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
     g.add_argument("--prime", default="", help="text the sample continues (default: start of a line)")
     g.add_argument("--prime-file", help="read the prime text from this UTF-8 file (default: none, use --prime)")
-    g.add_argument("--length", type=O.int_range(0, 10**7), default=500, help="characters to generate per sample (default 500)")
+    g.add_argument("--length", type=O.int_range(0, 10**7), default=500,
+                   help="characters to generate per sample (default 500)")
     g.add_argument("--temperature", type=O.float_range(0.0, 100.0), default=0.8,
                    help="divides the logits: lower is safer and more repetitive, higher more varied and "
                         "error-prone; 1 samples the model as trained; 0 is greedy (default 0.8)")
     g.add_argument("--top-k", type=O.positive_int, help="sample only among the k most likely characters (default: all)")
     g.add_argument("--seed", type=O.seed_int, help="sampling seed: same seed, same text (default: a fresh random seed)")
-    g.add_argument("--num-samples", type=O.int_range(1, 10**4), default=1, help="samples generated together in one batch (default 1)")
+    g.add_argument("--num-samples", type=O.int_range(1, 10**4), default=1,
+                   help="samples generated together in one batch (default 1)")
     g.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                    help="which checkpoint of a run folder (default best)")
     g.add_argument("--strict", action="store_true",
