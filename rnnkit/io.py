@@ -16,14 +16,17 @@ raises :class:`rnnkit.errors.UserError` with a message naming the file and what 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from rnnkit import io_checks as checks
 from rnnkit.errors import UserError
 
 FORMAT = "rnnkit-checkpoint"
@@ -47,28 +50,46 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: there is no other portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see either the old file or the complete new one.
 
     The bytes go to a temporary file in the same folder, are flushed and fsynced, then renamed over
-    ``path`` with :func:`os.replace`; the folder is fsynced so the rename survives a power cut.
-    If anything fails the temporary file is removed and ``path`` is untouched.
+    ``path`` with :func:`os.replace`; the folder is fsynced so the rename survives a power cut. The file
+    gets the permissions the umask gives (0666 & ~umask), like any file ``open`` creates.
+    If anything fails the temporary file is removed and ``path`` is untouched; a full disk, a read-only
+    folder or a missing permission raises UserError naming the file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{path.name}.", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{path.name}.", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600
+        except OSError:
+            pass
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        tmp = None
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; the previous file (if any) is kept intact "
+                        "(free some space or choose another --out)") from None
+    finally:
+        if tmp is not None:  # also on KeyboardInterrupt: no partial file is left behind
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     _fsync_dir(path.parent)
     return path
 
@@ -98,53 +119,72 @@ def save_checkpoint(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], 
     return atomic_write_bytes(path, save(arrays, metadata=header))
 
 
-def _open_header(path: Path) -> dict:
-    """The ``__metadata__`` of a checkpoint, checked to be ours; UserError if missing/corrupt/foreign."""
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a checkpoint file; give a .safetensors file or a run folder")
-    if not path.exists():
-        raise UserError(f"checkpoint {path} does not exist; check the path")
-    if not path.is_file():  # a FIFO or a device would block the open or never end
-        raise UserError(f"checkpoint {path} is not a regular file (a pipe, socket or device?); give a "
-                        ".safetensors file or a run folder")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise ValueError("file shorter than a safetensors header")
-            n = int.from_bytes(head, "little")
-            if n <= 0 or n > 100_000_000 or n + 8 > path.stat().st_size:
-                raise ValueError(f"header length {n} does not fit the file size {path.stat().st_size}")
-            header = json.loads(f.read(n).decode("utf-8"))
-            if not isinstance(header, dict):
-                raise ValueError(f"header is a JSON {type(header).__name__}, not an object")
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise UserError(
-            f"checkpoint {path} is corrupt or truncated ({exc}); use an earlier checkpoint or retrain"
-        ) from None
-    info = header.get("__metadata__") or {}
+def _read_header(path: Path, f) -> tuple[dict, dict, int]:
+    """(``__metadata__``, tensor specs, data offset) of an open checkpoint, every field checked."""
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(8)
+    if len(head) < 8:
+        raise ValueError(f"the file has {len(head)} bytes, shorter than a safetensors header")
+    n = int.from_bytes(head, "little")
+    if n < 2 or n > min(checks.MAX_HEADER_BYTES, size - 8):
+        raise ValueError(f"header length {n} does not fit the file size {size}")
+    header = checks.parse_json(f.read(n), "the header")
+    specs = checks.check_header(header, size - 8 - n)
+    return header.get("__metadata__") or {}, specs, 8 + n
+
+
+def _open(path: Path):
+    """The file opened for reading without blocking (a FIFO swapped in after the check cannot hang)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise OSError("not a regular file")
+    return f
+
+
+def _checked_info(path: Path, info: dict) -> dict:
     if info.get("format") != FORMAT:
         raise UserError(f"{path} is a safetensors file but not an rnnkit checkpoint (no rnnkit metadata)")
-    try:
-        version = int(info.get("version", "0"))
-    except ValueError:
-        version = -1
+    version = info.get("version", "0")
+    version = int(version) if isinstance(version, str) and version.isdigit() and len(version) < 6 else -1
     if version < 1 or version > FORMAT_VERSION:
         raise UserError(
-            f"checkpoint {path} has format version {info.get('version')!r}; this rnnkit reads version "
-            f"{FORMAT_VERSION} (upgrade rnnkit or retrain)"
+            f"checkpoint {path} has format version {str(info.get('version'))[:20]!r}; this rnnkit reads version "
+            f"{FORMAT_VERSION} (a newer rnnkit wrote it: upgrade rnnkit, or retrain)"
         )
     return info
 
 
-def read_meta(path: str | os.PathLike) -> dict:
-    """The JSON metadata of a checkpoint, reading only its header."""
-    path = Path(path)
-    info = _open_header(path)
+def _open_header(path: Path) -> tuple[dict, dict, int]:
+    """(``__metadata__``, specs, data offset) of a checkpoint checked to be ours; UserError otherwise."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a checkpoint file; give a .safetensors file or a run folder")
+    checks.check_regular_file(path, "checkpoint")
     try:
-        return json.loads(info["meta"])
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"checkpoint {path} has unreadable metadata ({exc}); use an earlier checkpoint") from None
+        with _open(path) as f:
+            info, specs, offset = _read_header(path, f)
+    except (ValueError, OSError) as exc:
+        raise UserError(
+            f"checkpoint {path} is corrupt or truncated ({exc}); use an earlier checkpoint or retrain"
+        ) from None
+    return _checked_info(path, info), specs, offset
+
+
+def _meta(path: Path, info: dict) -> dict:
+    if not isinstance(info.get("meta"), str):
+        raise UserError(f"checkpoint {path} has no metadata string; it is damaged, use an earlier checkpoint")
+    try:
+        return checks.parse_json(info["meta"], "its metadata")
+    except ValueError as exc:
+        raise UserError(f"checkpoint {path}: {exc}; use an earlier checkpoint or retrain") from None
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """The JSON metadata of a checkpoint (always an object), reading only its header."""
+    path = Path(path)
+    info, _, _ = _open_header(path)
+    return _meta(path, info)
 
 
 def _expected_spec(value) -> tuple[tuple[int, ...], np.dtype]:
@@ -166,20 +206,23 @@ def load_checkpoint(
     dtypes. With ``check_finite`` every floating tensor must be free of NaN and Inf.
     Returns ``(tensors, meta)``; any problem raises UserError naming the file and the tensor.
     """
-    from safetensors.numpy import load
-
     path = Path(path)
-    info = _open_header(path)
+    info, specs, offset = _open_header(path)
+    meta = _meta(path, info)
+    total = sum(end - begin for _, _, begin, end in specs.values())
+    checks.check_memory(total, f"checkpoint {path}")
     try:
-        tensors = load(path.read_bytes())
-    except Exception as exc:  # safetensors raises its own error type for bad offsets or lengths
-        raise UserError(
-            f"checkpoint {path} is corrupt or truncated ({exc}); use an earlier checkpoint or retrain"
-        ) from None
-    try:
-        meta = json.loads(info["meta"])
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"checkpoint {path} has unreadable metadata ({exc}); use an earlier checkpoint") from None
+        with _open(path) as f:
+            f.seek(offset)
+            data = bytearray(total)
+            if f.readinto(data) != total:
+                raise ValueError("the file changed while being read")
+    except (ValueError, OSError) as exc:
+        raise UserError(f"checkpoint {path} cannot be read ({exc}); use an earlier checkpoint or retrain") from None
+    tensors = {}
+    for name, (dtype, shape, begin, end) in specs.items():
+        arr = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=begin).reshape(shape)
+        tensors[name] = arr.astype(arr.dtype.newbyteorder("="), copy=False)
 
     if expected is not None:
         missing = sorted(set(expected) - set(tensors))
@@ -248,9 +291,11 @@ class CheckpointManager:
         best = self.run_dir / self.BEST
         if best.exists():
             try:
-                self.best_metric = read_meta(best).get("metric")
+                metric = read_meta(best).get("metric")
             except UserError:
-                self.best_metric = None
+                metric = None
+            ok = isinstance(metric, (int, float)) and not isinstance(metric, bool) and math.isfinite(metric)
+            self.best_metric = float(metric) if ok else None
 
     def checkpoints(self) -> list[Path]:
         """Step checkpoints, oldest first."""
@@ -280,8 +325,8 @@ def resolve_checkpoint(path: str | os.PathLike, prefer: str = "latest") -> Path:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist; give a run folder or a checkpoint file")
-    if path.is_file():
-        return path
+    if not path.is_dir():
+        return checks.check_regular_file(path, "checkpoint")
     steps = step_checkpoints(path)
     latest = steps[-1] if steps else None
     best = path / CheckpointManager.BEST

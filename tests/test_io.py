@@ -96,7 +96,7 @@ def test_failed_replace_leaves_previous_checkpoint_and_no_temp_file(tmp_path, mo
         raise OSError("simulated crash during rename")
 
     monkeypatch.setattr(io.os, "replace", crash)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(UserError, match="cannot write .*simulated"):
         io.save_checkpoint(path, _tensors(1), {"v": "new"})
     monkeypatch.undo()
     tensors, meta = io.load_checkpoint(path)
