@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.commands import options as O
 from rnnkit.errors import UserError
 
 MODEL_FILE = "model.safetensors"
@@ -21,37 +22,45 @@ def _data_args(p, with_horizon=True):
     p.add_argument("data", help="CSV file with a header row")
     p.add_argument("--target", required=True, help="column to forecast")
     if with_horizon:
-        p.add_argument("--horizon", type=int, required=True, help="steps ahead to forecast")
-    p.add_argument("--time", help="time column (labels only; rows must be in time order)")
+        p.add_argument("--horizon", type=O.int_range(1, 10**6), required=True, help="steps ahead to forecast")
+    p.add_argument("--time", help="time column (labels only; rows must be in time order; default: none)")
     p.add_argument("--covariates", nargs="+", default=[], metavar="COL",
-                   help="past covariates: observed up to the forecast origin (direct strategy only)")
+                   help="past covariates: observed up to the forecast origin (direct strategy only; default: none)")
     p.add_argument("--future-covariates", nargs="+", default=[], metavar="COL",
-                   help="covariates known ahead (calendar features); predict needs them via --future")
-    p.add_argument("--series-col", help="column naming the series: several series, one global model")
-    p.add_argument("--fill", choices=["interpolate", "ffill"], help="fill empty/NaN cells instead of failing")
+                   help="covariates known ahead (calendar features); predict needs them via --future (default: none)")
+    p.add_argument("--series-col", help="column naming the series: several series, one global model "
+                   "(default: one series)")
+    p.add_argument("--fill", choices=["interpolate", "ffill"],
+                   help="fill empty/NaN cells instead of failing (default: refuse them)")
 
 
 def _model_args(p):
-    p.add_argument("--lookback", type=int, help="input window length (default: from the season)")
-    p.add_argument("--cell", default="gru", choices=["lstm", "gru", "elman", "jordan", "mlp"])
+    p.add_argument("--lookback", type=O.int_range(1, 10**6), help="input window length (default: from the season)")
+    p.add_argument("--cell", default="gru", choices=["lstm", "gru", "elman", "jordan", "mlp"],
+                   help="recurrent cell, or mlp for a window MLP (default gru)")
     p.add_argument("--strategy", default="direct", choices=["direct", "recursive"],
-                   help="direct: all horizons at once; recursive: one step fed back")
-    p.add_argument("--hidden-size", type=int, default=32)
-    p.add_argument("--num-layers", type=int, help="stacked recurrent layers (recurrent cells only; default 1)")
-    p.add_argument("--highway", type=int, help="lags in the linear highway to the output, 0 = off "
+                   help="direct: all horizons at once; recursive: one step fed back (default direct)")
+    p.add_argument("--hidden-size", type=O.int_range(1, 1 << 16), default=32, help="hidden units (default 32)")
+    p.add_argument("--num-layers", type=O.int_range(1, 64), help="stacked recurrent layers (recurrent cells only; default 1)")
+    p.add_argument("--highway", type=O.int_range(0, 10**6), help="lags in the linear highway to the output, 0 = off "
                    "(default: one season + 1)")
-    p.add_argument("--season", type=int, help="seasonal period (default: detected on the training span)")
-    p.add_argument("--transform", default="auto", choices=["auto", "none", "log"])
-    p.add_argument("--val", type=int, help="validation points at the end of each series (default: horizon)")
-    p.add_argument("--test", type=int, help="test points at the end of each series (default: horizon)")
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--patience", type=int, default=40, help="early-stopping patience in epochs")
-    p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--interval", type=float, default=0.9, help="prediction interval probability")
-    p.add_argument("--ensemble", type=int, default=1, help="networks averaged (different seeds)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run folder (default runs/forecast-<time>)")
+    p.add_argument("--season", type=O.int_range(1, 10**6), help="seasonal period (default: detected on the training span)")
+    p.add_argument("--transform", default="auto", choices=["auto", "none", "log"],
+                   help="log: model the log of a positive series; auto: log when the training span grows "
+                        "multiplicatively (default auto)")
+    p.add_argument("--val", type=O.int_range(0, 10**8), help="validation points at the end of each series (default: horizon)")
+    p.add_argument("--test", type=O.int_range(0, 10**8), help="test points at the end of each series (default: horizon)")
+    p.add_argument("--epochs", type=O.int_range(1, 10**6), default=200, help="training epochs at most (default 200)")
+    p.add_argument("--patience", type=O.int_range(1, 10**6), default=40,
+                   help="early-stopping patience in epochs (default 40)")
+    p.add_argument("--lr", type=O.learning_rate, default=5e-3, help="Adam learning rate (default 5e-3)")
+    p.add_argument("--batch-size", type=O.int_range(1, 1 << 20), default=32, help="windows per batch (default 32)")
+    p.add_argument("--interval", type=O.probability, default=0.9,
+                   help="prediction interval probability (default 0.9)")
+    p.add_argument("--ensemble", type=O.int_range(1, 1000), default=1,
+                   help="networks averaged (different seeds; default 1)")
+    p.add_argument("--seed", type=O.seed_int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", type=O.folder_path, help="run folder (default runs/forecast-<time>)")
 
 
 def register(subparsers) -> None:
@@ -66,14 +75,14 @@ def register(subparsers) -> None:
     pr = sub.add_parser("predict", help="forecast past the end of the data with a trained run")
     pr.add_argument("run", help="run folder written by 'rnnkit forecast train'")
     pr.add_argument("--data", help="CSV with newer data (same columns); default: the training data's tail")
-    pr.add_argument("--future", help="CSV with the future covariates for the next horizon steps")
-    pr.add_argument("--out", help="output CSV (default RUN/forecast.csv)")
+    pr.add_argument("--future", help="CSV with the future covariates for the next horizon steps (default: none)")
+    pr.add_argument("--out", type=O.file_path, help="output CSV (default RUN/forecast.csv)")
     pr.set_defaults(func=run_predict)
     bt = sub.add_parser("backtest", help="rolling-origin evaluation: refit and score at several origins")
     _data_args(bt)
     _model_args(bt)
-    bt.add_argument("--folds", type=int, default=3, help="number of forecast origins")
-    bt.add_argument("--step", type=int, help="distance between origins (default: horizon)")
+    bt.add_argument("--folds", type=O.int_range(1, 1000), default=3, help="number of forecast origins (default 3)")
+    bt.add_argument("--step", type=O.int_range(1, 10**8), help="distance between origins (default: horizon)")
     bt.set_defaults(func=run_backtest)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
