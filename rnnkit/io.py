@@ -9,6 +9,8 @@ Nothing here uses pickle.
     meta = read_meta(path)                           # header only, no tensor data read
     mgr = CheckpointManager(run_dir, keep_last=3)    # ckpt-<step>.safetensors, keep last N + best
     mgr.save(step, tensors, meta, metric=val_loss)
+    with RunLock(run_dir): ...                       # one writer per run folder (io_lock.py)
+    cfg = read_json_file(run_dir / "config.json")    # strict JSON, typed fields: see io_checks.py
 
 Every problem a user can cause (missing, truncated or foreign file, mismatched tensors, NaN/Inf values)
 raises :class:`rnnkit.errors.UserError` with a message naming the file and what to do.
@@ -28,6 +30,10 @@ import numpy as np
 
 from rnnkit import io_checks as checks
 from rnnkit.errors import UserError
+from rnnkit.io_checks import (  # noqa: F401  (re-exported: validation helpers the loaders call)
+    check_regular_file, check_run_folder, field, guard_load, read_json_file, read_metrics_csv,
+)
+from rnnkit.io_lock import RunLock, check_room, checkpoint_bytes, prepare_folder  # noqa: F401
 
 FORMAT = "rnnkit-checkpoint"
 FORMAT_VERSION = 1
@@ -115,7 +121,12 @@ def save_checkpoint(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], 
         if arr.dtype == object:
             raise TypeError(f"tensor {name!r} has dtype object; checkpoints hold numeric arrays only")
         arrays[name] = arr
-    header = {"format": FORMAT, "version": str(FORMAT_VERSION), "meta": json.dumps(meta)}
+    text = json.dumps(meta)
+    try:  # what load_checkpoint will refuse is refused now, before the previous checkpoint is replaced
+        checks.parse_json(text, "the metadata", allow_nan=True)
+    except ValueError as exc:
+        raise UserError(f"cannot save checkpoint {path}: {exc}") from None
+    header = {"format": FORMAT, "version": str(FORMAT_VERSION), "meta": text}
     return atomic_write_bytes(path, save(arrays, metadata=header))
 
 
@@ -175,7 +186,7 @@ def _meta(path: Path, info: dict) -> dict:
     if not isinstance(info.get("meta"), str):
         raise UserError(f"checkpoint {path} has no metadata string; it is damaged, use an earlier checkpoint")
     try:
-        return checks.parse_json(info["meta"], "its metadata")
+        return checks.parse_json(info["meta"], "its metadata", allow_nan=True)
     except ValueError as exc:
         raise UserError(f"checkpoint {path}: {exc}; use an earlier checkpoint or retrain") from None
 
@@ -281,7 +292,7 @@ class CheckpointManager:
             raise UserError(f"keep_last must be at least 1, got {keep_last}")
         self.run_dir = Path(run_dir)
         self.keep_last = int(keep_last)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        prepare_folder(self.run_dir)
         for stale in self.run_dir.glob(f"{_TMP_PREFIX}*"):
             try:
                 stale.unlink()
@@ -316,7 +327,10 @@ class CheckpointManager:
             self.best_metric = float(metric)
             save_checkpoint(self.run_dir / self.BEST, tensors, meta)
         for old in self.checkpoints()[: -self.keep_last]:
-            old.unlink()
+            try:
+                old.unlink()
+            except OSError:  # kept: an extra old checkpoint is harmless
+                pass
         return path
 
 

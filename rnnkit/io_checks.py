@@ -114,8 +114,9 @@ def _json_depth(raw: bytes) -> int:
     return int(np.cumsum(steps).max(initial=0))
 
 
-def _check_strings(obj, where: str, depth: int = 0) -> None:
-    """Refuse lone surrogates (they cannot be printed or written as UTF-8) and non-finite numbers."""
+def _check_strings(obj, where: str, allow_nan: bool) -> None:
+    """Refuse lone surrogates (they cannot be printed or written as UTF-8) and, unless allowed, non-finite
+    numbers (``1e999`` parses to inf)."""
     stack = [obj]
     while stack:
         o = stack.pop()
@@ -124,7 +125,7 @@ def _check_strings(obj, where: str, depth: int = 0) -> None:
                 o.encode("utf-8")
             except UnicodeEncodeError:
                 raise ValueError(f"{where} holds a lone surrogate (\\ud800-\\udfff) in a string") from None
-        elif isinstance(o, float) and not math.isfinite(o):
+        elif isinstance(o, float) and not allow_nan and not math.isfinite(o):
             raise ValueError(f"{where} holds a non-finite number ({o})")
         elif isinstance(o, dict):
             stack.extend(o.keys())
@@ -133,9 +134,10 @@ def _check_strings(obj, where: str, depth: int = 0) -> None:
             stack.extend(o)
 
 
-def parse_json(raw: bytes | str, where: str, expect=dict):
+def parse_json(raw: bytes | str, where: str, expect=dict, allow_nan: bool = False):
     """Parse JSON text strictly: UTF-8, nesting depth <= MAX_JSON_DEPTH, no duplicate keys, no lone
-    surrogates, no NaN/Infinity, and a top level of type ``expect``. Raises ValueError (callers add the file)."""
+    surrogates, no NaN/Infinity (unless ``allow_nan``: a run's metadata may record a NaN loss), and a top
+    level of type ``expect``. Raises ValueError (callers add the file)."""
     if isinstance(raw, str):
         try:
             raw = raw.encode("utf-8")
@@ -152,14 +154,14 @@ def parse_json(raw: bytes | str, where: str, expect=dict):
     def no_constants(name):
         raise ValueError(f"{where} holds {name}, which is not JSON")
     try:
-        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=no_constants)
+        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=None if allow_nan else no_constants)
     except RecursionError:
         raise ValueError(f"{where} nests too deeply") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if expect is not None and not isinstance(obj, expect):
         raise ValueError(f"{where} is a JSON {_kind(obj)}, expected a JSON {_kind_name(expect)}")
-    _check_strings(obj, where)
+    _check_strings(obj, where, allow_nan)
     return obj
 
 

@@ -1,0 +1,149 @@
+"""One writer per run folder (:class:`RunLock`) and the pre-flight disk checks a run makes before training.
+
+The lock is ``RUN/.rnnkit.lock`` held with ``flock``: the kernel drops it when the holder dies (kill -9
+included), so a lock left by a dead process is simply taken over; the file records pid and host for the
+message the second writer gets.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from rnnkit.errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Linux/macOS: fall back to an O_EXCL file with a pid check
+    fcntl = None
+
+LOCK_NAME = ".rnnkit.lock"
+
+
+def _holder(path: Path) -> tuple[int | None, str]:
+    """(pid, host) recorded in a lock file, (None, "") when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            parts = f.read(300).decode("utf-8", "replace").split()
+        return int(parts[0]), (parts[1] if len(parts) > 1 else "")
+    except (OSError, ValueError, IndexError):
+        return None, ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def prepare_folder(path, what: str = "run folder") -> Path:
+    """Create ``path`` (and parents) as a folder; UserError when it is a file or cannot be created."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file, expected a folder; choose another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {what} {path}: {exc.strerror or exc}; choose another --out") from None
+    return path
+
+
+class RunLock:
+    """``with RunLock(run_dir):`` -- refuse (UserError, exit 2) while another process writes ``run_dir``.
+
+    Creating the lock file is also the check that the folder is writable (a read-only folder fails here,
+    before any training). ``stale`` is the pid of a dead holder whose lock was taken over, else None.
+    """
+
+    def __init__(self, run_dir, what: str = "run folder"):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        self.what = what
+        self.fd: int | None = None
+        self.stale: int | None = None
+
+    def _refuse(self, pid, host) -> None:
+        who = f"process {pid}" + (f" on {host}" if host and host != socket.gethostname() else "") if pid else \
+            "another process"
+        raise UserError(f"{self.what} {self.run_dir} is in use by {who} (lock {self.path}); wait for it to finish, "
+                        "stop it, or choose another folder")
+
+    def acquire(self) -> "RunLock":
+        prepare_folder(self.run_dir, self.what)
+        for _ in range(20):  # retried only when the file was replaced between open and lock
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except OSError as exc:
+                raise UserError(f"{self.what} {self.run_dir} is not writable ({exc.strerror or exc}); check its "
+                                "permissions or choose another --out") from None
+            if fcntl is None:  # pragma: no cover
+                self.fd = fd
+                break
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    self._refuse(*_holder(self.path))
+                raise UserError(f"cannot lock {self.what} {self.run_dir}: {exc.strerror or exc}") from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                break
+            os.close(fd)  # the previous holder removed the file as we opened it: lock the new one
+        else:  # pragma: no cover
+            raise UserError(f"cannot lock {self.what} {self.run_dir}: its lock file keeps changing")
+        pid, _ = _holder(self.path)
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            self.stale = pid
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        except OSError as exc:
+            self.release()
+            raise UserError(f"{self.what} {self.run_dir} is not writable ({exc.strerror or exc}); free some space "
+                            "or choose another --out") from None
+        return self
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)  # before closing: whoever locks next checks the inode and recreates it
+        except OSError:
+            pass
+        os.close(self.fd)  # closing drops the flock
+        self.fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def checkpoint_bytes(num_params: int, itemsize: int = 4, copies: int = 3) -> int:
+    """Size estimate of one checkpoint: the weights plus the optimizer's moments (Adam: 2 more copies)."""
+    return int(num_params) * int(itemsize) * int(copies) + 1_000_000  # + header, metadata, small tensors
+
+
+def check_room(run_dir, nbytes: int, what: str = "run folder") -> None:
+    """UserError before training when ``run_dir`` has no room for a checkpoint of ``nbytes`` (the new one
+    is written beside the previous one, so twice that is needed)."""
+    try:
+        free = shutil.disk_usage(run_dir).free
+    except OSError:
+        return
+    if free < 2 * nbytes:
+        raise UserError(f"{what} {run_dir} has {free / 2**20:.1f} MiB free, a checkpoint needs about "
+                        f"{2 * nbytes / 2**20:.1f} MiB (two copies during the atomic write); free some space "
+                        "or choose another --out")
