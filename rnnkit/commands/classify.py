@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.commands import options as O
 from rnnkit.errors import UserError
 
 MODEL_FILE = "model.safetensors"
@@ -19,10 +20,10 @@ MODEL_FILE = "model.safetensors"
 
 def _file_args(p):
     p.add_argument("--fill", choices=["interpolate", "zero", "ffill"],
-                   help="fill missing values (NaN or ?) instead of refusing the file")
+                   help="fill missing values (NaN or ?) instead of refusing the file (default: refuse them)")
     p.add_argument("--label-col", help="CSV: the label column (default 'label', or the training run's)")
-    p.add_argument("--case-col", help="CSV in long format: the case id column (with --time-col)")
-    p.add_argument("--time-col", help="CSV in long format: the time column")
+    p.add_argument("--case-col", help="CSV in long format: the case id column, with --time-col (default: wide format)")
+    p.add_argument("--time-col", help="CSV in long format: the time column (default: wide format)")
 
 
 def register(subparsers) -> None:
@@ -31,33 +32,38 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     tr = sub.add_parser("train", help="fit a classifier; with --test, score it beside the baselines")
     tr.add_argument("train_file", help="training data: a .ts file (UCR/UEA) or a .csv file")
-    tr.add_argument("--test", help="test file, scored once at the end (never used for training or model choice)")
-    tr.add_argument("--out", help="run folder (default runs/classify-<time>)")
+    tr.add_argument("--test", help="test file, scored once at the end, never used for training or model choice "
+                                    "(default: none)")
+    tr.add_argument("--out", type=O.folder_path, help="run folder (default runs/classify-<time>)")
     tr.add_argument("--model", default="auto", choices=["auto", "combined", "tdnn", "rnn"],
                     help="combined: a TDNN branch beside a recurrent branch; tdnn; rnn; auto (default): combined "
                          "or rnn, whichever validates better")
-    tr.add_argument("--cell", default="gru", choices=["gru", "lstm", "elman", "jordan"])
-    tr.add_argument("--hidden-size", type=int, default=64)
-    tr.add_argument("--num-layers", type=int, default=1)
-    tr.add_argument("--bidirectional", action="store_true")
+    tr.add_argument("--cell", default="gru", choices=["gru", "lstm", "elman", "jordan"],
+                    help="recurrent cell of the recurrent branch (default gru)")
+    tr.add_argument("--hidden-size", type=O.int_range(1, 1 << 16), default=64,
+                    help="units per recurrent layer (default 64)")
+    tr.add_argument("--num-layers", type=O.int_range(1, 64), default=1, help="stacked recurrent layers (default 1)")
+    tr.add_argument("--bidirectional", action="store_true", help="read each case in both directions")
     tr.add_argument("--pool", default="mean", choices=["mean", "max", "last", "attention"],
-                    help="pooling of the recurrent branch over time")
-    tr.add_argument("--stride", type=int, help="downsampling of the first TDNN block and the recurrent front-end "
-                                               "(default: longest case / 300, rounded up)")
+                    help="pooling of the recurrent branch over time (default mean)")
+    tr.add_argument("--stride", type=O.int_range(1, 10**6),
+                    help="downsampling of the first TDNN block and the recurrent front-end (default: longest case "
+                         "/ 300, rounded up)")
     tr.add_argument("--normalize", default="auto", choices=["auto", "series+scale", "global", "series", "none"],
                     help="global: per-channel mean/std of the training data; series+scale: each series "
                          "z-normalised, with its level and scale as extra channels; series: z-normalised only; "
                          "auto (default): global or series+scale, whichever validates better")
-    tr.add_argument("--epochs", type=int, default=500)
-    tr.add_argument("--patience", type=int, default=60, help="early stopping: epochs without a better "
-                                                            "validation loss")
-    tr.add_argument("--batch-size", type=int, default=16)
-    tr.add_argument("--lr", type=float, default=1e-3)
-    tr.add_argument("--val-size", type=float, default=0.2, help="fraction of each class held out for validation")
-    tr.add_argument("--ensemble", type=int, default=5, help="networks averaged (different seeds and validation "
-                                                            "splits)")
-    tr.add_argument("--minutes", type=float, default=9.0, help="time budget for the whole fit")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--epochs", type=O.int_range(1, 10**6), default=500, help="training epochs at most (default 500)")
+    tr.add_argument("--patience", type=O.int_range(1, 10**6), default=60,
+                    help="early stopping: epochs without a better validation loss (default 60)")
+    tr.add_argument("--batch-size", type=O.int_range(1, 1 << 20), default=16, help="cases per batch (default 16)")
+    tr.add_argument("--lr", type=O.learning_rate, default=1e-3, help="Adam learning rate (default 1e-3)")
+    tr.add_argument("--val-size", type=O.fraction, default=0.2,
+                    help="fraction of each class held out for validation (default 0.2)")
+    tr.add_argument("--ensemble", type=O.int_range(1, 1000), default=5,
+                    help="networks averaged, different seeds and validation splits (default 5)")
+    tr.add_argument("--minutes", type=O.minutes, default=9.0, help="time budget for the whole fit (default 9)")
+    tr.add_argument("--seed", type=O.seed_int, default=0, help="random seed (default 0)")
     tr.add_argument("--no-baselines", action="store_true", help="skip the baselines (DTW takes a while on "
                                                                  "large sets)")
     tr.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
@@ -66,7 +72,7 @@ def register(subparsers) -> None:
     pr = sub.add_parser("predict", help="labels and class probabilities for a file, to CSV")
     pr.add_argument("run", help="run folder written by 'rnnkit classify train'")
     pr.add_argument("file", help=".ts or .csv file (labels optional)")
-    pr.add_argument("--out", help="output CSV (default RUN/predictions.csv)")
+    pr.add_argument("--out", type=O.file_path, help="output CSV (default RUN/predictions.csv)")
     _file_args(pr)
     pr.set_defaults(func=run_predict)
     ev = sub.add_parser("evaluate", help="accuracy, balanced accuracy, macro F1, per-class table, baselines")

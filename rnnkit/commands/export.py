@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rnnkit.commands import options as O
+
 DEFAULT_NAMES = {"onnx": "onnx/model.onnx", "torch": "torch/model.safetensors"}  # under RUN/export/
 
 
@@ -15,7 +17,7 @@ def register(subparsers) -> None:
                     "inputs, outputs, vocabulary, classes or scalers.")
     p.add_argument("run", help="run folder or checkpoint file")
     p.add_argument("--format", choices=sorted(DEFAULT_NAMES), default="onnx", help="onnx (default) or torch")
-    p.add_argument("--out", help="output file (default RUN/export/onnx/model.onnx or "
+    p.add_argument("--out", type=O.file_path, help="output file (default RUN/export/onnx/model.onnx or "
                                  "RUN/export/torch/model.safetensors)")
     p.set_defaults(func=run)
 

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from rnnkit.commands import options as O
 from rnnkit.nn import gradcheck as gc
 from rnnkit.nn import layers as L
 from rnnkit.nn import losses
@@ -112,8 +113,8 @@ def register(subparsers) -> None:
         description=__doc__)
     parser.add_argument("--layer", nargs="+", action="extend", metavar="NAME", default=None,
                         help="only these cases (default: all); one of: " + ", ".join(all_cases()))
-    parser.add_argument("--seed", type=int, default=0, help="random seed for inputs and weights (default 0)")
-    parser.add_argument("--tol", type=float, default=gc.TOLERANCE,
+    parser.add_argument("--seed", type=O.seed_int, default=0, help="random seed for inputs and weights (default 0)")
+    parser.add_argument("--tol", type=O.float_range(0.0, 1.0, lo_open=True), default=gc.TOLERANCE,
                         help=f"relative-error pass mark (default {gc.TOLERANCE:g})")
     parser.set_defaults(func=run)
 

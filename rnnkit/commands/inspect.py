@@ -7,10 +7,13 @@ network with large recurrent weights with and without global-norm clipping and p
 """
 from __future__ import annotations
 
+import argparse
+
 from pathlib import Path
 
 import numpy as np
 
+from rnnkit.commands import options as O
 from rnnkit.errors import UserError
 
 
@@ -19,37 +22,41 @@ def register(subparsers) -> None:
                                    description=__doc__)
     sub = parser.add_subparsers(dest="inspect_command", metavar="ACTION")
     g = sub.add_parser("gradients", help="dL/dh_t and ||ds_T/dh_t|| over time, gate saturation")
-    g.add_argument("run", nargs="?", default=None, help="a `rnnkit memory run` folder (default: fresh cells)")
+    g.add_argument("run", nargs="?", default=None, help="a 'rnnkit memory run' folder (default: fresh cells)")
     g.add_argument("--cell", "--cells", dest="cells", default="elman,jordan,lstm,gru",
                    help="comma-separated cells for fresh models (default elman,jordan,lstm,gru)")
-    g.add_argument("--length", type=int, default=None, help="sequence length T (default 100, or the run's)")
+    g.add_argument("--length", type=O.int_range(2, 10**6), default=None,
+                   help="sequence length T (default 100, or the run's)")
     g.add_argument("--task", default="adding", help="task whose sequences are fed in (default adding)")
-    g.add_argument("--hidden-size", type=int, default=64)
-    g.add_argument("--layers", type=int, default=1, dest="num_layers")
-    g.add_argument("--batch-size", type=int, default=8, help="sequences averaged over (default 8)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", required=True, help="output folder")
+    g.add_argument("--hidden-size", type=O.int_range(1, 1 << 14), default=64,
+                   help="hidden units of fresh cells (default 64)")
+    g.add_argument("--num-layers", type=O.int_range(1, 64), default=1,
+                   help="stacked recurrent layers of fresh cells (default 1)")
+    g.add_argument("--layers", type=O.int_range(1, 64), dest="num_layers", default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # the old spelling of --num-layers, still accepted
+    g.add_argument("--batch-size", type=O.int_range(1, 1 << 16), default=8,
+                   help="sequences averaged over (default 8)")
+    g.add_argument("--seed", type=O.seed_int, default=0, help="random seed of weights and inputs (default 0)")
+    g.add_argument("--out", type=O.folder_path, required=True, help="output folder")
     g.set_defaults(func=run_gradients)
     c = sub.add_parser("clipping", help="exploding gradients: Elman with large recurrent weights, clip vs none")
-    c.add_argument("--clip", type=float, default=1.0, help="global-norm threshold of the clipped run")
-    c.add_argument("--gain", type=float, default=1.5, help="spectral radius of the recurrent matrix (default 1.5)")
-    c.add_argument("--nonlinearity", default="tanh", choices=("tanh", "relu"))
-    c.add_argument("--length", type=int, default=50)
-    c.add_argument("--steps", type=int, default=300)
-    c.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default 0.1)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--clip", type=O.positive_float, default=1.0,
+                   help="global-norm threshold of the clipped run (default 1.0)")
+    c.add_argument("--gain", type=O.float_range(0.0, 1e3, lo_open=True), default=1.5,
+                   help="spectral radius of the recurrent matrix (default 1.5)")
+    c.add_argument("--nonlinearity", default="tanh", choices=("tanh", "relu"),
+                   help="the Elman cell's nonlinearity (default tanh)")
+    c.add_argument("--length", type=O.int_range(2, 10**5), default=50, help="sequence length T (default 50)")
+    c.add_argument("--steps", type=O.int_range(1, 10**6), default=300, help="SGD steps per run (default 300)")
+    c.add_argument("--lr", type=O.learning_rate, default=0.1, help="SGD learning rate (default 0.1)")
+    c.add_argument("--seed", type=O.seed_int, default=0, help="random seed (default 0)")
+    c.add_argument("--out", type=O.folder_path, required=True, help="output folder")
     c.set_defaults(func=run_clipping)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
 def _out(path) -> Path:
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output folder {out}: {exc.strerror}; pick another --out") from None
-    return out
+    return O.out_folder(path)
 
 
 def flow_for(model, spec, batch) -> dict:

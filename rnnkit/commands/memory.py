@@ -6,6 +6,7 @@ lengths under one budget and writes a Markdown table and a PNG.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.commands import options as O
 from rnnkit.errors import UserError
 
 DEFAULT_LENGTHS = "10,25,50,100,200"
@@ -22,17 +24,21 @@ DEFAULT_LENGTHS = "10,25,50,100,200"
 
 def _add_training_options(p) -> None:
     p.add_argument("--task", default="adding", help="adding, copy, order, schedule or words (default adding)")
-    p.add_argument("--hidden-size", type=int, default=64)
-    p.add_argument("--layers", type=int, default=1, dest="num_layers")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (default 5e-3)")
-    p.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clip, 0 = off (default 1.0)")
-    p.add_argument("--forget-bias", type=float, default=1.0, help="LSTM forget-gate bias (default 1.0)")
-    p.add_argument("--max-steps", type=int, default=10000)
-    p.add_argument("--max-seconds", type=float, default=600.0, help="time budget per model (default 600)")
-    p.add_argument("--eval-every", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--hidden-size", type=O.int_range(1, 1 << 16), default=64, help="hidden units (default 64)")
+    p.add_argument("--num-layers", type=O.int_range(1, 64), default=1, help="stacked recurrent layers (default 1)")
+    p.add_argument("--layers", type=O.int_range(1, 64), dest="num_layers", default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # the old spelling of --num-layers, still accepted
+    p.add_argument("--batch-size", type=O.int_range(1, 1 << 20), default=64, help="sequences per batch (default 64)")
+    p.add_argument("--lr", type=O.learning_rate, default=5e-3, help="Adam learning rate (default 5e-3)")
+    p.add_argument("--clip", type=O.nonneg_float, default=1.0, help="global gradient-norm clip, 0 = off (default 1.0)")
+    p.add_argument("--forget-bias", type=O.finite_float, default=1.0, help="LSTM forget-gate bias (default 1.0)")
+    p.add_argument("--max-steps", type=O.positive_int, default=10000, help="training steps at most (default 10000)")
+    p.add_argument("--max-seconds", type=O.float_range(0.5, 3.2e7), default=600.0,
+                   help="time budget per model in seconds (default 600)")
+    p.add_argument("--eval-every", type=O.positive_int, default=50, help="validation every N steps (default 50)")
+    p.add_argument("--seed", type=O.seed_int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", type=O.folder_path, default=None,
+                   help="output folder (default runs/memory-<task>-<cell>-T<length>, or runs/memory-table-<task>)")
 
 
 def register(subparsers) -> None:
@@ -41,16 +47,18 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="memory_command", metavar="ACTION")
     run_p = sub.add_parser("run", help="train one model on one task and report whether it solved it")
     _add_training_options(run_p)
-    run_p.add_argument("--length", type=int, default=100, help="sequence length T (copy: the delay)")
+    run_p.add_argument("--length", type=O.int_range(1, 10**7), default=100, help="sequence length T (copy: the delay)")
     run_p.add_argument("--cell", default="lstm", help="elman, jordan, lstm or gru (default lstm)")
-    run_p.add_argument("--diagnostics", type=int, default=10, metavar="N",
+    run_p.add_argument("--diagnostics", type=O.nonneg_int, default=10, metavar="N",
                        help="record gradient norms and the dL/dh ratio every N steps, 0 = off (default 10)")
     run_p.add_argument("--no-progress", action="store_true", help="no progress bar")
     run_p.set_defaults(func=run_one)
     table_p = sub.add_parser("table", help="all cells across lengths under a fixed budget: Markdown + PNG")
     _add_training_options(table_p)
-    table_p.add_argument("--cells", default="elman,jordan,lstm,gru")
-    table_p.add_argument("--lengths", default=DEFAULT_LENGTHS)
+    table_p.add_argument("--cells", default="elman,jordan,lstm,gru", help="comma-separated cells (default "
+                         "elman,jordan,lstm,gru)")
+    table_p.add_argument("--lengths", default=DEFAULT_LENGTHS,
+                         help=f"comma-separated sequence lengths (default {DEFAULT_LENGTHS})")
     table_p.add_argument("--seeds", default=None, help="comma-separated seeds, each a separate run (default: --seed)")
     table_p.add_argument("--resume", action="store_true",
                          help="reuse results already in OUT/results.json that were run with the same budget")
@@ -61,19 +69,20 @@ def register(subparsers) -> None:
 def _config(args, cell: str, length: int, monitor_every: int = 0):
     from rnnkit.tasks.memory import MemoryConfig
 
-    return MemoryConfig(task=args.task, length=length, cell=cell, hidden_size=args.hidden_size,
-                        num_layers=args.num_layers, batch_size=args.batch_size, lr=args.lr, clip=args.clip,
-                        forget_bias=args.forget_bias, max_steps=args.max_steps, max_seconds=args.max_seconds,
-                        eval_every=args.eval_every, monitor_every=monitor_every, seed=args.seed).validate()
+    cfg = MemoryConfig(task=args.task, length=length, cell=cell, hidden_size=args.hidden_size,
+                       num_layers=args.num_layers, batch_size=args.batch_size, lr=args.lr, clip=args.clip,
+                       forget_bias=args.forget_bias, max_steps=args.max_steps, max_seconds=args.max_seconds,
+                       eval_every=args.eval_every, monitor_every=monitor_every, seed=args.seed).validate()
+    # the held-out test set goes through the network in one batch, so it sets the activation memory
+    need = O.recurrent_bytes(cfg.hidden_size, cfg.num_layers, 8, max(cfg.batch_size, cfg.test_size), cfg.length,
+                             gates=4, itemsize=np.dtype(cfg.dtype).itemsize)
+    O.check_memory(need, f"--length {cfg.length} with --hidden-size {cfg.hidden_size} and --num-layers "
+                         f"{cfg.num_layers}", "lower --length or --hidden-size")
+    return cfg
 
 
 def _out_dir(args, default: str) -> Path:
-    out = Path(args.out or default)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output folder {out}: {exc.strerror}; pick another --out") from None
-    return out
+    return O.out_folder(args.out or default)
 
 
 def write_metrics(path, rows: list[dict]) -> None:
@@ -140,9 +149,9 @@ def run_one(args) -> int:
 
 def _parse_list(text: str, kind, what: str):
     try:
-        items = [kind(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise UserError(f"--{what}: expected a comma-separated list, got {text!r}") from None
+        items = [kind(t.strip()) for t in text.split(",") if t.strip()]
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise UserError(f"--{what}: expected a comma-separated list ({exc}), got {text!r}") from None
     if not items:
         raise UserError(f"--{what}: empty list")
     return items
@@ -202,8 +211,8 @@ def run_table(args) -> int:
 
     spec = M.get_task(args.task)
     cells = _parse_list(args.cells, str, "cells")
-    lengths = _parse_list(args.lengths, int, "lengths")
-    seeds = _parse_list(args.seeds, int, "seeds") if args.seeds else [args.seed]
+    lengths = _parse_list(args.lengths, O.int_range(1, 10**7), "lengths")
+    seeds = _parse_list(args.seeds, O.seed_int, "seeds") if args.seeds else [args.seed]
     for c in cells:
         if c not in M.CELLS:
             raise UserError(f"--cells: unknown cell {c!r}; choose from {', '.join(M.CELLS)}")
