@@ -143,9 +143,8 @@ class RunRecorder(Callback):
         loss = metrics["loss"]
         self.rows.append(self._row("val", loss, self.schedule(max(self.step - 1, 0))))
         self.last_eval_step = self.step
-        if self.interval is not None:
-            while self.next_time <= self.seconds():
-                self.next_time += self.interval
+        if self.interval is not None:  # the next multiple of the interval (a loop adding it could spin for hours)
+            self.next_time = (math.floor(self.seconds() / self.interval) + 1) * self.interval
         epoch = self.step / self.batcher.num_chunks
         self.log(f"step {self.step:>6} | {self.seconds() / 60:5.1f} min | epoch {epoch:5.2f} | "
                  f"val {loss:.4f} nats/char ({loss / LN2:.3f} bits/char)")
