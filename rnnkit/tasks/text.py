@@ -99,8 +99,35 @@ class TextConfig:
             raise UserError(f"--steps must be at least 1, got {self.steps}")
         if self.minutes is not None and not self.minutes > 0:
             raise UserError(f"--minutes must be positive, got {self.minutes}")
+        for name in ("lr", "min_lr", "weight_decay", "clip", "dropout", "val_fraction", "sample_temperature",
+                     "minutes", "eval_minutes"):  # NaN passes every comparison below; inf never ends
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise UserError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
             raise UserError(f"need 0 <= min_lr <= lr and lr > 0, got lr={self.lr}, min_lr={self.min_lr}")
+        if self.eval_minutes is not None and not self.eval_minutes > 0:
+            raise UserError(f"--eval-minutes must be positive, got {self.eval_minutes}")
+        for name in ("hidden_size", "num_layers", "embedding_dim", "eval_chars"):
+            value = getattr(self, name)
+            if value is not None and value < (2 if name == "eval_chars" else 1):
+                raise UserError(f"--{name.replace('_', '-')} must be at least {2 if name == 'eval_chars' else 1}, "
+                                f"got {value}")
+        if self.weight_decay < 0 or self.clip < 0 or self.warmup_steps < 0 or self.seed < 0:
+            raise UserError("--weight-decay, --clip, --warmup-steps and --seed cannot be negative, got "
+                            f"{self.weight_decay}, {self.clip}, {self.warmup_steps}, {self.seed}")
+        if not 0 <= self.dropout < 1 or not 0 < self.val_fraction < 1 or self.sample_temperature < 0:
+            raise UserError(f"need 0 <= --dropout < 1 (got {self.dropout}), 0 < --val-fraction < 1 (got "
+                            f"{self.val_fraction}) and a temperature >= 0 (got {self.sample_temperature})")
+        if self.cell not in ("gru", "lstm", "elman", "jordan") or self.dtype not in ("float32", "float64"):
+            raise UserError(f"--cell must be gru, lstm, elman or jordan and --dtype float32 or float64, got "
+                            f"{self.cell!r} and {self.dtype!r}")
+        from rnnkit.commands.options import check_memory, recurrent_bytes
+
+        need = recurrent_bytes(self.hidden_size, self.num_layers, self.embedding_dim, self.batch_size,
+                               self.seq_len, gates=4, itemsize=8 if self.dtype == "float64" else 4)
+        check_memory(need, f"--hidden-size {self.hidden_size} with --num-layers {self.num_layers}, --batch-size "
+                           f"{self.batch_size} and --seq-len {self.seq_len}", "lower them")
         if self.eval_every is not None and self.eval_every < 1:
             raise UserError(f"--eval-every must be at least 1, got {self.eval_every}")
 
