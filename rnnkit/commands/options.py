@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from rnnkit.errors import UserError
+from rnnkit.limits import check_memory, recurrent_bytes  # noqa: F401 (re-exported for the commands)
 
 MAX_COUNT = 10**9  # steps, epochs, lengths...: a loop of more iterations than this never ends in practice
 MAX_SEED = 2**63 - 1
@@ -73,42 +74,6 @@ fraction = float_range(0.0, 1.0, hi_open=True)  # 0 <= p < 1 (a held-out share, 
 learning_rate = float_range(0.0, 10.0, lo_open=True)
 MIN_MINUTES = 0.01  # 0.6 s: below this no training step (let alone an evaluation) fits in the budget
 minutes = float_range(MIN_MINUTES, 60.0 * 24 * 365)
-
-
-def available_bytes() -> int:
-    """Physical memory of the machine (bytes); a generous stand-in when the OS does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):
-        return 64 << 30
-
-
-def check_memory(nbytes: float, what: str, fix: str) -> None:
-    """UserError when ``nbytes`` (an estimate) exceeds the machine's memory. what: the options named
-    (``--hidden-size 100000``); fix: how to get under it."""
-    have = available_bytes()
-    if nbytes > have:
-        raise UserError(f"{what} would need about {_size(nbytes)} of memory, more than this machine has "
-                        f"({_size(have)}); {fix}")
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1024 or unit == "PB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PB"  # pragma: no cover
-
-
-def recurrent_bytes(hidden_size: int, num_layers: int, input_size: int, batch: int, length: int,
-                    gates: int = 4, itemsize: int = 4) -> float:
-    """Rough memory of training a recurrent stack: weights with gradient and two Adam moments, plus the
-    activations BPTT keeps, (B, T, G*H) per layer. Good to a factor of about two: it is meant to catch
-    sizes that cannot fit, not to plan close to the limit."""
-    H, L, D, G = float(hidden_size), float(num_layers), float(input_size), float(gates)
-    weights = G * H * (D + H + 1) + (L - 1) * G * H * (2 * H + 1)
-    activations = L * batch * length * (G + 2) * H
-    return (4 * weights + 2 * activations) * itemsize
 
 
 def out_folder(path, option: str = "--out") -> Path:

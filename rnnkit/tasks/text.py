@@ -122,7 +122,7 @@ class TextConfig:
         if self.cell not in ("gru", "lstm", "elman", "jordan") or self.dtype not in ("float32", "float64"):
             raise UserError(f"--cell must be gru, lstm, elman or jordan and --dtype float32 or float64, got "
                             f"{self.cell!r} and {self.dtype!r}")
-        from rnnkit.commands.options import check_memory, recurrent_bytes
+        from rnnkit.limits import check_memory, recurrent_bytes
 
         need = recurrent_bytes(self.hidden_size, self.num_layers, self.embedding_dim, self.batch_size,
                                self.seq_len, gates=4, itemsize=8 if self.dtype == "float64" else 4)
