@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 from rnnkit.errors import UserError
+from rnnkit.limits import check_memory, recurrent_bytes
 from rnnkit.tasks.forecast_models import CELLS
 
 STRATEGIES = ("direct", "recursive")
@@ -65,3 +68,14 @@ class ForecastConfig:
             raise UserError(f"highway must be 'auto' or a number of lags >= 0, got {self.highway!r}")
         if self.dtype not in ("float32", "float64"):
             raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if not (0 < self.lr < math.inf):  # written so that NaN fails too
+            raise UserError(f"lr (--lr) must be a positive finite number, got {self.lr}")
+        for name in ("weight_decay", "clip"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise UserError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if int(self.patience) < 1 or int(self.seed) < 0:
+            raise UserError(f"patience must be at least 1 and seed >= 0, got {self.patience} and {self.seed}")
+        need = recurrent_bytes(self.hidden_size, self.num_layers, 8, self.batch_size, self.lookback or 1,
+                               itemsize=8 if self.dtype == "float64" else 4)
+        check_memory(need * int(self.ensemble), f"--hidden-size {self.hidden_size} with --num-layers "
+                     f"{self.num_layers} and --batch-size {self.batch_size}", "lower them")
