@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 
 from rnnkit.errors import UserError
+from rnnkit.limits import check_memory, recurrent_bytes
 from rnnkit.tasks.classify_model import CELLS, MODELS, POOLS
 
 NORMALIZE = ("auto", "series+scale", "global", "series", "none")
@@ -68,9 +69,15 @@ class ClassifyConfig:
                                                       f"{self.monitor!r}")
         need(0.0 <= self.val_size < 1.0, f"val_size must be in [0, 1), got {self.val_size}")
         need(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}")
-        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        need(self.max_minutes is None or self.max_minutes > 0,
-             f"max_minutes must be positive (or None for no limit), got {self.max_minutes}")
+        need(0 <= self.weight_decay < math.inf, f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        need(self.max_minutes is None or 0 < self.max_minutes < math.inf,
+             f"max_minutes must be positive and finite (or None for no limit), got {self.max_minutes}")
+        need(int(self.random_state) >= 0, f"random_state (--seed) must be >= 0, got {self.random_state}")
+        need_bytes = recurrent_bytes(self.hidden_size * (2 if self.bidirectional else 1), self.num_layers,
+                                     self.front_size, self.batch_size, self.target_steps,
+                                     itemsize=8 if self.dtype == "float64" else 4)
+        check_memory(need_bytes, f"--hidden-size {self.hidden_size} with --num-layers {self.num_layers} and "
+                                 f"--batch-size {self.batch_size}", "lower them")
         need(self.fill in (None, "interpolate", "zero", "ffill"),
              f"fill must be None, 'interpolate', 'zero' or 'ffill', got {self.fill!r}")
         need(self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype!r}")
