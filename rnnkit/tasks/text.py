@@ -79,6 +79,9 @@ class TextConfig:
     keep_last: int = 3
     seed: int = 0
     threads: int | None = 1         # BLAS threads the command layer ran with (recorded; the task sets none)
+    # data-parallel training on Ray (rnnkit.distributed): runtime settings, taken from the caller on resume
+    workers: int = 1                # > 1: the batch's streams split over this many Ray workers
+    ray_address: str | None = None  # join this Ray cluster (None: start a local one when workers > 1)
 
     def arch(self) -> dict:
         return {k: getattr(self, k) for k in ARCH_KEYS}
@@ -130,6 +133,11 @@ class TextConfig:
                            f"{self.batch_size} and --seq-len {self.seq_len}", "lower them")
         if self.eval_every is not None and self.eval_every < 1:
             raise UserError(f"--eval-every must be at least 1, got {self.eval_every}")
+        if self.workers < 1:
+            raise UserError(f"--workers must be at least 1, got {self.workers}")
+        if self.workers > 1 or self.ray_address:
+            from rnnkit.distributed import require_ray
+            require_ray(f"--workers {self.workers}")
 
 
 def _fingerprint(ids: np.ndarray) -> str:
@@ -201,6 +209,7 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         if config is not None:  # only the budget may change when resuming
             cfg.steps = config.steps if config.steps is not None else cfg.steps
             cfg.minutes = config.minutes if config.minutes is not None else cfg.minutes
+            cfg.workers, cfg.ray_address = config.workers, config.ray_address
         vocab = lm0.vocab
         data = start_meta.get("data")
         if start_meta.get("text_fingerprint") and text is None:
@@ -265,7 +274,7 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         arrays, scalars = optimizer.state_dict()
         tensors = model_tensors(model)
         tensors.update({f"optim.{k}": v for k, v in arrays.items()})
-        tensors.update({f"state.{i}": s for i, s in enumerate(carry["state"])})
+        tensors.update({f"state.{i}": s for i, s in enumerate(group.state() if group else carry["state"])})
         meta = {"kind": "rnnkit-text", "config": cfg.to_dict(), "arch": model.arch(), "vocab": vocab.chars,
                 "optim": scalars, "rng": rng.bit_generator.state, "schedule_total": schedule.total_steps,
                 "corpus": fingerprint, "data": None if text is not None else _data_spec(data),
@@ -286,6 +295,11 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
 
     if stop is not None and stop():
         raise KeyboardInterrupt  # stopped before anything was trained: nothing to save
+    group = None
+    if cfg.workers > 1 or cfg.ray_address:  # data-parallel: Ray workers own the streams and their state
+        from rnnkit.distributed.driver import TextGroup
+        group = TextGroup(cfg, model, optimizer, batcher, carry["state"], step0=step0, out=out, log=log)
+        train_step = group.train_step
     lm = LanguageModel(model, vocab, {"warmup": warmup})
     recorder = RunRecorder(out, cfg, lm, val_ids, batcher, schedule, snapshot_meta, log,
                            step0=step0, seconds0=seconds0, on_metrics=on_metrics)
@@ -297,11 +311,15 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         log("the budget of this run is already used up; give a larger --steps or --minutes to continue")
     extra = [c for c in (time_horizon, recorder) if c is not None] + list(callbacks)
     interrupt = _StopWhen(stop)
-    history = fit(model, optimizer, train_step, batcher.batch, steps=remaining_steps, minutes=remaining_minutes,
-                  clip=cfg.clip, schedule=schedule, callbacks=extra + [interrupt],
-                  tokens_per_step=cfg.batch_size * cfg.seq_len, progress=progress, log=log,
-                  start_step=step0, log_every=10, snapshot_every=50)
-    recorder.finish(history, interrupted=interrupt.requested)
+    try:
+        history = fit(model, optimizer, train_step, batcher.batch, steps=remaining_steps, minutes=remaining_minutes,
+                      clip=cfg.clip, schedule=schedule, callbacks=[c for c in (group,) if c] + extra + [interrupt],
+                      tokens_per_step=cfg.batch_size * cfg.seq_len, progress=progress, log=log,
+                      start_step=step0, log_every=10, snapshot_every=50)
+        recorder.finish(history, interrupted=interrupt.requested)
+    finally:
+        if group is not None:
+            group.close()
     lm.history = history  # fit's log
     lm.rows = recorder.rows  # the rows of metrics.csv (train every 10 steps, val at each evaluation)
     lm.meta = dict(recorder.final_meta, warmup=warmup)
