@@ -58,6 +58,11 @@ def register(subparsers) -> None:
                    help="start from these weights (fine-tune); counters reset (default: random initial weights)")
     t.add_argument("--replace-bad-bytes", action="store_true", help="replace invalid UTF-8 bytes by U+FFFD")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="data-parallel training on N Ray workers, the batch's streams split between them "
+                        '(needs pip install "rnnkit[ray]"; default 1: no Ray)')
+    t.add_argument("--ray-address", metavar="ADDRESS",
+                   help="join this Ray cluster (`ray start --head` prints it; default: a local Ray instance)")
     for flag, (field, typ, text) in _TRAIN_FLAGS.items():
         t.add_argument(flag, dest=field, type=typ, help=text)
     t.set_defaults(func=run_train)
@@ -107,6 +112,7 @@ def _config(args):
     cfg.steps, cfg.minutes = args.steps, args.minutes
     cfg.replace_bad_bytes = bool(args.replace_bad_bytes)
     cfg.threads = getattr(args, "threads", cfg.threads)  # the global ``rnnkit --threads N``
+    cfg.workers, cfg.ray_address = args.workers, args.ray_address
     return cfg, given
 
 
