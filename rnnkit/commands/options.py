@@ -105,12 +105,16 @@ def out_file(path, option: str = "--out") -> Path:
     return out
 
 
+def _short_names(out: Path) -> None:
+    for part in out.parts:
+        if len(os.fsencode(part)) > 255:
+            raise argparse.ArgumentTypeError(f"the name {part[:20]}... is longer than 255 bytes")
+
+
 def _creatable(out: Path) -> None:
     """ArgumentTypeError unless the folder ``out`` exists or could be made: the nearest existing ancestor
     is a folder we may write into, and no name is longer than the file system allows."""
-    for part in out.parts:
-        if len(os.fsencode(part)) > 255:
-            raise argparse.ArgumentTypeError(f"{out}: the name {part[:20]!r}... is longer than 255 bytes")
+    _short_names(out)
     probe = out
     while not probe.exists():
         if probe.is_symlink():
@@ -128,6 +132,7 @@ def folder_path(text: str) -> str:
     out = Path(os.path.expanduser(text))
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    _short_names(out)
     if out.exists() and not out.is_dir():
         raise argparse.ArgumentTypeError(f"{out} is an existing file, not a folder; give a folder path")
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
@@ -141,6 +146,7 @@ def file_path(text: str) -> str:
     out = Path(os.path.expanduser(text))
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a file path, got an empty string")
+    _short_names(out)
     if out.is_dir():
         raise argparse.ArgumentTypeError(f"{out} is a folder; give a file path")
     if out.exists() and not out.is_file():
