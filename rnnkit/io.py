@@ -31,7 +31,8 @@ import numpy as np
 from rnnkit import io_checks as checks
 from rnnkit.errors import UserError
 from rnnkit.io_checks import (  # noqa: F401  (re-exported: validation helpers the loaders call)
-    check_regular_file, check_run_folder, field, guard_load, read_json_file, read_metrics_csv,
+    check_keys, check_memory, check_regular_file, check_run_folder, field, guard_load, read_json_file,
+    read_metrics_csv,
 )
 from rnnkit.io_lock import RunLock, check_room, checkpoint_bytes, prepare_folder  # noqa: F401
 
@@ -120,6 +121,9 @@ def save_checkpoint(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], 
         arr = np.ascontiguousarray(value)
         if arr.dtype == object:
             raise TypeError(f"tensor {name!r} has dtype object; checkpoints hold numeric arrays only")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():  # load_checkpoint would refuse the file
+            raise UserError(f"cannot save checkpoint {path}: tensor {name!r} holds NaN or Inf; the previous "
+                            "checkpoint is kept")
         arrays[name] = arr
     text = json.dumps(meta)
     try:  # what load_checkpoint will refuse is refused now, before the previous checkpoint is replaced

@@ -320,11 +320,13 @@ def read_metrics_csv(path, fields, numeric=("step",)) -> list[dict]:
             raise UserError(f"metrics file {path}, line {i}: {len(r)} values, expected {len(fields)}")
         row = dict(zip(fields, r))
         for name in numeric:
-            try:
-                value = float(row[name])
-                ok = math.isfinite(value) and (name != "step" or (value >= 0 and value == int(value)))
-            except ValueError:
-                ok = False
+            if name == "step":
+                ok = re.fullmatch(r"[0-9]{1,15}", row[name]) is not None
+            else:
+                try:
+                    ok = math.isfinite(float(row[name]))
+                except ValueError:
+                    ok = False
             if not ok:
                 raise UserError(f"metrics file {path}, line {i}: {name} is {_short(row[name])}, expected "
                                 + ("a non-negative integer" if name == "step" else "a number"))

@@ -139,8 +139,11 @@ def checkpoint_bytes(num_params: int, itemsize: int = 4, copies: int = 3) -> int
 def check_room(run_dir, nbytes: int, what: str = "run folder") -> None:
     """UserError before training when ``run_dir`` has no room for a checkpoint of ``nbytes`` (the new one
     is written beside the previous one, so twice that is needed)."""
+    where = Path(run_dir).absolute()
+    while not where.exists() and where != where.parent:  # not created yet: the disk it will be on
+        where = where.parent
     try:
-        free = shutil.disk_usage(run_dir).free
+        free = shutil.disk_usage(where).free
     except OSError:
         return
     if free < 2 * nbytes:

@@ -62,10 +62,16 @@ def test_mismatch_against_expected_is_a_user_error(tmp_path, change, message):
         io.load_checkpoint(path, expected=expected)
 
 
-def test_non_finite_values_are_refused(tmp_path):
+def test_non_finite_values_are_refused_on_load_and_never_saved(tmp_path):
+    from safetensors.numpy import save
+
     t = _tensors()
     t["rnn.l0.W_h"][1, 2] = np.nan
-    path = io.save_checkpoint(tmp_path / "c.safetensors", t, {})
+    with pytest.raises(UserError, match=r"cannot save.*'rnn.l0.W_h' holds NaN"):
+        io.save_checkpoint(tmp_path / "c.safetensors", t, {})
+    assert list(tmp_path.iterdir()) == []
+    path = tmp_path / "c.safetensors"  # written by another tool: the loader still refuses it
+    path.write_bytes(save(t, metadata={"format": io.FORMAT, "version": "1", "meta": "{}"}))
     with pytest.raises(UserError, match=r"non-finite.*rnn.l0.W_h"):
         io.load_checkpoint(path)
     io.load_checkpoint(path, check_finite=False)

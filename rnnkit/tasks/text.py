@@ -31,6 +31,7 @@ from rnnkit.nn.optim import Adam, CosineWarmupLR
 from rnnkit.tasks.text_model import (
     ARCH_KEYS, CharRNN, LanguageModel, build_model, load_model_tensors, model_from_checkpoint, model_tensors,
 )
+from rnnkit.tasks import text_checks
 from rnnkit.tasks.text_run import RunRecorder, TimeHorizon
 from rnnkit.tasks.text_sampling import evaluate, generate, score
 from rnnkit.train import Callback, StopTraining, fit
@@ -205,7 +206,8 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         run_dir = Path(resume)
         ckpt = io.resolve_checkpoint(run_dir, prefer="latest")
         lm0, start_tensors, start_meta = model_from_checkpoint(ckpt)
-        cfg = TextConfig.from_dict(start_meta["config"])
+        text_checks.resume_meta(ckpt, start_meta)  # all --resume needs, checked before a step is trained
+        cfg = TextConfig.from_dict(text_checks.config(ckpt, start_meta["config"], start_meta["arch"]))
         if config is not None:  # only the budget may change when resuming
             cfg.steps = config.steps if config.steps is not None else cfg.steps
             cfg.minutes = config.minutes if config.minutes is not None else cfg.minutes
@@ -258,6 +260,7 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
     carry = {"state": model.initial_state(cfg.batch_size)}
     step0, seconds0 = 0, 0.0
     if start_meta is not None:
+        text_checks.resume_tensors(ckpt, start_tensors, optimizer, carry["state"])
         load_model_tensors(model, start_tensors)
         optim_arrays = {k[len("optim."):]: v for k, v in start_tensors.items() if k.startswith("optim.")}
         optimizer.load_state_dict(optim_arrays, start_meta["optim"])
@@ -293,6 +296,8 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         carry["state"] = state if math.isfinite(loss) else model.initial_state(cfg.batch_size)
         return loss
 
+    if out is not None:  # a full disk is said now, not after the first minutes of training
+        io.check_room(out, io.checkpoint_bytes(model.num_params(), np.dtype(cfg.dtype).itemsize))
     if stop is not None and stop():
         raise KeyboardInterrupt  # stopped before anything was trained: nothing to save
     group = None

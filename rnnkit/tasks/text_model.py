@@ -146,14 +146,10 @@ def model_from_checkpoint(path):
     """``(LanguageModel, tensors, meta)`` from a checkpoint file; every model tensor is validated."""
     from rnnkit import io
 
-    meta = io.read_meta(path)
-    if meta.get("kind") != "rnnkit-text":
-        raise UserError(f"{path} is an rnnkit checkpoint but not a text model (kind {meta.get('kind')!r})")
-    try:
-        vocab = CharVocab(meta["vocab"])
-        arch = meta["arch"]
-    except KeyError as exc:
-        raise UserError(f"checkpoint {path} lacks {exc} in its metadata; it is damaged or from another tool") from None
+    from rnnkit.tasks.text_checks import model_meta
+
+    chars, arch = model_meta(path, io.read_meta(path))  # typed fields; a model that fits the file and memory
+    vocab = CharVocab(chars)
     model = build_model(len(vocab), arch, rng=0)
     tensors, meta = io.load_checkpoint(path)
     expected = model_tensors(model)

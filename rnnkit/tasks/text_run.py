@@ -79,8 +79,7 @@ class RunRecorder(Callback):
         path = self.out / "metrics.csv"
         if not path.exists():
             return []
-        with open(path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+        return io.read_metrics_csv(path, METRIC_FIELDS, numeric=("step", "loss"))
 
     def _write_files(self) -> None:
         if self.out is None:
