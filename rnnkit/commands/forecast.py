@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.commands import forecast_run as R
 from rnnkit.commands import options as O
 from rnnkit.errors import UserError
 
@@ -23,7 +24,8 @@ def _data_args(p, with_horizon=True):
     p.add_argument("--target", required=True, help="column to forecast")
     if with_horizon:
         p.add_argument("--horizon", type=O.int_range(1, 10**6), required=True, help="steps ahead to forecast")
-    p.add_argument("--time", help="time column (labels only; rows must be in time order; default: none)")
+    p.add_argument("--time", help="time column: its frequency is inferred and forecasts are dated (rows must be "
+                   "in time order; default: none, forecasts are numbered by step)")
     p.add_argument("--covariates", nargs="+", default=[], metavar="COL",
                    help="past covariates: observed up to the forecast origin (direct strategy only; default: none)")
     p.add_argument("--future-covariates", nargs="+", default=[], metavar="COL",
@@ -71,18 +73,25 @@ def register(subparsers) -> None:
     _data_args(tr)
     _model_args(tr)
     tr.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    tr.add_argument("--no-refit", action="store_true",
+                    help="do not refit on all the data after evaluation; forecast with the evaluated model "
+                         "(default: refit, saved as model_refit.safetensors)")
     tr.set_defaults(func=run_train)
     pr = sub.add_parser("predict", help="forecast past the end of the data with a trained run")
     pr.add_argument("run", help="run folder written by 'rnnkit forecast train'")
     pr.add_argument("--data", help="CSV with newer data (same columns); default: the training data's tail")
     pr.add_argument("--future", help="CSV with the future covariates for the next horizon steps (default: none)")
     pr.add_argument("--out", type=O.file_path, help="output CSV (default RUN/forecast.csv)")
+    pr.add_argument("--no-refit", action="store_true",
+                    help="forecast with the evaluated model, not the one refit on all the data (default: "
+                         "the refit model when the run has one)")
     pr.set_defaults(func=run_predict)
     bt = sub.add_parser("backtest", help="rolling-origin evaluation: refit and score at several origins")
     _data_args(bt)
     _model_args(bt)
     bt.add_argument("--folds", type=O.int_range(1, 1000), default=3, help="number of forecast origins (default 3)")
     bt.add_argument("--step", type=O.int_range(1, 10**8), help="distance between origins (default: horizon)")
+    bt.add_argument("--no-plot", action="store_true", help="skip backtest.png")
     bt.set_defaults(func=run_backtest)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -140,27 +149,37 @@ def run_train(args) -> int:
     series = load_csv(args.data, **opts)
     out = _run_dir(args, "train")
     t0 = time.perf_counter()
-    model = Forecaster(config=cfg).fit(series)
+    model, notes = R.quietly(Forecaster(config=cfg).fit, series)
     seconds = time.perf_counter() - t0
+    R.warn(notes)
     mlp = window_mlp_for(model)
     rep = evaluate(model, mlp=mlp, warn=False)
     model.save(out / MODEL_FILE)
+    final = model
+    if not args.no_refit:  # the forecast comes from the same settings refitted on all the data
+        final = model.refit()
+        final.save(out / R.REFIT_FILE)
+    kind, which = R.describe(final)
     write_json(out / "config.json", {"data": os.path.abspath(args.data), "load": opts,
                                      "forecast": dataclasses.asdict(cfg), "season": model.season_,
-                                     "lookback": model.lookback_, "log": model.log_})
+                                     "lookback": model.lookback_, "log": model.log_,
+                                     "refit": not args.no_refit})
     metrics = {k: {m: v for m, v in d.items() if m != "n"} for k, d in rep["metrics"].items()}
     write_json(out / "metrics.json", {**metrics, "echo_ratio": rep["echo"], "warnings": rep["warnings"],
                                       "season": model.season_, "lookback": model.lookback_,
-                                      "train_seconds": seconds})
+                                      "train_seconds": seconds, "best_epochs": model.best_epochs_,
+                                      "forecast_model": kind})
     _write_history(out / "metrics.csv", model.history_)
-    fut = model.predict() if model.future_size_ == 0 else {}
-    _write_forecast_csv(out / "forecast.csv", fut, model)
+    fut = final.predict() if final.future_size_ == 0 else {}
+    R.write_forecast_csv(out / "forecast.csv", final, fut, kind)
     if not args.no_plot:
-        _plot(out / "forecast.png", model, rep, fut, mlp)
+        R.plot_run(out / "forecast.png", model, rep, fut, final)
     n = len(series)
     print(f"forecast: {cfg.cell} ({cfg.strategy}), {n} series, lookback {model.lookback_}, horizon "
           f"{cfg.horizon}, season {model.season_}{', log' if model.log_ else ''}; trained in {seconds:.1f}s")
     _print_report(rep)
+    if fut:
+        print(f"forecast.csv: the next {cfg.horizon} steps from {which}")
     print(f"run folder: {out}")
     return 0
 
@@ -174,37 +193,6 @@ def _write_history(path, histories):
         w.writerows(rows)
 
 
-def _write_forecast_csv(path, forecasts: dict, model):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        pct = round(model.config.interval * 100)
-        w.writerow(["series", "step", "mean", f"lower_{pct}", f"upper_{pct}"])
-        for name, f in forecasts.items():
-            for h in range(len(f["mean"])):
-                w.writerow([name, h + 1, f"{f['mean'][h]:.6g}", f"{f['lower'][h]:.6g}", f"{f['upper'][h]:.6g}"])
-    os.replace(tmp, path)
-
-
-def _plot(path, model, rep, fut, mlp):
-    from rnnkit.plots.forecast import plot_forecasts
-    from rnnkit.tasks.forecast_metrics import seasonal_naive_forecast
-
-    panels = []
-    for s in model.series_:
-        a, b = model._spans(len(s), s.name)
-        test = rep["forecasts"][s.name]
-        base = np.concatenate([seasonal_naive_forecast(s.y[:o], min(model.config.horizon, len(s) - o),
-                                                       model.season_)
-                               for o in range(b, len(s), model.config.horizon)])
-        panels.append({"name": f"{s.target} ({s.name})" if len(model.series_) > 1 else s.target,
-                       "y": s.y, "time": s.time, "train_end": a, "val_end": b, "test": test, "future": fut.get(s.name),
-                       "baseline": {"label": f"seasonal naive (m={model.season_})", "values": base}})
-    plot_forecasts(path, panels, model.config.interval,
-                   title=f"{model.config.cell} forecaster, test MASE {rep['metrics']['model']['mase']:.3f} "
-                         f"vs seasonal naive {rep['metrics']['seasonal_naive']['mase']:.3f}")
-
-
 def run_predict(args) -> int:
     from rnnkit.data.series import load_csv
     from rnnkit.tasks.forecast import Forecaster
@@ -214,7 +202,8 @@ def run_predict(args) -> int:
         raise UserError(f"{run} is not a forecast run folder (no {MODEL_FILE} and config.json); "
                         "give the --out folder of 'rnnkit forecast train'")
     conf = json.loads((run / "config.json").read_text())
-    model = Forecaster.load(run / MODEL_FILE)
+    refit = (run / R.REFIT_FILE).is_file()
+    model = Forecaster.load(run / (R.REFIT_FILE if refit and not args.no_refit else MODEL_FILE))
     opts = dict(conf["load"])
     data = None
     if args.data:
@@ -229,11 +218,12 @@ def run_predict(args) -> int:
         future = {s.name: np.column_stack([s.y, s.past]) for s in fseries}
     fc = model.predict(data, future=future)
     out = Path(args.out) if args.out else run / "forecast.csv"
-    _write_forecast_csv(out, fc, model)
-    for name, f in fc.items():
-        vals = ", ".join(f"{v:.4g}" for v in f["mean"][:6])
-        more = ", ..." if len(f["mean"]) > 6 else ""
-        print(f"{name}: {vals}{more}")
+    kind, which = R.describe(model)
+    why = " (--no-refit)" if args.no_refit else "" if refit else " (this run has no refit model: trained with --no-refit)"
+    print(f"forecast from {which}{why}")
+    R.warn(model.time_notes_)
+    R.print_forecast(model, fc, data)
+    R.write_forecast_csv(out, model, fc, kind, data)
     print(f"wrote {out}")
     return 0
 
@@ -254,13 +244,17 @@ def run_backtest(args) -> int:
               f"seasonal naive {m['seasonal_naive']['mase']:.3f}, naive {m['naive']['mase']:.3f}, "
               f"window MLP {m['window_mlp']['mase']:.3f}", flush=True)
 
-    res = backtest(series, cfg, folds=args.folds, step=args.step, callback=show)
+    res, notes = R.quietly(backtest, series, cfg, folds=args.folds, step=args.step, callback=show, warn=False)
+    R.warn(notes)
     print(f"mean over {args.folds} folds:")
     print(format_table(res["mean"]))
-    if res["mean"]["model"]["mase"] >= res["mean"]["seasonal_naive"]["mase"]:
-        print("warning: the model does not beat seasonal naive on average over the folds", file=sys.stderr)
-    folds = [{"origin": r["origin"], **{k: {m: v for m, v in d.items() if m != "n"}
-                                        for k, d in r["metrics"].items()}} for r in res["folds"]]
-    write_json(out / "backtest.json", {"mean": res["mean"], "folds": folds})
-    print(f"run folder: {out}")
+    R.warn(res["warnings"])
+    folds = [{"origin": r["origin"], "origin_time": r["origin_time"],
+              **{k: {m: v for m, v in d.items() if m != "n"} for k, d in r["metrics"].items()}}
+             for r in res["folds"]]
+    write_json(out / "backtest.json", {"mean": res["mean"], "folds": folds, "warnings": res["warnings"]})
+    R.write_backtest_csv(out / "backtest.csv", res)
+    if not args.no_plot:
+        R.plot_backtest_run(out / "backtest.png", series, res, cfg, args.time)
+    print(f"run folder: {out} (backtest.csv, backtest.png)")
     return 0

@@ -7,14 +7,16 @@ of each window (differencing to the forecast origin), so trends and level shifts
 out of the range it was trained on. Forecasts come back on the original scale with Gaussian intervals.
 
     model = fit(y, horizon=12)          # y: array, pandas Series/DataFrame, list of arrays, load_csv(...)
-    fc = predict(model)                 # {series: {"mean", "lower", "upper"}} for the next 12 steps
     report = evaluate(model)            # test-span metrics beside naive, seasonal naive, window MLP
+    final = refit(model)                # the same settings refitted on all the data (train + val + test)
+    fc = predict(final)                 # {series: {"time", "mean", "lower", "upper"}} for the next 12 steps
     folds = backtest(y, ForecastConfig(horizon=12))   # rolling-origin refits and scores
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from statistics import NormalDist
 
 import numpy as np
@@ -23,37 +25,16 @@ from rnnkit.data.series import (ColumnScaler, Series, SeriesScaler, check_length
                                 from_python, split_points, window_starts)
 from rnnkit.errors import UserError
 from rnnkit.nn.base import as_rng
-from rnnkit.tasks.forecast_config import STRATEGIES, TRANSFORMS, ForecastConfig
+from rnnkit.tasks import forecast_io
+from rnnkit.tasks.forecast_backtest import backtest
+from rnnkit.tasks.forecast_config import STRATEGIES, TRANSFORMS, ForecastConfig, check_strategy, is_multiplicative
 from rnnkit.tasks.forecast_eval import evaluate, window_mlp_for
 from rnnkit.tasks.forecast_models import CELLS, ForecastNet
+from rnnkit.tasks.forecast_time import as_index, is_pandas, learn_frequencies, next_times, pandas_input
 from rnnkit.tasks.forecast_train import train_net
 
-__all__ = ["ForecastConfig", "Forecaster", "fit", "predict", "evaluate", "backtest", "window_mlp_for", "CELLS",
-           "STRATEGIES", "TRANSFORMS"]
-
-
-def _check_strategy(cfg: ForecastConfig, series: list[Series]) -> None:
-    """Settings a strategy would silently ignore are errors."""
-    if cfg.strategy == "recursive" and series[0].past.shape[1]:
-        raise UserError(
-            "the recursive strategy feeds its own forecasts back and cannot know future values of past "
-            f"covariates ({', '.join(series[0].past_names)}); use --strategy direct, or pass known-ahead "
-            "columns as --future-covariates"
-        )
-    names = [(s.past_names, s.future_names) for s in series]
-    if any(n != names[0] for n in names):
-        raise UserError("all series must have the same covariate columns")
-
-
-def _is_multiplicative(y: np.ndarray) -> bool:
-    """Positive series whose variation grows with the level (so a log makes it additive)."""
-    if np.any(y <= 0) or len(y) < 8:
-        return False
-    q = len(y) // 4
-    first, last = y[:q], y[-q:]
-    spread_ratio = np.std(np.diff(last)) / max(np.std(np.diff(first)), 1e-12)
-    level_ratio = np.mean(last) / np.mean(first)
-    return bool(level_ratio > 1.5 and spread_ratio > 1.5) or bool(level_ratio < 1 / 1.5 and spread_ratio < 1 / 1.5)
+__all__ = ["ForecastConfig", "Forecaster", "fit", "predict", "refit", "evaluate", "backtest", "window_mlp_for",
+           "CELLS", "STRATEGIES", "TRANSFORMS"]
 
 
 class Forecaster:
@@ -61,7 +42,9 @@ class Forecaster:
 
     Learned attributes (trailing underscore): ``season_``, ``lookback_``, ``scalers_`` (series name ->
     SeriesScaler), ``past_scaler_``/``future_scaler_`` (ColumnScaler), ``nets_`` (the networks; several
-    when ``ensemble > 1``), ``history_`` (training log), ``series_`` (the data seen by ``fit``).
+    when ``ensemble > 1``), ``history_`` (training logs, each with ``best_epoch``), ``series_`` (the data
+    seen by ``fit``), ``freqs_`` (series name -> Frequency of its time labels, or None), ``time_notes_`` (why
+    a time column could not be extrapolated), ``refit_`` (None, or what :meth:`refit` repeated).
     """
 
     def __init__(self, horizon: int | None = None, config: ForecastConfig | None = None, **kwargs):
@@ -89,7 +72,7 @@ class Forecaster:
         """Season, transform and lookback from the training spans (never from val/test)."""
         cfg = self.config
         trains = [s.y[: self._spans(len(s), s.name)[0]] for s in series]
-        log = cfg.transform == "log" or (cfg.transform == "auto" and all(_is_multiplicative(t) for t in trains))
+        log = cfg.transform == "log" or (cfg.transform == "auto" and all(is_multiplicative(t) for t in trains))
         self.log_ = bool(log)
         for s, t in zip(series, trains):
             if log and np.any(t <= 0):
@@ -171,11 +154,26 @@ class Forecaster:
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, data, target=None, time=None, covariates=(), future_covariates=(), series_col=None,
             fill=None, callback=None) -> "Forecaster":
-        """Fit on ``data`` (array, pandas object, list of arrays, or Series list from ``load_csv``)."""
-        cfg = self.config
+        """Fit on ``data`` (array, pandas object, list of arrays, or Series list from ``load_csv``).
+
+        ``time`` names the time column (a pandas index of dates is used without it); its frequency is
+        inferred so that forecasts carry dates. Irregular time labels give a warning and step numbers.
+        """
+        pandas = is_pandas(data)
+        data, target, time = pandas_input(data, target, time)
         series = from_python(data, target=target, time=time, covariates=covariates,
                              future_covariates=future_covariates, series_col=series_col, fill=fill)
-        _check_strategy(cfg, series)
+        self._learn_time(series, time, pandas)
+        self._fit_series(series, callback=callback)
+        for note in self.time_notes_:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        return self
+
+    def _fit_series(self, series: list[Series], epochs=None, callback=None) -> None:
+        """Choose the settings, fit the scalers and train the networks (member k for ``epochs[k]`` epochs,
+        default ``config.epochs``), then calibrate the intervals on the validation windows."""
+        cfg = self.config
+        check_strategy(cfg, series)
         self._choose(series)
         for s in series:
             a, _ = self._spans(len(s), s.name)
@@ -191,11 +189,43 @@ class Forecaster:
         self.nets_, self.history_ = [], []
         for k in range(cfg.ensemble):
             net = self._new_net(rng)
-            self.history_.append(train_net(net, train, val, cfg, rng, callback=callback))
+            self.history_.append(train_net(net, train, val, cfg, rng, callback=callback,
+                                           epochs=None if epochs is None else epochs[k]))
             self.nets_.append(net)
         self.sigma_scale_ = self._calibrate(val)
+        self.best_epochs_ = [int(h.best_epoch) for h in self.history_]
         self.series_, self.has_full_series_ = series, True
-        return self
+        self.lengths_ = {s.name: len(s) for s in series}
+        self.refit_ = None
+
+    def _learn_time(self, series: list[Series], time, pandas: bool) -> None:
+        """The frequency of each series' time labels; irregular ones are noted (and forecast by step)."""
+        self.time_name_ = None if time is None else str(time)
+        self.pandas_ = bool(pandas)
+        self.freqs_, self.time_notes_ = learn_frequencies(series, self.label)
+
+    def refit(self, data=None, callback=None) -> "Forecaster":
+        """A new forecaster fitted on the whole of each series (train + validation + test) with this one's
+        settings: its season, lookback, transform and highway, each network trained for the epochs that
+        gave this model's kept weights (``history_[k].best_epoch``), scalers fitted on all the data, the
+        interval calibration carried over. ``data`` defaults to the series this model was fitted on.
+        """
+        if data is None and not getattr(self, "has_full_series_", True):
+            raise UserError("a loaded model keeps only the tail of its series; pass the data it was fitted on "
+                            "to refit it")
+        series = self.series_ if data is None else self._series_of(data, {})[0]
+        epochs = list(self.best_epochs_)
+        cfg = dataclasses.replace(self.config, val_size=0, test_size=0, season=self.season_,
+                                  lookback=self.lookback_, transform="log" if self.log_ else "none",
+                                  highway=self.highway_, epochs=max(1, *epochs))
+        new = type(self)(config=cfg)
+        for k in ("time_name_", "pandas_", "freqs_", "time_notes_"):
+            setattr(new, k, getattr(self, k, None))
+        new._fit_series(series, epochs=epochs, callback=callback)
+        new.sigma_scale_ = self.sigma_scale_  # measured out of sample; a refit has no validation span
+        new.refit_ = {"epochs": epochs, "points": {s.name: len(s) for s in series},
+                      "evaluated_split": {s.name: list(self._spans(len(s), s.name)) for s in series}}
+        return new
 
     def _calibrate(self, val) -> float:
         """Widen the intervals when the validation errors are larger than the trained spread says.
@@ -280,9 +310,11 @@ class Forecaster:
 
         ``future``: known-ahead covariates for the next ``horizon`` steps, (horizon, F) array or a dict
         series name -> array, required when the model uses future covariates.
-        Returns {series name: {"mean", "lower", "upper"} arrays of length horizon}.
+        Returns {series name: {"time", "mean", "lower", "upper"}}: arrays of length horizon, "time" the
+        forecast dates (NumPy datetime64, or a pandas DatetimeIndex when the data were pandas) at the
+        series' frequency, or step numbers continuing the data's positions when it has no regular time.
         """
-        series = self.series_ if data is None else from_python(data, **load_kw)
+        series, pandas = (self.series_, self.pandas_) if data is None else self._series_of(data, load_kw)
         H = self.config.horizon
         out = {}
         for s in series:
@@ -300,29 +332,47 @@ class Forecaster:
                 raise UserError("this model was trained without future covariates; drop future=/--future")
             check_length(len(s), self.lookback_, 0, what=f"series {s.name!r}")
             mean, lo, hi = self.forecast_at(s, [len(s)], extra)
-            out[s.name] = {"mean": mean[0], "lower": lo[0], "upper": hi[0]}
+            times = self._times_after(s, fresh=data is not None)[0]
+            out[s.name] = {"time": as_index(times, self.time_name_ or "time", pandas),
+                           "mean": mean[0], "lower": lo[0], "upper": hi[0]}
         return out
+
+    # -- time and names -------------------------------------------------------------------------
+    def _series_of(self, data, load_kw) -> tuple[list[Series], bool]:
+        """New data as Series (a pandas date index becomes the time column); a lone series takes the name
+        of the model's lone series, so a model fitted on one column forecasts any one array."""
+        pandas = is_pandas(data)
+        kw = dict(load_kw)
+        if pandas:
+            data, kw["target"], kw["time"] = pandas_input(data, kw.get("target"), kw.get("time"))
+        series = from_python(data, **kw)
+        if len(series) == 1 and len(self.scalers_) == 1 and series[0].name not in self.scalers_:
+            series = [dataclasses.replace(series[0], name=next(iter(self.scalers_)))]
+        return series, pandas
+
+    def label(self, s: Series) -> str:
+        """The name a person knows a series by: its --series-col value, else the target column's name."""
+        return s.target if s.name == "series" else s.name
+
+    def length_of(self, s: Series) -> int:
+        """Length of the fitted series ``s`` (a loaded model keeps only its tail)."""
+        return getattr(self, "lengths_", {}).get(s.name, len(s))
+
+    def _times_after(self, s: Series, fresh: bool):
+        """(values, texts, dated) of the ``horizon`` times after ``s``; ``fresh``: ``s`` is new data."""
+        n = len(s) if fresh else self.length_of(s)
+        return next_times(s.time, getattr(self, "freqs_", {}).get(s.name), self.config.horizon, n, fresh)
+
+    def forecast_times(self, data=None, **load_kw) -> dict:
+        """{series name: (values, texts, dated)}: the times :meth:`predict` gives its forecasts, their text,
+        and whether they are dates at the series' frequency (else step positions)."""
+        series = self.series_ if data is None else self._series_of(data, load_kw)[0]
+        return {s.name: self._times_after(s, fresh=data is not None) for s in series}
 
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> tuple[dict, dict]:
         """(tensors, meta) for a checkpoint: every net's weights plus config, scalers and history tails."""
-        tensors = {f"net{k}.{name}": v for k, net in enumerate(self.nets_) for name, v in net.params.items()}
-        L = self.lookback_
-        for s in self.series_:
-            tensors[f"tail.{s.name}.y"] = s.y[-L:].astype(np.float64)
-            tensors[f"tail.{s.name}.past"] = s.past[-L:].astype(np.float64)
-            tensors[f"tail.{s.name}.future"] = s.future[-L:].astype(np.float64)
-        meta = {
-            "task": "forecast", "config": dataclasses.asdict(self.config), "season_": self.season_,
-            "lookback_": self.lookback_, "log_": self.log_, "input_size_": self.input_size_,
-            "sigma_scale_": self.sigma_scale_, "highway_": self.highway_,
-            "future_size_": self.future_size_,
-            "scalers_": {k: v.to_json() for k, v in self.scalers_.items()},
-            "past_scaler_": self.past_scaler_.to_json(), "future_scaler_": self.future_scaler_.to_json(),
-            "series": [{"name": s.name, "target": s.target, "past_names": list(s.past_names),
-                        "future_names": list(s.future_names), "length": len(s)} for s in self.series_],
-        }
-        return tensors, meta
+        return forecast_io.state(self)
 
     def save(self, path) -> str:
         from rnnkit.io import save_checkpoint
@@ -332,27 +382,7 @@ class Forecaster:
 
     @classmethod
     def load(cls, path) -> "Forecaster":
-        from rnnkit.io import load_checkpoint
-
-        tensors, meta = load_checkpoint(path)
-        if meta.get("task") != "forecast":
-            raise UserError(f"{path} is not a forecast checkpoint (task {meta.get('task')!r})")
-        self = cls(config=ForecastConfig(**meta["config"]))
-        for k in ("season_", "lookback_", "log_", "input_size_", "future_size_", "sigma_scale_", "highway_"):
-            setattr(self, k, meta[k])
-        self.scalers_ = {k: SeriesScaler.from_json(v) for k, v in meta["scalers_"].items()}
-        self.past_scaler_ = ColumnScaler.from_json(meta["past_scaler_"])
-        self.future_scaler_ = ColumnScaler.from_json(meta["future_scaler_"])
-        self.nets_, self.history_ = [], []
-        for k in range(self.config.ensemble):
-            net = self._new_net(0)
-            net.load_state_dict({n[len(f"net{k}."):]: v for n, v in tensors.items() if n.startswith(f"net{k}.")})
-            self.nets_.append(net)
-        self.series_ = [Series(tensors[f"tail.{d['name']}.y"], tensors[f"tail.{d['name']}.past"],
-                               tensors[f"tail.{d['name']}.future"], None, d["name"], d["target"],
-                               tuple(d["past_names"]), tuple(d["future_names"])) for d in meta["series"]]
-        self.has_full_series_ = False  # only the last lookback points are stored with the model
-        return self
+        return forecast_io.load(cls, path)
 
 
 # -- the functional API -----------------------------------------------------------------------------
@@ -370,35 +400,6 @@ def predict(model: Forecaster, data=None, future=None, **load_kw) -> dict:
     return model.predict(data, future=future, **load_kw)
 
 
-def backtest(data, config: ForecastConfig, folds: int = 3, step: int | None = None, callback=None,
-             **load_kw) -> dict:
-    """Rolling-origin evaluation: refit at ``folds`` origins, ``step`` apart (default one horizon),
-    each time on the data before the origin only, and score the next horizon against the baselines.
-
-    ``callback(k, report)`` is called after each fold. Returns {"folds": [per-fold reports with their
-    "origin"], "mean": metrics averaged over folds}.
-    """
-    series = from_python(data, **load_kw)
-    H = config.horizon
-    step = H if step is None else int(step)
-    if folds < 1 or step < 1:
-        raise UserError("backtest needs --folds >= 1 and --step >= 1")
-    n_min = min(len(s) for s in series)
-    results = []
-    for k in range(folds):
-        cut = n_min - (folds - 1 - k) * step  # this fold's data ends here; its last H points are the test
-        if cut - H < 8:
-            raise UserError(f"{folds} folds {step} apart leave too little data for the first fold "
-                            f"(series length {n_min}); use fewer --folds or a smaller --step")
-        cfg = dataclasses.replace(config, test_size=H, seed=config.seed + k)
-        fold = [s.head(len(s) - (n_min - cut)) for s in series]
-        model = Forecaster(config=cfg).fit(fold)
-        rep = evaluate(model, warn=False)
-        rep["origin"] = cut - H
-        results.append(rep)
-        if callback is not None:
-            callback(k, rep)
-    keys = results[0]["metrics"].keys()
-    mean = {k: {m: float(np.mean([r["metrics"][k][m] for r in results]))
-                for m in results[0]["metrics"][k] if m != "n"} for k in keys}
-    return {"folds": results, "mean": mean}
+def refit(model: Forecaster, data=None) -> Forecaster:
+    """``model``'s settings refitted on all the data, to forecast the future; see :meth:`Forecaster.refit`."""
+    return model.refit(data)

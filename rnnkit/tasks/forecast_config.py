@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 import math
 
 from rnnkit.errors import UserError
@@ -79,3 +81,27 @@ class ForecastConfig:
                                itemsize=8 if self.dtype == "float64" else 4)
         check_memory(need * int(self.ensemble), f"--hidden-size {self.hidden_size} with --num-layers "
                      f"{self.num_layers} and --batch-size {self.batch_size}", "lower them")
+
+
+def check_strategy(cfg: ForecastConfig, series: list) -> None:
+    """Settings a strategy would silently ignore are errors."""
+    if cfg.strategy == "recursive" and series[0].past.shape[1]:
+        raise UserError(
+            "the recursive strategy feeds its own forecasts back and cannot know future values of past "
+            f"covariates ({', '.join(series[0].past_names)}); use --strategy direct, or pass known-ahead "
+            "columns as --future-covariates"
+        )
+    names = [(s.past_names, s.future_names) for s in series]
+    if any(n != names[0] for n in names):
+        raise UserError("all series must have the same covariate columns")
+
+
+def is_multiplicative(y: np.ndarray) -> bool:
+    """Positive series whose variation grows with the level (so a log makes it additive)."""
+    if np.any(y <= 0) or len(y) < 8:
+        return False
+    q = len(y) // 4
+    first, last = y[:q], y[-q:]
+    spread_ratio = np.std(np.diff(last)) / max(np.std(np.diff(first)), 1e-12)
+    level_ratio = np.mean(last) / np.mean(first)
+    return bool(level_ratio > 1.5 and spread_ratio > 1.5) or bool(level_ratio < 1 / 1.5 and spread_ratio < 1 / 1.5)

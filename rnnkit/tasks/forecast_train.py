@@ -7,7 +7,7 @@ import numpy as np
 
 from rnnkit.nn.optim import Adam
 from rnnkit.tasks.forecast_models import gaussian_loss
-from rnnkit.train import EarlyStopping, fit
+from rnnkit.train import EarlyStopping, History, fit
 
 
 class _ShuffledBatches:
@@ -24,11 +24,13 @@ class _ShuffledBatches:
         return -(-self.n // self.batch_size)
 
 
-def train_net(net, train, val, cfg, rng: np.random.Generator, callback=None):
-    """Train ``net`` in place on ``train`` = (xs, fut, targets); returns fit's History.
+def train_net(net, train, val, cfg, rng: np.random.Generator, callback=None, epochs: int | None = None):
+    """Train ``net`` in place on ``train`` = (xs, fut, targets) for ``epochs`` (default ``cfg.epochs``);
+    returns fit's History with ``best_epoch``: the epochs behind the weights kept (what a refit repeats).
 
     ``val`` (same form, or None) is scored (MSE of the mean, scaled units) after every epoch; training
-    stops after ``cfg.patience`` epochs without improvement and the best weights are restored.
+    stops after ``cfg.patience`` epochs without improvement and the best weights are restored (epoch 0,
+    the untrained network, is a candidate).
     ``callback``: an object with ``on_step``/``on_eval`` hooks (e.g. a progress display), or None.
     """
     dtype = net.dtype
@@ -58,7 +60,15 @@ def train_net(net, train, val, cfg, rng: np.random.Generator, callback=None):
         # the untrained network (close to "no change", i.e. naive) is a candidate too
         stopper.on_eval({"step": 0, **eval_fn()})
         callbacks.append(stopper)
+    epochs = cfg.epochs if epochs is None else int(epochs)
+    if epochs < 1:
+        history = History()
+        history.best_epoch = 0
+        return history
     opt = Adam(net.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return fit(net, opt, train_step, batches, epochs=cfg.epochs, clip=cfg.clip,
-               eval_fn=None if val is None else eval_fn, eval_every=len(batches), log_every=len(batches),
-               callbacks=callbacks)
+    history = fit(net, opt, train_step, batches, epochs=epochs, clip=cfg.clip,
+                  eval_fn=None if val is None else eval_fn, eval_every=len(batches), log_every=len(batches),
+                  callbacks=callbacks)
+    done = -(-history.steps // len(batches))
+    history.best_epoch = done if val is None else stopper.best_step // len(batches)
+    return history
