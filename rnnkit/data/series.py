@@ -6,16 +6,17 @@ cut windows whose targets lie inside one span. Every bad input raises :class:`rn
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnnkit.data.csvfile import check_time_order, read_csv_rows
 from rnnkit.errors import UserError
 
 MISSING_TOKENS = {"", "na", "nan", "null", "none", "n/a", "?"}
+MAX_ABS = 1e150  # beyond this, the squares behind standardisation overflow float64 (max 1.8e308)
 FILL_METHODS = ("interpolate", "ffill")
 
 
@@ -53,17 +54,28 @@ def _parse_cell(text: str, row: int, col: str, source: str) -> float:
     if t.lower() in MISSING_TOKENS:
         return math.nan
     try:
-        return float(t)
+        value = float(t)
     except ValueError:
         raise UserError(
             f"{source}: row {row}, column {col!r}: {text!r} is not a number; "
             "fix the cell or choose another column"
         ) from None
+    if not abs(value) <= MAX_ABS:  # inf, or so large that scaling overflows
+        what = "infinite" if math.isinf(value) else "too large"
+        raise UserError(f"{source}: row {row}, column {col!r}: {t} is {what}; values must be finite with magnitude "
+                        f"at most {MAX_ABS:g} (rescale the column, e.g. divide it by a power of ten)")
+    return value
 
 
 def fill_missing(values: np.ndarray, column: str, fill: str | None, source: str, rows=None) -> np.ndarray:
     """Reject NaNs (naming row and column) unless ``fill`` is 'interpolate' or 'ffill'."""
     values = np.asarray(values, dtype=np.float64)
+    huge = np.flatnonzero(np.abs(np.nan_to_num(values, nan=0.0)) > MAX_ABS)  # inf, or overflowing when scaled
+    if huge.size:
+        k = int(huge[0])
+        where = f"row {int(rows[k])}" if rows is not None else f"index {k}"
+        raise UserError(f"{source}: {where}, column {column!r}: {values[k]:g} is infinite or too large; values must be "
+                        f"finite with magnitude at most {MAX_ABS:g} (rescale, e.g. divide by a power of ten)")
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size == 0:
         return values
@@ -102,21 +114,18 @@ def load_csv(path, target: str, time: str | None = None, covariates=(), future_c
     messages are file line numbers (the header is line 1).
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such file; give the path of a CSV file with a header row")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise UserError(f"{path}: the file is empty; it needs a header row and data rows") from None
-        rows = [r for r in reader if any(c.strip() for c in r)]
+    header, rows = read_csv_rows(path)
     wanted = [target, *covariates, *future_covariates] + [c for c in (time, series_col) if c]
     missing = [c for c in wanted if c not in header]
     if missing:
         raise UserError(
             f"{path}: no column {missing[0]!r}; the columns are: {', '.join(header)}"
         )
+    for c in dict.fromkeys(wanted):
+        at = [i + 1 for i, h in enumerate(header) if h == c]
+        if len(at) > 1:
+            raise UserError(f"{path}: columns {' and '.join(map(str, at))} are both named {c!r} in the header; "
+                            "rename one so that the column to use is unambiguous")
     idx = {h: i for i, h in enumerate(header)}
     for k, r in enumerate(rows):
         if len(r) != len(header):
@@ -134,6 +143,8 @@ def load_csv(path, target: str, time: str | None = None, covariates=(), future_c
             raw = np.array([_parse_cell(rows[k][idx[c]], int(line[k]), c, path) for k in sel])
             cols[c] = fill_missing(raw, c, fill, path, rows=line[sel])
         times = [rows[k][idx[time]].strip() for k in sel] if time else None
+        if times is not None:
+            check_time_order(times, [int(line[k]) for k in sel], time, path)
         out.append(_make_series(cols[target], [cols[c] for c in covariates],
                                 [cols[c] for c in future_covariates], times, key, target,
                                 tuple(covariates), tuple(future_covariates)))
@@ -288,8 +299,13 @@ class SeriesScaler:
             raise UserError(f"{name}: transform 'log' needs positive values but the training span has "
                             f"min {y.min():g}; use --transform none")
         z = np.log(y) if self.log else y
-        std = float(np.std(z))
+        with np.errstate(over="ignore"):  # an overflow is reported below, as values too large
+            std = float(np.std(z))
         if not np.isfinite(std) or std <= 1e-12 * max(1.0, abs(float(np.mean(z)))):
+            if not np.all(np.isfinite(z)) or np.max(np.abs(z)) > MAX_ABS:
+                raise UserError(f"{name}: values up to {np.max(np.abs(z)):g} are too large to standardise (the "
+                                f"squares overflow); keep magnitudes at most {MAX_ABS:g}, e.g. divide by a power "
+                                "of ten")
             raise UserError(f"{name}: the training span is constant ({z[0]:g}), so there is nothing to learn "
                             "and scaling would divide by zero; check the target column")
         self.mean_, self.scale_ = float(np.mean(z)), std
