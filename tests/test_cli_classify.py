@@ -150,7 +150,7 @@ def test_other_bad_inputs(tmp_path, toy, capsys):
         (["classify", "train", tr, "--test", two_ch, "--out", str(tmp_path / "r2"), *FAST], "channel"),
         (["classify", "train", str(tmp_path / "x.txt")], "file"),
         (["classify", "train", tr, "--epochs", "0"], "epochs"),
-        (["classify", "train", tr, "--val-size", "1.5"], "val_size"),
+        (["classify", "train", tr, "--val-size", "1.5"], "--val-size"),
         (["classify", "predict", str(tmp_path), te], "not a classify run folder"),
         (["classify", "evaluate", str(tmp_path / "nope"), te], "not a classify run folder"),
     ]
