@@ -18,7 +18,7 @@ from rnnkit.commands.options import int_range
 from rnnkit.errors import UserError
 
 # Order is the order shown in ``rnnkit --help``.
-COMMANDS = ("text", "forecast", "classify", "memory", "inspect", "gradcheck", "export", "demo")
+COMMANDS = ("text", "forecast", "classify", "memory", "inspect", "gradcheck", "export", "sweep", "demo")
 
 
 class HelpFormatter(argparse.HelpFormatter):
