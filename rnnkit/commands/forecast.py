@@ -149,7 +149,7 @@ def run_train(args) -> int:
     series = load_csv(args.data, **opts)
     out = _run_dir(args, "train")
     t0 = time.perf_counter()
-    model, notes = R.quietly(Forecaster(config=cfg).fit, series)
+    model, notes = R.quietly(Forecaster(config=cfg).fit, series, time=args.time)  # time: the column's name
     seconds = time.perf_counter() - t0
     R.warn(notes)
     mlp = window_mlp_for(model)

@@ -62,7 +62,7 @@ def _draw(ax, p: dict, x, xf, interval: float, first: int = 0) -> None:
         ax.set_xlim(x[first], xf[-1] if len(xf) else x[-1])
     ax.set_xlabel(p.get("xlabel") or "time step")
     ax.set_ylabel(p.get("ylabel") or "value")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="best")
     ax.tick_params(axis="x", labelsize=8, rotation=20 if x.dtype.kind == "M" else 0)
 
 
@@ -79,7 +79,7 @@ def plot_forecasts(path, panels: list[dict], interval: float = 0.9, title: str =
     panels = panels[:6]
     long = [_zoom_start(p, zoom) > 0 for p in panels]
     cols = 2 if any(long) else 1
-    fig, axes = plt.subplots(len(panels), cols, figsize=(7.5 * cols, 3.4 * len(panels)), squeeze=False,
+    fig, axes = plt.subplots(len(panels), cols, figsize=(7.5 * cols, 4.0 * len(panels)), squeeze=False,
                              gridspec_kw={"width_ratios": [3, 2] if cols == 2 else [1]})
     for row, p in enumerate(panels):
         n = len(p["y"])

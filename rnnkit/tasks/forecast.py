@@ -156,8 +156,9 @@ class Forecaster:
             fill=None, callback=None) -> "Forecaster":
         """Fit on ``data`` (array, pandas object, list of arrays, or Series list from ``load_csv``).
 
-        ``time`` names the time column (a pandas index of dates is used without it); its frequency is
-        inferred so that forecasts carry dates. Irregular time labels give a warning and step numbers.
+        ``time`` names the time column (a pandas index of dates is used without it; with ``load_csv``
+        series it is only the column's name); its frequency is inferred so that forecasts carry dates.
+        Irregular time labels give a warning and step numbers.
         """
         pandas = is_pandas(data)
         data, target, time = pandas_input(data, target, time)

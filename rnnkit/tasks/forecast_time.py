@@ -56,7 +56,7 @@ class Frequency:
                 if self.step % size == 0:
                     return f"every {self.step // size} {word}"
         base = _MONTH_NAMES.get(self.step, f"every {self.step} months")
-        if self.unit in ("Y", "M"):
+        if self.unit in ("Y", "M") or self.step % 12 == 0:
             return base
         rule = "month start" if self.day == 1 else "month end" if self.day == 31 else f"day {self.day}"
         return f"{base} ({rule})"
@@ -105,7 +105,8 @@ def parse_labels(labels) -> tuple[np.ndarray, str]:
     """Time labels (strings, numbers or datetimes) -> (values, style): datetime64 or int64 values.
 
     Accepted: integers (4 digits are years), ISO dates and times (YYYY, YYYY-MM, YYYY-MM-DD, with a time
-    of day after T or a space; a trailing UTC offset is dropped) and quarters (1990Q1, 1990-Q1).
+    of day after T or a space; a trailing UTC offset such as Z or +01:00 is dropped, so times are read and
+    written as local times) and quarters (1990Q1, 1990-Q1).
     Anything else raises :class:`IrregularTime` naming the first label that could not be read.
     """
     texts = [str(t).strip() for t in labels]
@@ -135,10 +136,16 @@ _UNITS = ["as", "fs", "ps", "ns", "us", "ms", "s", "m", "h", "D", "W", "M", "Y"]
 
 
 # -- inference ----------------------------------------------------------------------------------------
-def _gaps_text(d: np.ndarray, unit: str) -> str:
+def _gaps_text(d: np.ndarray, unit: str = "") -> str:
+    """The three commonest steps with their counts, e.g. "1 day (290 times), 3 days (once)"."""
     vals, counts = np.unique(d, return_counts=True)
-    order = np.argsort(-counts)[:3]
-    return ", ".join(f"{vals[i]} {unit} ({counts[i]} times)" for i in order)
+    order = np.argsort(-counts, kind="stable")[:3]
+    words = []
+    for i in order:
+        v, c = int(vals[i]), int(counts[i])
+        what = f"{v} {unit if v == 1 else unit + 's'}".strip() if unit else str(v)
+        words.append(f"{what} ({'once' if c == 1 else f'{c} times'})")
+    return ", ".join(words)
 
 
 def infer_frequency(labels) -> Frequency:
@@ -152,7 +159,7 @@ def infer_frequency(labels) -> Frequency:
         _check_order(d, labels)
         if np.all(d == d[0]):
             return Frequency("int", int(d[0]), style="int")
-        raise IrregularTime(f"the integer time labels advance unevenly (steps {_gaps_text(d, '')})")
+        raise IrregularTime(f"the integer time labels advance unevenly (steps of {_gaps_text(d)})")
     unit = np.datetime_data(values.dtype)[0]
     secs = values.astype("datetime64[s]").astype(np.int64)
     _check_order(np.diff(secs), labels)
@@ -161,27 +168,31 @@ def infer_frequency(labels) -> Frequency:
         dm = np.diff(months)
         if np.all(dm == dm[0]):
             return Frequency("month", int(dm[0]), unit, style=style)
-        raise IrregularTime(f"the time labels advance unevenly (steps {_gaps_text(dm, 'months')})")
+        raise IrregularTime(f"the time labels advance unevenly (steps of {_gaps_text(dm, 'month')})")
     d = np.diff(secs)
-    if np.all(d == d[0]):
-        return Frequency("fixed", int(d[0]), unit, style=style)
+    fixed = bool(np.all(d == d[0]))
     day_start = values.astype("datetime64[D]")
     offsets = secs - day_start.astype("datetime64[s]").astype(np.int64)
-    if np.all(offsets == offsets[0]):
+    if np.all(offsets == offsets[0]) and (not fixed or d[0] >= 28 * 86400):
+        # calendar months first: yearly dates are 365 days apart until a leap year comes
         dm = np.diff(months)
-        dom = (day_start - values.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
-        length = ((values.astype("datetime64[M]") + 1).astype("datetime64[D]")
-                  - values.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64)
+        start = values.astype("datetime64[M]").astype("datetime64[D]")
+        dom = (day_start - start).astype(np.int64) + 1
+        length = ((values.astype("datetime64[M]") + 1).astype("datetime64[D]") - start).astype(np.int64)
         anchor = int(dom.max())
         if np.all(dm == dm[0]) and dm[0] > 0 and np.all(dom == np.minimum(anchor, length)):
             month_end = bool(np.all(dom == length))
             return Frequency("month", int(dm[0]), unit, 31 if month_end else anchor, int(offsets[0]), style)
-        if np.all(np.is_busday(day_start)) and np.all(np.busday_count(day_start[:-1], day_start[1:]) == 1):
-            return Frequency("bday", 1, unit, offset=int(offsets[0]), style=style)
+    if fixed:
+        return Frequency("fixed", int(d[0]), unit, style=style)
+    if np.all(offsets == offsets[0]) and np.all(np.is_busday(day_start)) \
+            and np.all(np.busday_count(day_start[:-1], day_start[1:]) == 1):
+        return Frequency("bday", 1, unit, offset=int(offsets[0]), style=style)
     days = d / 86400
-    unit_word, scaled = ("days", days) if np.all(days == np.round(days)) else ("seconds", d)
-    raise IrregularTime(f"the time labels advance unevenly (gaps of {_gaps_text(scaled.astype(np.int64), unit_word)};"
-                        f" first uneven step after {labels[int(np.flatnonzero(d != d[0])[0])]})")
+    unit_word, scaled = ("day", days) if np.all(days == np.round(days)) else ("second", d)
+    first = int(np.flatnonzero(d != d[0])[0])
+    raise IrregularTime(f"the time labels advance unevenly (gaps of {_gaps_text(scaled.astype(np.int64), unit_word)}"
+                        f"; the first uneven one is from {labels[first]} to {labels[first + 1]})")
 
 
 def _check_order(d: np.ndarray, labels) -> None:
