@@ -2,7 +2,7 @@
 "use strict";
 
 const RnnkitPanels = (() => {
-  const CW = 3;  // heat-map pixels per character
+  const CW = 3, MAX_HEIGHT = 320;  // heat-map pixels per character, largest height on screen
   let start = 0, order = [], pending = false, model = null;
   const gen = { state: null, logits: null, spans: [], rng: null, running: false, count: 0 };
 
@@ -33,6 +33,8 @@ const RnnkitPanels = (() => {
     const n = Math.min(ncols(), T - start), canvas = $("heat");
     canvas.width = n * CW;
     canvas.height = H * rp;
+    canvas.style.width = n * CW + "px";
+    canvas.style.height = Math.min(H * rp, MAX_HEIGHT) + "px";  // many units: rows shrink on screen
     const ctx = canvas.getContext("2d"), img = ctx.createImageData(n * CW, H * rp), px = img.data;
     order.forEach((u, r) => {
       for (let c = 0; c < n; c++) {
@@ -73,7 +75,8 @@ const RnnkitPanels = (() => {
   }
   function heatAt(e) {
     const rect = $("heat").getBoundingClientRect(), Q = quantity();
-    const r = Math.floor((e.clientY - rect.top) / rowPx(Q.units)), c = Math.floor((e.clientX - rect.left) / CW);
+    const scale = $("heat").height / rect.height;
+    const r = Math.floor((e.clientY - rect.top) * scale / rowPx(Q.units)), c = Math.floor((e.clientX - rect.left) / CW);
     return { unit: order[Math.max(0, Math.min(r, order.length - 1))], i: Math.min(start + Math.max(c, 0), D().T - 1) };
   }
 
