@@ -32,8 +32,8 @@ def learning_curves(rows, path: str | os.PathLike, title: str | None = None) -> 
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
         sec = ax.secondary_yaxis("right", functions=(lambda n: n / math.log(2), lambda b: b * math.log(2)))
-        sec.set_ylabel("bits per character" if ax is axes[1] else "")
-    axes[0].set_ylabel("loss (nats per character)")
+        sec.set_ylabel("bits per character")
+        ax.set_ylabel("loss (nats per character)")
     axes[0].legend(loc="upper right", fontsize=8)
     if title:
         fig.suptitle(title)

@@ -132,7 +132,7 @@ def plot_backtest(path, panel: dict, folds: list[dict], scores: dict, interval: 
         if f.get("lower") is not None:
             top.fill_between(x[sl], f["lower"], f["upper"], color=color, alpha=0.15)
         top.axvline(_between(x, f["start"]), color=color, ls="--", lw=0.8,
-                    label=f"origin of fold {k + 1}" if k == 0 else None)
+                    label=f"origin of fold {k + 1}" if k == 0 or len(folds) <= 10 else None)  # a legend row each
     top.set_xlabel(panel.get("xlabel") or "time step")
     top.set_ylabel(panel.get("ylabel") or "value")
     top.set_title(f"{panel.get('name', '')}: forecasts at each origin ({interval:.0%} intervals shaded)",

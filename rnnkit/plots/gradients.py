@@ -76,13 +76,19 @@ def gate_histograms(acts: dict, path, low: float = 0.1, high: float = 0.9, title
             v = np.asarray(a, dtype=np.float64).ravel()
             v = (v + 1) / 2 if gate in TANH_GATES else v
             left, right = (v < low).mean(), (v > high).mean()
-            ax.hist(v, bins=bins, color="grey" if "untrained" in label else _color(label, r), alpha=0.85)
-            ax.axvspan(0, low, color="grey", alpha=0.15)
-            ax.axvspan(high, 1, color="grey", alpha=0.15)
+            ax.hist(v, bins=bins, color="grey" if "untrained" in label else _color(label, r), alpha=0.85,
+                    label="activations")
+            ax.axvspan(0, low, color="tab:blue", alpha=0.12, label=f"saturated closed (< {low:g}): {left:.0%}")
+            ax.axvspan(high, 1, color="tab:orange", alpha=0.12, label=f"saturated open (> {high:g}): {right:.0%}")
             scaled = " (tanh, rescaled)" if gate in TANH_GATES else ""
-            ax.set_title(f"{label} {layer} gate {gate}{scaled}\n<{low:g}: {left:.0%}  >{high:g}: {right:.0%}",
-                         fontsize=8)
-            ax.set_yticks([])
+            ax.set_title(f"{label} {layer} gate {gate}{scaled}", fontsize=8)
+            ax.set_xlabel("gate activation (0 to 1)", fontsize=8)
+            ax.set_ylabel("count (steps x units)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=6, loc="upper center")
+    fig.text(0.5, 0.0, f"Shaded bands: a gate below {low:g} is saturated shut (blocks its signal), above {high:g} "
+             "saturated open; there its derivative is near 0, so little gradient flows through it. The legend "
+             "gives the share of activations in each band.", ha="center", va="top", fontsize=8, wrap=True)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -99,18 +105,19 @@ def clipping_curves(curves: dict, path, title: str = "") -> str:
         for r, key in enumerate(("loss", "grad_norm")):
             ax = axes[r, c]
             y = np.asarray(run.get(key, []), dtype=np.float64)
-            ax.plot(np.arange(1, len(y) + 1), _positive(y), color="tab:red" if r else "tab:blue", lw=1.2)
+            ax.plot(np.arange(1, len(y) + 1), _positive(y), color="tab:red" if r else "tab:blue", lw=1.2,
+                    label="training loss" if r == 0 else "gradient norm")
             bad = np.flatnonzero(~np.isfinite(y))
             if len(bad):
-                ax.axvline(bad[0] + 1, color="black", ls="--", lw=1)
-                ax.text(bad[0] + 1, 0.5, " non-finite", transform=ax.get_xaxis_transform(), fontsize=8)
+                ax.axvline(bad[0] + 1, color="black", ls="--", lw=1,
+                           label=f"first non-finite value (step {bad[0] + 1})")
             ax.set_yscale("log")
             ax.grid(True, which="both", alpha=0.3)
             ax.set_ylabel("training loss" if r == 0 else "gradient norm (before clipping)")
+            ax.set_xlabel("step")
+            ax.legend(fontsize=8)
             if r == 0:
                 ax.set_title(label)
-            else:
-                ax.set_xlabel("step")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -162,24 +169,24 @@ def training_diagnostics(rows: list[dict], path, title: str = "", metric: str = 
     from rnnkit.diagnostics import EXPLODE, VANISH
 
     plt = pyplot()
-    panels = [("loss", "training loss"), ("grad_norm", "gradient norm (before clipping)"),
-              ("dh_ratio", "early / late ||dL/dh_t||")]
-    panels = [p for p in panels if any(p[0] in r for r in rows)]
+    panels = [("loss", "training loss"), ("val_metric", f"validation {metric}"),
+              ("grad_norm", "gradient norm (before clipping)"), ("dh_ratio", "early / late ||dL/dh_t||")]
+    panels = [p for p in panels if any(r.get(p[0]) not in (None, "") for r in rows)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     for ax, (key, label) in zip(axes[0], panels):
-        pts = [(r["step"], r[key]) for r in rows if key in r and r[key] not in ("", None)]
+        pts = [(r["step"], float(r[key])) for r in rows if key in r and r[key] not in ("", None)]
         if pts:
             x, y = zip(*pts)
-            ax.plot(x, _positive(y), lw=1)
-        if key == "loss":
-            vals = [(r["step"], r["val_metric"]) for r in rows if r.get("val_metric") not in (None, "")]
-            if vals:
-                ax.plot(*zip(*vals), "o-", ms=3, label=f"validation {metric}")
-                ax.legend(fontsize=8)
+            ax.plot(x, _positive(y) if key != "val_metric" else y, "o-" if key == "val_metric" else "-",
+                    ms=3, lw=1, label=label)
         if key == "dh_ratio":
-            ax.axhline(VANISH, color="grey", ls="--", lw=1)
-            ax.axhline(EXPLODE, color="grey", ls="--", lw=1)
-        ax.set_yscale("log")
+            ax.axhline(VANISH, color="grey", ls="--", lw=1, label=f"vanishing below {VANISH:g}")
+            ax.axhline(EXPLODE, color="black", ls="--", lw=1, label=f"exploding above {EXPLODE:g}")
+        if key == "val_metric" and "accuracy" in metric:
+            ax.set_ylim(0, 1.02)  # a fraction: linear scale
+        else:
+            ax.set_yscale("log")
+        ax.legend(fontsize=8)
         ax.set_xlabel("step")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
