@@ -19,6 +19,9 @@ def register_view(sub) -> None:
     v.add_argument("--chars", type=int, default=DEFAULT_CHARS,
                    help=f"characters of the text shown (default {DEFAULT_CHARS}; the page grows by about "
                         "(units x quantities x layers) bytes per character before compression)")
+    v.add_argument("--quantities", metavar="NAMES",
+                   help="comma-separated quantities to store, e.g. h,c (h is always kept; default: all: h for "
+                        "Elman, h,y for Jordan, h,c,i,f,g,o for LSTM, h,r,z,n for GRU); fewer make a smaller page")
     v.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                    help="which checkpoint of a run folder (default best)")
     v.add_argument("--replace-bad-bytes", action="store_true", help="replace invalid UTF-8 bytes by U+FFFD")
@@ -43,7 +46,8 @@ def run_view(args) -> int:
         body = validation_text(lm, args.chars)
     a = lm.model.arch()
     title = f"rnnkit view: {a['cell']} {a['num_layers']}x{a['hidden_size']} reading {Path(source).name if args.file else source}"
-    summary = write_view(lm, body, args.out, max_chars=args.chars, title=title)
+    names = [n.strip() for n in args.quantities.split(",") if n.strip()] if args.quantities else None
+    summary = write_view(lm, body, args.out, max_chars=args.chars, title=title, quantities=names)
     if summary["unknown"]:
         n = sum(summary["unknown"].values())
         print(f"dropped {n} character(s) the model never saw: " +

@@ -64,11 +64,18 @@ def _script_json(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
 
 
-def payload(lm, text: str, title: str = "") -> tuple[dict, dict]:
-    """(the page's data, a summary: best units per feature, quantisation error, sizes)."""
+def payload(lm, text: str, title: str = "", quantities: list[str] | None = None) -> tuple[dict, dict]:
+    """(the page's data, a summary: best units per feature, quantisation error, sizes). ``quantities``:
+    names to store (None: all; h is always kept); each one costs units x characters bytes before deflate."""
     model, vocab = lm.model, lm.vocab
     ids = vocab.encode(text, what="text to view").astype(np.intp)
-    quantities, probs = run_text(lm, ids)
+    computed, probs = run_text(lm, ids)
+    known = list(dict.fromkeys(q.name for q in computed))
+    unknown = sorted(set(quantities or ()) - set(known))
+    if unknown:
+        raise UserError(f"this {model.cell} model has no quantity {', '.join(unknown)}; choose among {', '.join(known)}")
+    keep = set(known if quantities is None else quantities) | {"h"}
+    quantities = [q for q in computed if q.name in keep]
     blob = _Blob()
     layers, max_err = [], 0.0
     for q in quantities:
@@ -108,10 +115,11 @@ def render(data: dict) -> str:
 
 
 def write_view(lm, text: str, path: str | os.PathLike, *, max_chars: int | None = None, title: str = "",
-               strict: bool = False) -> dict:
+               strict: bool = False, quantities: list[str] | None = None) -> dict:
     """Write the page for ``lm`` (a LanguageModel) reading ``text`` to ``path``; returns a summary dict.
 
-    ``max_chars`` keeps the first characters only. Characters the model never saw are dropped (counted in
+    ``max_chars`` keeps the first characters only; ``quantities`` (e.g. ["h", "c"]) stores only those (h
+    always) for a smaller page. Characters the model never saw are dropped (counted in
     ``summary["unknown"]``); ``strict=True`` refuses them instead. The summary holds ``best`` (per built-in
     feature the units that follow it best: (layer.quantity, unit, Pearson r)), ``quant_max_error``,
     ``bytes`` and ``path``.
@@ -127,7 +135,7 @@ def write_view(lm, text: str, path: str | os.PathLike, *, max_chars: int | None 
         text = text[:max_chars]
     if not text:
         raise UserError("the text to view is empty (after dropping characters the model never saw)")
-    data, summary = payload(lm, text, title=title)
+    data, summary = payload(lm, text, title=title, quantities=quantities)
     page = render(data)
     path = Path(path)
     if path.parent and not path.parent.exists():

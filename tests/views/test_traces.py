@@ -137,3 +137,13 @@ def test_cli_writes_the_page_and_prints_the_best_units(tmp_path, capsys):
     assert _page_data(out)[1]["text"] == 'said "hello"'
     assert main(["text", "view", str(tmp_path / "run"), "--chars", "0", "--out", str(out)]) == 2
     assert "--chars must be at least 1" in capsys.readouterr().err
+
+
+def test_quantities_option_stores_only_those(tmp_path):
+    lm = random_lm("lstm", 2)
+    write_view(lm, TEXT, tmp_path / "v.html", quantities=["c"])
+    _, data = _page_data(tmp_path / "v.html")
+    assert sorted(k for k in data["sections"] if k.startswith("act.")) == ["act.0.c", "act.0.h", "act.1.c", "act.1.h"]
+    assert [q["name"] for q in data["layers"][1]["quantities"]] == ["h", "c"]
+    with pytest.raises(UserError, match="no quantity z; choose among h, c, i, f, g, o"):
+        write_view(lm, TEXT, tmp_path / "v.html", quantities=["z"])
