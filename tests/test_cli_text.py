@@ -199,10 +199,13 @@ def test_ctrl_c_or_sigterm_stops_after_the_step_saves_and_resumes(tmp_path, corp
 
     _signal_at_step(monkeypatch, 4, getattr(signal, name))
     out = tmp_path / "run"
-    assert main(["text", "train", str(corpus), "--out", str(out), "--steps", "50", "--eval-every", "3", *TINY]) == 0
-    stdout = capsys.readouterr().out
+    assert main(["text", "train", str(corpus), "--out", str(out), "--steps", "50", "--eval-every", "3", *TINY]) == 130
+    captured = capsys.readouterr()
+    stdout = captured.out
     assert f"interrupted at step 4: checkpoint saved; continue with rnnkit text train --resume {out}" in stdout
-    assert "done: 4 steps" in stdout and "--- sample from the final model" in stdout
+    assert "done: 4 steps" in stdout and "--- sample" not in stdout  # issue 15: no sample after an interrupt
+    assert f"rnnkit text train: interrupted ({name}); checkpoint saved in {out}" in captured.err
+    assert not list(out.glob(".tmp-*")) and not (out / ".rnnkit.lock").exists()
     assert (out / "ckpt-00000004.safetensors").exists() and (out / "learning_curves.png").exists()
     assert signal.getsignal(signal.SIGINT) is signals_guarded and signal.getsignal(signal.SIGTERM) is signals_guarded
     monkeypatch.undo()
@@ -217,6 +220,8 @@ def test_second_ctrl_c_aborts_at_once(tmp_path, corpus, capsys, monkeypatch, sig
     out = tmp_path / "run"
     assert main(["text", "train", str(corpus), "--out", str(out), "--steps", "50", "--eval-every", "3", *TINY]) == 130
     captured = capsys.readouterr()
-    assert "interrupted at step" not in captured.out and captured.err.strip() == "rnnkit text: interrupted"
+    assert "interrupted at step" not in captured.out
+    assert captured.err.strip().splitlines()[-1] == "rnnkit text: interrupted"
+    assert not list(out.glob(".tmp-*")) and not (out / ".rnnkit.lock").exists()
     assert not (out / "ckpt-00000004.safetensors").exists()
     assert signal.getsignal(signal.SIGINT) is signals_guarded

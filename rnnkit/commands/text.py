@@ -134,7 +134,7 @@ def run_train(args) -> int:
     from tqdm.auto import tqdm
 
     from rnnkit.commands.interrupt import GracefulStop
-    from rnnkit.io import step_checkpoints
+    from rnnkit.io import RunLock, step_checkpoints
     from rnnkit.tasks import text
 
     cfg, given = _config(args)
@@ -149,9 +149,16 @@ def run_train(args) -> int:
         if out.is_dir() and (step_checkpoints(out) or (out / "best.safetensors").exists()):
             raise UserError(f"run folder {out} already holds a run; continue it with --resume {out} or choose "
                             "another --out")
-    with GracefulStop() as stop:  # the first Ctrl-C ends training after the current step, with a checkpoint
+    # one writer per run folder (a second training exits 2 naming the holder); the first Ctrl-C or SIGTERM
+    # ends training after the current step, with a checkpoint
+    with RunLock(out) as lock, GracefulStop(notice="stopping after this step and saving a checkpoint "
+                                                   "(again to abort; the last checkpoint stays intact)") as stop:
+        if lock.stale:
+            print(f"note: took over the lock of process {lock.stale}, which is no longer running", file=sys.stderr)
         lm = text.train(args.files or None, cfg, out=out, resume=args.resume, init_from=args.init_from,
                         progress=not args.no_progress, log=tqdm.write, stop=stop, on_metrics=_plot_curves(out))
+    if stop.requested:  # the task saved a checkpoint and said so; no sample after an interrupt
+        return stop.report("text train", f"checkpoint saved in {out}; continue with: rnnkit text train --resume {out}")
     print(f"\nrun folder: {out}  (config.json, metrics.csv, learning_curves.png, checkpoints)")
     print(f"--- sample from the final model (temperature {cfg.sample_temperature}) ---")
     sys.stdout.flush()
