@@ -141,3 +141,84 @@ def test_warning_when_seasonal_naive_wins(tmp_path, capsys):
     assert "warning: the model does not beat seasonal naive" in err
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["seasonal_naive"]["mae"] < 1e-9 and metrics["warnings"]
+
+
+# -- dated forecasts, refit, backtest outputs (issue 14) -------------------------------------------
+def test_forecast_csv_is_dated_and_refit_by_default(tmp_path, monthly, capsys):
+    out = tmp_path / "run"
+    assert main(["forecast", "train", monthly, "--target", "sales", "--time", "month", "--horizon", "6",
+                 "--no-plot", "--out", str(out), *FAST]) == 0
+    assert "from the model refit on all 120 points" in capsys.readouterr().out
+    assert (out / "model_refit.safetensors").is_file()
+    rows = list(csv.DictReader(open(out / "forecast.csv")))
+    assert [r["month"] for r in rows] == [f"2000-{m:02d}" for m in range(1, 7)]  # the data end in 1999-12
+    assert {r["series"] for r in rows} == {"sales"} and {r["model"] for r in rows} == {"refit"}
+    assert json.loads((out / "metrics.json").read_text())["forecast_model"] == "refit"
+
+    assert main(["forecast", "predict", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "refit on all 120 points" in printed and "sales, monthly" in printed
+    assert "2000-01" in printed and "2000-06" in printed
+    assert list(csv.DictReader(open(out / "forecast.csv"))) == rows  # the saved refit model, same numbers
+
+    assert main(["forecast", "predict", str(out), "--no-refit", "--out", str(tmp_path / "e.csv")]) == 0
+    assert "the evaluated model, trained on the first 108 points" in capsys.readouterr().out
+    evaluated = list(csv.DictReader(open(tmp_path / "e.csv")))
+    assert {r["model"] for r in evaluated} == {"evaluated"}
+    assert [r["month"] for r in evaluated] == [r["month"] for r in rows]
+    assert [r["mean"] for r in evaluated] != [r["mean"] for r in rows]
+
+
+def test_no_refit_at_train_time(tmp_path, monthly, capsys):
+    out = tmp_path / "run"
+    assert main(["forecast", "train", monthly, "--target", "sales", "--horizon", "6", "--no-refit", "--no-plot",
+                 "--out", str(out), *FAST]) == 0
+    assert not (out / "model_refit.safetensors").exists()
+    rows = list(csv.DictReader(open(out / "forecast.csv")))
+    assert {r["model"] for r in rows} == {"evaluated"} and "month" not in rows[0]  # no --time: no time column
+    capsys.readouterr()
+    assert main(["forecast", "predict", str(out)]) == 0
+    assert "this run has no refit model" in capsys.readouterr().out
+
+
+def test_real_files_get_their_own_calendar(tmp_path, capsys):
+    assert main(["forecast", "train", "/work/shared/data/sunspots.csv", "--target", "sunspots", "--time", "year",
+                 "--horizon", "3", "--no-plot", "--out", str(tmp_path / "sun"), *FAST]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "sun" / "forecast.csv")))
+    assert [r["year"] for r in rows] == ["2009", "2010", "2011"] and rows[0]["series"] == "sunspots"
+    assert main(["forecast", "train", "/work/shared/data/airline.csv", "--target", "passengers", "--time", "month",
+                 "--horizon", "12", "--out", str(tmp_path / "air"), *FAST]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "air" / "forecast.csv")))
+    assert [r["month"] for r in rows] == [f"1961-{m:02d}" for m in range(1, 13)]
+    assert (tmp_path / "air" / "forecast.png").stat().st_size > 10_000
+
+
+def test_irregular_time_column_warns_and_numbers_the_steps(tmp_path, capsys):
+    dates = [str(np.datetime64("2021-01-01") + k + (k >= 30)) for k in range(60)]  # one day missing
+    data = write_csv(tmp_path / "d.csv", ["day", "y"], [(d, f"{5 + np.sin(k / 3):.4f}") for k, d in enumerate(dates)])
+    assert main(["forecast", "train", data, "--target", "y", "--time", "day", "--horizon", "4", "--no-plot",
+                 "--out", str(tmp_path / "r"), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "unevenly" in err and "numbered by step" in err
+    rows = list(csv.DictReader(open(tmp_path / "r" / "forecast.csv")))
+    assert [r["day"] for r in rows] == ["", "", "", ""] and [r["step"] for r in rows] == ["1", "2", "3", "4"]
+
+
+def test_backtest_writes_per_fold_csv_plot_and_warns(tmp_path, capsys):
+    rows = [(f"{2000 + k // 12}-{k % 12 + 1:02d}", f"{10 + np.sin(2 * np.pi * k / 12):.6f}") for k in range(96)]
+    data = write_csv(tmp_path / "p.csv", ["month", "y"], rows)
+    out = tmp_path / "bt"
+    assert main(["forecast", "backtest", data, "--target", "y", "--time", "month", "--horizon", "6",
+                 "--season", "12", "--folds", "3", "--out", str(out), "--epochs", "2", "--hidden-size", "4"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: the model does not beat seasonal naive" in captured.err
+    assert "on average over the 3 folds" in captured.err
+    table = list(csv.DictReader(open(out / "backtest.csv")))
+    assert len(table) == 3 * 4 + 4  # folds x forecasters, then the means
+    folds = [r for r in table if r["forecaster"] == "model" and r["fold"] != "mean"]
+    assert [(r["origin"], r["origin_time"]) for r in folds] == [("78", "2006-07"), ("84", "2007-01"),
+                                                                ("90", "2007-07")]
+    mean = next(r for r in table if r["fold"] == "mean" and r["forecaster"] == "model")
+    assert float(mean["mase"]) == pytest.approx(np.mean([float(r["mase"]) for r in folds]), rel=1e-5)
+    assert (out / "backtest.png").stat().st_size > 10_000
+    assert json.loads((out / "backtest.json").read_text())["warnings"]

@@ -52,7 +52,9 @@ def window_mlp_for(model, data=None):
     cfg = dataclasses.replace(model.config, cell="mlp", num_layers=1, lookback=model.lookback_,
                               season=model.season_, transform="log" if model.log_ else "none",
                               strategy="direct")
-    return type(model)(config=cfg).fit(model.series_ if data is None else data)
+    with warnings.catch_warnings():  # the model's own fit has already said what it had to about the data
+        warnings.simplefilter("ignore", UserWarning)
+        return type(model)(config=cfg).fit(model.series_ if data is None else data)
 
 
 def evaluate(model, data=None, mlp=None, warn: bool = True, **load_kw) -> dict:
