@@ -106,7 +106,21 @@ def test_planted_unit_ranks_first_and_screenshot(browser, tmp_path):
     assert float(first.inner_text().split("r = ")[1]) > 0.95
     first.click()
     assert page.input_value("#unit") == str(PLANTED_UNIT)
-    page.select_option("#order", "rank")
+    page.fill("#unit", "0")
+    page.dispatch_event("#unit", "change")
+    page.select_option("#order", "rank")  # heat-map rows by |r|: the top row is the planted unit
+    page.click("#heat", position={"x": 4, "y": 1})
+    assert page.input_value("#unit") == str(PLANTED_UNIT)
+    page.evaluate("""() => {  // select characters 3..6 ('bc d') with the mouse's API
+        const r = document.createRange(), s = rnnkitView.view.spans;
+        r.setStart(s[3].firstChild, 0); r.setEnd(s[6].firstChild, 1);
+        getSelection().removeAllRanges(); getSelection().addRange(r); }""")
+    page.click("#use-selection")
+    assert page.input_value("#feature") == "selection" and "1 span" in page.inner_text("#span-count")
+    page.click("#rank")
+    assert page.locator("#ranking li").count() > 0
+    sel = page.evaluate("() => Array.from(rnnkitView.featureValues('selection')).slice(0, 9)")
+    assert sel == [0, 0, 0, 1, 1, 1, 1, 0, 0]
     page.fill("#regex", '"[^"]*"')  # a user regex: the quoted spans, closing quote included
     page.select_option("#feature", "regex")
     page.click("#rank")
