@@ -148,8 +148,9 @@ def run_sweep(task: str, out, *, files=(), space_path=None, trials: int = 8, min
             tuner = tune.Tuner(
                 trainable, param_space=_tune_space(tune, spec["space"]),
                 tune_config=tune.TuneConfig(metric=metric, mode="min", scheduler=sched, search_alg=searcher,
-                                            num_samples=spec["trials"], time_budget_s=(spec["minutes"] or 0) * 60
-                                            or None, trial_dirname_creator=lambda t: t.trial_id),
+                                            num_samples=spec["trials"], reuse_actors=True,
+                                            time_budget_s=spec["minutes"] * 60 if spec["minutes"] else None,
+                                            trial_dirname_creator=lambda t: t.trial_id),
                 run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=0))
         log(f"sweep {task}: {spec['trials']} trial(s), {concurrent} at a time, ASHA on {metric} | folder {out}")
         grid = tuner.fit()
