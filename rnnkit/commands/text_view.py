@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rnnkit.commands import options as O
+
 DEFAULT_CHARS = 2000
 
 
@@ -15,8 +17,8 @@ def register_view(sub) -> None:
                                    "units-by-time heat map and samples from the model in the browser.")
     v.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
     v.add_argument("file", nargs="?", metavar="FILE", help="UTF-8 text to read (default: the run's validation text)")
-    v.add_argument("--out", default="view.html", help="page to write (default view.html)")
-    v.add_argument("--chars", type=int, default=DEFAULT_CHARS,
+    v.add_argument("--out", default="view.html", type=O.file_path, help="page to write (default view.html)")
+    v.add_argument("--chars", type=O.int_range(1, 10**7), default=DEFAULT_CHARS,
                    help=f"characters of the text shown (default {DEFAULT_CHARS}; the page grows by about "
                         "(units x quantities x layers) bytes per character before compression)")
     v.add_argument("--quantities", metavar="NAMES",
@@ -30,13 +32,11 @@ def register_view(sub) -> None:
 
 def run_view(args) -> int:
     from rnnkit.data.text import read_text_file
-    from rnnkit.errors import UserError
     from rnnkit.tasks import text
     from rnnkit.views.text import validation_text, write_view
     from rnnkit.views.traces import FEATURES
 
-    if args.chars < 1:
-        raise UserError(f"--chars must be at least 1, got {args.chars}")
+    out = O.out_file(args.out)  # its folder made (or refused) before any work
     lm = text.load(args.run, prefer=args.checkpoint)
     if args.file:
         source = args.file
@@ -47,7 +47,7 @@ def run_view(args) -> int:
     a = lm.model.arch()
     title = f"rnnkit view: {a['cell']} {a['num_layers']}x{a['hidden_size']} reading {Path(source).name if args.file else source}"
     names = [n.strip() for n in args.quantities.split(",") if n.strip()] if args.quantities else None
-    summary = write_view(lm, body, args.out, max_chars=args.chars, title=title, quantities=names)
+    summary = write_view(lm, body, out, max_chars=args.chars, title=title, quantities=names)
     if summary["unknown"]:
         n = sum(summary["unknown"].values())
         print(f"dropped {n} character(s) the model never saw: " +

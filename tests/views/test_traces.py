@@ -136,7 +136,8 @@ def test_cli_writes_the_page_and_prints_the_best_units(tmp_path, capsys):
     assert main(["text", "view", str(tmp_path / "run"), str(given), "--out", str(out)]) == 0
     assert _page_data(out)[1]["text"] == 'said "hello"'
     assert main(["text", "view", str(tmp_path / "run"), "--chars", "0", "--out", str(out)]) == 2
-    assert "--chars must be at least 1" in capsys.readouterr().err
+    assert "--chars: must be at least 1" in capsys.readouterr().err
+    assert main(["text", "view", str(tmp_path / "run"), str(given), "--out", str(tmp_path / "new" / "p.html")]) == 0
 
 
 def test_quantities_option_stores_only_those(tmp_path):
