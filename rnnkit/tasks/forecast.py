@@ -26,7 +26,7 @@ from rnnkit.data.series import (ColumnScaler, Series, SeriesScaler, check_length
 from rnnkit.errors import UserError
 from rnnkit.nn.base import as_rng
 from rnnkit.tasks import forecast_io
-from rnnkit.tasks.forecast_backtest import backtest
+from rnnkit.tasks.forecast_backtest import rolling_origin
 from rnnkit.tasks.forecast_config import STRATEGIES, TRANSFORMS, ForecastConfig, check_strategy, is_multiplicative
 from rnnkit.tasks.forecast_eval import evaluate, window_mlp_for
 from rnnkit.tasks.forecast_models import CELLS, ForecastNet
@@ -164,7 +164,8 @@ class Forecaster:
         data, target, time = pandas_input(data, target, time)
         series = from_python(data, target=target, time=time, covariates=covariates,
                              future_covariates=future_covariates, series_col=series_col, fill=fill)
-        self._learn_time(series, time, pandas)
+        self.time_name_, self.pandas_ = (None if time is None else str(time)), pandas
+        self.freqs_, self.time_notes_ = learn_frequencies(series, self.label)  # irregular: noted, by step
         self._fit_series(series, callback=callback)
         for note in self.time_notes_:
             warnings.warn(note, UserWarning, stacklevel=2)
@@ -198,12 +199,6 @@ class Forecaster:
         self.series_, self.has_full_series_ = series, True
         self.lengths_ = {s.name: len(s) for s in series}
         self.refit_ = None
-
-    def _learn_time(self, series: list[Series], time, pandas: bool) -> None:
-        """The frequency of each series' time labels; irregular ones are noted (and forecast by step)."""
-        self.time_name_ = None if time is None else str(time)
-        self.pandas_ = bool(pandas)
-        self.freqs_, self.time_notes_ = learn_frequencies(series, self.label)
 
     def refit(self, data=None, callback=None) -> "Forecaster":
         """A new forecaster fitted on the whole of each series (train + validation + test) with this one's
@@ -404,3 +399,10 @@ def predict(model: Forecaster, data=None, future=None, **load_kw) -> dict:
 def refit(model: Forecaster, data=None) -> Forecaster:
     """``model``'s settings refitted on all the data, to forecast the future; see :meth:`Forecaster.refit`."""
     return model.refit(data)
+
+
+def backtest(data, config: ForecastConfig, folds: int = 3, step: int | None = None, callback=None,
+             warn: bool = True, **load_kw) -> dict:
+    """Rolling-origin refits and scores of a :class:`Forecaster`; see
+    :func:`rnnkit.tasks.forecast_backtest.rolling_origin`."""
+    return rolling_origin(Forecaster, data, config, folds, step, callback, warn, **load_kw)

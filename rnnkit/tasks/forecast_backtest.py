@@ -14,18 +14,17 @@ from rnnkit.tasks.forecast_eval import evaluate
 from rnnkit.tasks.forecast_metrics import baseline_warnings
 
 
-def backtest(data, config: ForecastConfig, folds: int = 3, step: int | None = None, callback=None,
-             warn: bool = True, **load_kw) -> dict:
-    """Rolling-origin evaluation: refit at ``folds`` origins, ``step`` apart (default one horizon),
-    each time on the data before the origin only, and score the next horizon against the baselines.
+def rolling_origin(model_class, data, config: ForecastConfig, folds: int = 3, step: int | None = None,
+                   callback=None, warn: bool = True, **load_kw) -> dict:
+    """Rolling-origin evaluation of ``model_class`` (a Forecaster class): refit at ``folds`` origins,
+    ``step`` apart (default one horizon), each time on the data before the origin only, and score the
+    next horizon against the baselines.
 
     ``callback(k, report)`` is called after each fold. Returns {"folds": [per-fold reports with their
     "origin" (index of the first forecast point) and "origin_time" (its time label or None)], "mean":
     metrics averaged over folds, "warnings": a baseline that beats the model on average}; with ``warn``
     the warnings are also issued through :func:`warnings.warn`.
     """
-    from rnnkit.tasks.forecast import Forecaster
-
     series = from_python(data, **load_kw)
     H = config.horizon
     step = H if step is None else int(step)
@@ -40,7 +39,7 @@ def backtest(data, config: ForecastConfig, folds: int = 3, step: int | None = No
                             f"(series length {n_min}); use fewer --folds or a smaller --step")
         cfg = dataclasses.replace(config, test_size=H, seed=config.seed + k)
         fold = [s.head(len(s) - (n_min - cut)) for s in series]
-        model = Forecaster(config=cfg).fit(fold)
+        model = model_class(config=cfg).fit(fold)
         rep = evaluate(model, warn=False)
         rep["origin"] = cut - H
         first = series[0]
