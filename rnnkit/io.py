@@ -31,8 +31,8 @@ import numpy as np
 from rnnkit import io_checks as checks
 from rnnkit.errors import UserError
 from rnnkit.io_checks import (  # noqa: F401  (re-exported: validation helpers the loaders call)
-    check_keys, check_memory, check_regular_file, check_run_folder, field, guard_load, read_json_file,
-    read_metrics_csv,
+    check_keys, check_memory, check_regular_file, check_run_folder, dataclass_dict, field, guard_load, memory_cap,
+    read_json_file, read_metrics_csv,
 )
 from rnnkit.io_lock import RunLock, check_room, checkpoint_bytes, prepare_folder  # noqa: F401
 
@@ -209,6 +209,28 @@ def _expected_spec(value) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(shape), np.dtype(dtype)
 
 
+def check_tensors(path, tensors: Mapping[str, np.ndarray], expected: Mapping[str, object], prefix: str = "") -> None:
+    """The tensors named ``prefix*`` in ``tensors`` must be exactly ``expected`` (name -> array or (shape,
+    dtype); names without the prefix): same names, shapes and dtypes (no silent cast). UserError otherwise."""
+    got = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    if missing or unexpected:
+        raise UserError(
+            f"checkpoint {path} does not match the model: missing tensors {[prefix + m for m in missing][:5]}, "
+            f"unexpected tensors {[prefix + u for u in unexpected][:5]} (was it saved with a different architecture?)"
+        )
+    for name, spec in expected.items():
+        shape, dtype = _expected_spec(spec)
+        arr = got[name]
+        if tuple(arr.shape) != shape:
+            raise UserError(f"checkpoint {path}: tensor {prefix + name!r} has shape {tuple(arr.shape)}, the model "
+                            f"expects {shape} (different sizes in the config?)")
+        if arr.dtype != dtype:
+            raise UserError(f"checkpoint {path}: tensor {prefix + name!r} has dtype {arr.dtype}, the model expects "
+                            f"{dtype}")
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     expected: Mapping[str, object] | None = None,
@@ -240,25 +262,7 @@ def load_checkpoint(
         tensors[name] = arr.astype(arr.dtype.newbyteorder("="), copy=False)
 
     if expected is not None:
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        if missing or unexpected:
-            raise UserError(
-                f"checkpoint {path} does not match the model: missing tensors {missing}, unexpected "
-                f"tensors {unexpected} (was it saved with a different architecture?)"
-            )
-        for name, spec in expected.items():
-            shape, dtype = _expected_spec(spec)
-            got = tensors[name]
-            if tuple(got.shape) != shape:
-                raise UserError(
-                    f"checkpoint {path}: tensor {name!r} has shape {tuple(got.shape)}, the model expects "
-                    f"{shape} (different sizes in the config?)"
-                )
-            if got.dtype != dtype:
-                raise UserError(
-                    f"checkpoint {path}: tensor {name!r} has dtype {got.dtype}, the model expects {dtype}"
-                )
+        check_tensors(path, tensors, expected)
     if check_finite:
         bad = [n for n, a in tensors.items() if a.dtype.kind == "f" and not np.isfinite(a).all()]
         if bad:

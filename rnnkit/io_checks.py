@@ -244,12 +244,78 @@ def check_keys(obj: dict, known, source: str, required=()) -> None:
         raise UserError(f"{source} lacks the field(s) {missing}; the file is damaged or from another tool")
 
 
+_ANNOTATION_KINDS = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "tuple": list, "dict": dict}
+
+
+def dataclass_dict(cls, d, source: str) -> dict:
+    """``d`` checked against the fields of dataclass ``cls``: no unknown keys, required fields present, each
+    value of its annotated type (``int | None`` etc.; a tuple is a JSON list). Returns ``d``."""
+    import dataclasses
+
+    if not isinstance(d, dict):
+        raise UserError(f"{source} is a JSON {_kind(d)}, expected an object")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    required = [n for n, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    check_keys(d, fields, source, required=required)
+    for name in d:
+        parts = [t.strip().split("[")[0] for t in str(fields[name].type).split("|")]
+        kinds = tuple(dict.fromkeys(_ANNOTATION_KINDS[t] for t in parts if t in _ANNOTATION_KINDS))
+        if kinds and len(kinds) == len([t for t in parts if t != "None"]):  # every part understood
+            field(d, name, kinds if len(kinds) > 1 else kinds[0], source, optional="None" in parts)
+    return d
+
+
+def _vm_bytes() -> int | None:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 @contextlib.contextmanager
-def guard_load(path, what: str = "checkpoint"):
-    """Any error a damaged file still provokes while being turned into objects becomes one UserError
-    naming the file (UserError passes through unchanged)."""
+def memory_cap(extra_bytes: int):
+    """Within the block the process may grow by at most ``extra_bytes`` of address space (RLIMIT_AS): a
+    damaged size in a file then fails as MemoryError at once instead of thrashing or the OOM killer."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    vm = _vm_bytes()
+    if vm is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = vm + int(extra_bytes)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    if soft != resource.RLIM_INFINITY and soft <= cap:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     try:
         yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@contextlib.contextmanager
+def guard_load(path, what: str = "checkpoint", cap: bool = True):
+    """Any error a damaged file still provokes while being turned into objects becomes one UserError
+    naming the file (UserError passes through unchanged). With ``cap`` the load may use at most 8 times
+    the file's size plus 512 MiB of new memory (see :func:`memory_cap`)."""
+    try:
+        size = os.stat(path).st_size if cap else None
+    except OSError:
+        size = None
+    try:
+        with contextlib.nullcontext() if size is None else memory_cap(8 * size + (512 << 20)):
+            yield
     except UserError:
         raise
     except MemoryError:

@@ -41,12 +41,21 @@ def state(model) -> tuple[dict, dict]:
 
 
 def load(cls, path):
-    """A forecaster of class ``cls`` from a checkpoint written by :func:`state` (through ``save``)."""
-    from rnnkit.io import load_checkpoint
+    """A forecaster of class ``cls`` from a checkpoint written by :func:`state` (through ``save``); every field
+    and tensor is checked first (:mod:`rnnkit.tasks.forecast_checks`) and whatever a damaged file still
+    provokes becomes a UserError naming it."""
+    from rnnkit import io
 
-    tensors, meta = load_checkpoint(path)
-    if meta.get("task") != "forecast":
-        raise UserError(f"{path} is not a forecast checkpoint (task {meta.get('task')!r})")
+    with io.guard_load(path):
+        return _load(cls, path)
+
+
+def _load(cls, path):
+    from rnnkit import io
+    from rnnkit.tasks.forecast_checks import check
+
+    tensors, meta = io.load_checkpoint(path)
+    check(path, meta, tensors)
     self = cls(config=ForecastConfig(**meta["config"]))
     for k in _LEARNED:
         setattr(self, k, meta[k])
@@ -56,6 +65,7 @@ def load(cls, path):
     self.nets_, self.history_ = [], []
     for k in range(self.config.ensemble):
         net = self._new_net(0)
+        io.check_tensors(path, tensors, net.params, prefix=f"net{k}.")  # names, shapes and dtypes: no silent cast
         net.load_state_dict({n[len(f"net{k}."):]: v for n, v in tensors.items() if n.startswith(f"net{k}.")})
         self.nets_.append(net)
     self.series_, self.lengths_, self.freqs_ = [], {}, {}
