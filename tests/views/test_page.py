@@ -130,6 +130,10 @@ def test_planted_unit_ranks_first_and_screenshot(browser, tmp_path):
     assert "invalid regular expression" in page.inner_text("#ranking")
     for _ in range(30):
         page.click("#gen-step")
+    page.click("#gen-run")  # continuous sampling until paused
+    page.wait_for_function("() => document.querySelectorAll('#gen-out .g').length > 60")
+    page.click("#gen-run")
+    assert page.inner_text("#gen-run") == "run"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "planted.png"), full_page=True)
     assert (ARTIFACTS / "planted.png").stat().st_size > 10_000
