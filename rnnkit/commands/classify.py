@@ -113,6 +113,8 @@ def _read(path, opts: dict, labelled: bool = True):
 
 def _csv_header(path) -> list[str]:
     """The first row of a CSV file ([] when it cannot be read; the reader then says why)."""
+    if not Path(path).is_file():  # a FIFO would block here; the reader then refuses it in one line
+        return []
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             return [c.strip() for c in next(csv.reader(fh), [])]

@@ -6,6 +6,8 @@ y a 1-D array of str labels (None for a file without labels). Bad input raises U
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from rnnkit.data.layout import FILLS, fill_missing
 from rnnkit.data.text import read_text_file
 from rnnkit.errors import UserError
 
+MAX_ABS = 1e150  # larger magnitudes overflow the squares behind normalisation (float64 max 1.8e308)
 MISSING = ("?", "nan", "NaN", "NAN")  # tokens read as a missing value (besides an empty CSV cell)
 FILL_HINT = "set fill to 'interpolate', 'zero' or 'ffill' (--fill in the CLI) to fill missing values"
 
@@ -22,6 +25,12 @@ def _read_text(path) -> tuple[Path, str]:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path}: is a directory; give the data file inside it")
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        regular = True  # missing or unreadable: read_text_file names the problem
+    if not regular:  # opening a FIFO would wait forever for a writer
+        raise UserError(f"{path} is not a regular file (a pipe or device); give a data file")
     text = read_text_file(path, fix="save the file as UTF-8")  # missing, empty, invalid UTF-8 (file, line, byte)
     if not text.strip():
         raise UserError(f"{path}: the file is empty; give a file with data")
@@ -62,6 +71,10 @@ def _finish_case(case: np.ndarray, where: str, fill) -> np.ndarray:
     if np.isinf(case).any():
         c, t = np.argwhere(np.isinf(case))[0]
         raise UserError(f"{where}: infinite value at channel {c + 1}, step {t + 1}; replace it with a number")
+    if (np.abs(np.nan_to_num(case)) > MAX_ABS).any():
+        c, t = np.argwhere(np.abs(np.nan_to_num(case)) > MAX_ABS)[0]
+        raise UserError(f"{where}: value {case[c, t]:g} at channel {c + 1}, step {t + 1} is too large; keep "
+                        f"magnitudes at most {MAX_ABS:g} (rescale the data, e.g. divide by a power of ten)")
     if np.isnan(case).any():
         if fill is None:
             c, t = np.argwhere(np.isnan(case))[0]
@@ -229,6 +242,12 @@ def _csv_rows(path, text: str):
     if any(_looks_like_data(h) for h in header):
         raise UserError(f"{path}:1: the first row holds values ({', '.join(header[:4])} ...), not column names; "
                         "add a header row (e.g. t0,t1,...,label)")
+    first: dict[str, int] = {}
+    for j, h in enumerate(header):
+        if h and h in first:
+            raise UserError(f"{path}:1: columns {first[h] + 1} and {j + 1} are both named {h!r}; give every column "
+                            "its own name (in a one-case-per-row file each names a time point)")
+        first.setdefault(h, j)
 
     def rows():
         for cells in reader:
