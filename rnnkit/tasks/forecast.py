@@ -29,12 +29,13 @@ from rnnkit.tasks import forecast_io
 from rnnkit.tasks.forecast_backtest import rolling_origin
 from rnnkit.tasks.forecast_config import STRATEGIES, TRANSFORMS, ForecastConfig, check_strategy, is_multiplicative
 from rnnkit.tasks.forecast_eval import evaluate, window_mlp_for
+from rnnkit.tasks.forecast_metrics import format_table
 from rnnkit.tasks.forecast_models import CELLS, ForecastNet
 from rnnkit.tasks.forecast_time import as_index, is_pandas, learn_frequencies, next_times, pandas_input
 from rnnkit.tasks.forecast_train import train_net
 
 __all__ = ["ForecastConfig", "Forecaster", "fit", "predict", "refit", "evaluate", "backtest", "window_mlp_for",
-           "CELLS", "STRATEGIES", "TRANSFORMS"]
+           "format_table", "CELLS", "STRATEGIES", "TRANSFORMS"]
 
 
 class Forecaster:
