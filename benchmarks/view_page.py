@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
+
 from rnnkit.tasks import text  # noqa: E402
 from rnnkit.views.text import payload, render, validation_text  # noqa: E402
 
@@ -34,7 +36,7 @@ def sizes(data: dict) -> dict:
     blob = zlib.decompress(base64.b64decode(data["blob"]))
     groups = {"activations": b"", "predictions": b"", "weights": b""}
     for name, s in data["sections"].items():
-        n = int(__import__("numpy").prod(s["shape"])) * {"uint8": 1, "uint16": 2, "float32": 4, "float64": 8}[s["dtype"]]
+        n = int(np.prod(s["shape"])) * np.dtype(s["dtype"]).itemsize
         part = blob[s["offset"]:s["offset"] + n]
         kind = "activations" if name.startswith("act.") else "predictions" if name.startswith("top.") else "weights"
         groups[kind] += part

@@ -45,7 +45,8 @@ def run_view(args) -> int:
         source = "the run's validation text"
         body = validation_text(lm, args.chars)
     a = lm.model.arch()
-    title = f"rnnkit view: {a['cell']} {a['num_layers']}x{a['hidden_size']} reading {Path(source).name if args.file else source}"
+    what = Path(source).name if args.file else source
+    title = f"rnnkit view: {a['cell']} {a['num_layers']}x{a['hidden_size']} reading {what}"
     names = [n.strip() for n in args.quantities.split(",") if n.strip()] if args.quantities else None
     summary = write_view(lm, body, out, max_chars=args.chars, title=title, quantities=names)
     if summary["unknown"]:

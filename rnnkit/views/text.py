@@ -73,7 +73,8 @@ def payload(lm, text: str, title: str = "", quantities: list[str] | None = None)
     known = list(dict.fromkeys(q.name for q in computed))
     unknown = sorted(set(quantities or ()) - set(known))
     if unknown:
-        raise UserError(f"this {model.cell} model has no quantity {', '.join(unknown)}; choose among {', '.join(known)}")
+        raise UserError(f"this {model.cell} model has no quantity {', '.join(unknown)}; "
+                        f"choose among {', '.join(known)}")
     keep = set(known if quantities is None else quantities) | {"h"}
     quantities = [q for q in computed if q.name in keep]
     blob = _Blob()

@@ -12,8 +12,8 @@ from tests.views.helpers import PLANTED_UNIT, QUOTE_TEXT, TEXT, model_outputs, p
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed "
-                                                            "(pip install playwright; the browser is Debian's chromium)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed (pip install "
+                                                            "playwright; the browser is Debian's chromium)")
 if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
     pytest.skip("no chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
 
@@ -48,7 +48,9 @@ def expected_rgb(v, lo, hi, kind):
     mix = lambda a, b, s: np.array(a) + (np.array(b) - np.array(a)) * s  # noqa: E731
     if kind == "gate":
         return mix((247, 247, 247), (35, 139, 69), t)
-    return mix((33, 102, 172), (247, 247, 247), t / 0.5) if t < 0.5 else mix((247, 247, 247), (178, 24, 43), (t - 0.5) / 0.5)
+    if t < 0.5:
+        return mix((33, 102, 172), (247, 247, 247), t / 0.5)
+    return mix((247, 247, 247), (178, 24, 43), (t - 0.5) / 0.5)
 
 
 @pytest.mark.parametrize("cell,layers,reset_after,dtype", [
@@ -137,5 +139,26 @@ def test_planted_unit_ranks_first_and_screenshot(browser, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "planted.png"), full_page=True)
     assert (ARTIFACTS / "planted.png").stat().st_size > 10_000
+    assert errors == []
+    page.close()
+
+
+def test_page_features_equal_pythons(browser, tmp_path):
+    from rnnkit.views.traces import feature
+
+    text = 'x = f("a 😀 (b") + [c, "d\u00e9"]\n  g(😀z) "h\n'
+    lm = random_lm("elman", text=text)
+    write_view(lm, text, tmp_path / "v.html")
+    page, errors = open_page(browser, tmp_path / "v.html")
+    for name in ("quotes", "brackets", "column", "word"):
+        js = page.evaluate("(n) => Array.from(rnnkitView.featureValues(n))", name)
+        np.testing.assert_array_equal(js, feature(text, name), err_msg=name)
+    page.fill("#regex", "😀.")  # code points, not UTF-16 units: the emoji is one character
+    js = page.evaluate("() => Array.from(rnnkitView.featureValues('regex'))")
+    want = np.zeros(len(text))
+    for i, c in enumerate(text):
+        if c == "😀":
+            want[i:i + 2] = 1
+    np.testing.assert_array_equal(js, want)
     assert errors == []
     page.close()

@@ -146,18 +146,27 @@ function drawLegend(Q) {
 const WORD = /[\p{L}\p{N}]/u;
 function featureValues(name) {  // the definitions of rnnkit.views.traces.feature, plus regex and spans
   const chars = D().chars, T = chars.length, f = new Float64Array(T);
-  if (name === "quotes") { let inside = 0; chars.forEach((c, t) => { inside ^= c === '"'; f[t] = inside; }); }
-  else if (name === "brackets") {
+  if (name === "quotes") {
+    let inside = 0;
+    chars.forEach((c, t) => { inside ^= c === '"'; f[t] = inside; });
+  } else if (name === "brackets") {
     let depth = 0;
-    chars.forEach((c, t) => { depth += "([{".includes(c); depth = Math.max(0, depth - ")]}".includes(c)); f[t] = depth > 0; });
-  } else if (name === "column") { let col = 0; chars.forEach((c, t) => { col = c === "\n" ? 0 : col + 1; f[t] = col; }); }
-  else if (name === "word") {
+    chars.forEach((c, t) => {
+      depth = Math.max(0, depth + "([{".includes(c) - ")]}".includes(c));
+      f[t] = depth > 0;
+    });
+  } else if (name === "column") {
+    let col = 0;
+    chars.forEach((c, t) => { col = c === "\n" ? 0 : col + 1; f[t] = col; });
+  } else if (name === "word") {
     let prev = false;
     chars.forEach((c, t) => { const cur = WORD.test(c); f[t] = cur && !prev; prev = cur; });
   } else if (name === "regex") {
     let re;
-    try { re = new RegExp($("regex").value, "gu"); } catch (err) { throw new Error("invalid regular expression: " + err.message); }
     if (!$("regex").value) throw new Error("type a regular expression first");
+    try { re = new RegExp($("regex").value, "gu"); } catch (err) {
+      throw new Error("invalid regular expression: " + err.message);
+    }
     const text = D().text, cp = new Int32Array(text.length + 1);  // UTF-16 offset -> code-point index
     let t = 0;
     for (let u = 0; u < text.length; t++) {
