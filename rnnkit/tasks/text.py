@@ -120,8 +120,8 @@ class TextConfig:
         if self.weight_decay < 0 or self.clip < 0 or self.warmup_steps < 0 or self.seed < 0:
             raise UserError("--weight-decay, --clip, --warmup-steps and --seed cannot be negative, got "
                             f"{self.weight_decay}, {self.clip}, {self.warmup_steps}, {self.seed}")
-        if not 0 <= self.dropout < 1 or not 0 < self.val_fraction < 1 or self.sample_temperature < 0:
-            raise UserError(f"need 0 <= --dropout < 1 (got {self.dropout}), 0 < --val-fraction < 1 (got "
+        if not 0 <= self.dropout < 1 or not 0 <= self.val_fraction < 1 or self.sample_temperature < 0:
+            raise UserError(f"need 0 <= --dropout < 1 (got {self.dropout}), 0 <= --val-fraction < 1 (got "
                             f"{self.val_fraction}) and a temperature >= 0 (got {self.sample_temperature})")
         if self.cell not in ("gru", "lstm", "elman", "jordan") or self.dtype not in ("float32", "float64"):
             raise UserError(f"--cell must be gru, lstm, elman or jordan and --dtype float32 or float64, got "
