@@ -24,6 +24,10 @@ def random_lm(cell: str, num_layers: int = 1, hidden: int = 7, dtype=np.float64,
             if k.startswith("rnn."):
                 del model.params[k], model.grads[k]
         model.rnn = model.add_child("rnn", rnn)
+        model.token_input = False  # the embedding goes through the new layer's own W_x
+        if hasattr(model, "projection"):  # a cached embedding @ W_x helper bound to the old layer
+            model.projection = type(model.projection)(model.embed, model.rnn)
+        model._table = None
     for p in model.params.values():  # larger weights: values spread over the colour ranges
         p *= 2.5
     return LanguageModel(model, vocab, {"warmup": text[:20]})
