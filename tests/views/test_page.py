@@ -136,6 +136,8 @@ def test_planted_unit_ranks_first_and_screenshot(browser, tmp_path):
     page.wait_for_function("() => document.querySelectorAll('#gen-out .g').length > 60")
     page.click("#gen-run")
     assert page.inner_text("#gen-run") == "run"
+    page.hover("#gen-out .g >> nth=3")
+    assert f"l0.h[{PLANTED_UNIT}] = " in page.inner_text("#tip") and "sampled with probability" in page.inner_text("#tip")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "planted.png"), full_page=True)
     assert (ARTIFACTS / "planted.png").stat().st_size > 10_000

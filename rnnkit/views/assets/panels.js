@@ -145,9 +145,11 @@ const RnnkitPanels = (() => {
     gen.running = true; $("gen-run").textContent = "pause"; loop();
   }
   function genTip(s) {
-    if (!s.dist) return "prime character (read, not sampled)";
+    const Q = quantity(), value = `l${view.layer}.${Q.name}[${view.unit}] = ` +
+      s.values[view.layer][Q.name][view.unit].toFixed(3) + "<br>";
+    if (!s.dist) return value + "prime character (read, not sampled)";
     const ids = Array.from(s.dist.keys()).sort((a, b) => s.dist[b] - s.dist[a]).slice(0, 5);
-    return `sampled with probability ${s.p.toFixed(3)}<br>the distribution it was drawn from:` +
+    return value + `sampled with probability ${s.p.toFixed(3)}<br>the distribution it was drawn from:` +
       topTable(ids, ids.map((i) => s.dist[i]));
   }
 
