@@ -1,5 +1,9 @@
 """``rnnkit forecast train|predict|backtest``: time-series forecasting from a CSV file, always scored
-against the naive, seasonal-naive and window-MLP baselines on the same split."""
+against the naive, seasonal-naive and window-MLP baselines on the same split.
+
+train scores the model on the held-out test span, then refits the same settings on all the data (train +
+validation + test; model_refit.safetensors) so that predict forecasts the future from a model that has seen
+every point; --no-refit keeps the evaluated model (model.safetensors). With --time, forecasts are dated."""
 from __future__ import annotations
 
 import csv
@@ -179,7 +183,7 @@ def run_train(args) -> int:
           f"{cfg.horizon}, season {model.season_}{', log' if model.log_ else ''}; trained in {seconds:.1f}s")
     _print_report(rep)
     if fut:
-        print(f"forecast.csv: the next {cfg.horizon} steps from {which}")
+        print(f"forecast.csv: the next {cfg.horizon} steps{R.span_text(final)} from {which}")
     print(f"run folder: {out}")
     return 0
 

@@ -30,14 +30,27 @@ def describe(model) -> tuple[str, str]:
     """(kind, sentence): which model a forecast comes from, "refit" or "evaluated", and what it has seen."""
     s = model.series_[0]
     n = model.length_of(s)
-    several = f" of each of {len(model.series_)} series" if len(model.series_) > 1 else ""
+    k = len(model.series_)
     if model.refit_:
         epochs = ", ".join(map(str, model.refit_["epochs"]))
-        return "refit", (f"the model refit on all {n} points{several} (train + validation + test) for "
-                         f"{epochs} epoch{'s' if epochs != '1' else ''}, as the evaluated fit's best")
+        points = f"all {n} points" if k == 1 else \
+            f"all {sum(model.length_of(t) for t in model.series_)} points of its {k} series"
+        return "refit", (f"the model refit on {points} (train + validation + test) for {epochs} "
+                         f"epoch{'s' if epochs != '1' else ''}, as the evaluated fit's best")
     a, b = model._spans(n, s.name)
-    return "evaluated", (f"the evaluated model, trained on the first {a} points{several} (validation up to "
-                         f"{b}); it has not seen the last {n - a}")
+    if k > 1:
+        return "evaluated", (f"the evaluated model, trained on its {k} series without their last {n - a} "
+                             "points (validation and test)")
+    return "evaluated", (f"the evaluated model, trained on the first {a} points (validation up to {b}); "
+                         f"it has not seen the last {n - a}")
+
+
+def span_text(model) -> str:
+    """" (1961-01 .. 1961-12, monthly)" for the first series' forecast times, or "" without a frequency."""
+    s = model.series_[0]
+    _, texts, dated = model.forecast_times()[s.name]
+    freq = model.freqs_.get(s.name)
+    return f" ({texts[0]} .. {texts[-1]}, {freq.name})" if dated and freq is not None else ""
 
 
 def time_column(model) -> str | None:

@@ -62,7 +62,6 @@ def _draw(ax, p: dict, x, xf, interval: float, first: int = 0) -> None:
         ax.set_xlim(x[first], xf[-1] if len(xf) else x[-1])
     ax.set_xlabel(p.get("xlabel") or "time step")
     ax.set_ylabel(p.get("ylabel") or "value")
-    ax.legend(fontsize=7, loc="best")
     ax.tick_params(axis="x", labelsize=8, rotation=20 if x.dtype.kind == "M" else 0)
 
 
@@ -96,6 +95,9 @@ def plot_forecasts(path, panels: list[dict], interval: float = 0.9, title: str =
                                        fontsize=10)
             else:
                 axes[row, 1].axis("off")
+        # one legend per row, outside the axes so that it hides no data; it serves both panels of the row
+        axes[row, -1].legend(*axes[row, 0].get_legend_handles_labels(), fontsize=7, loc="upper left",
+                             bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
