@@ -36,7 +36,7 @@ def describe(model) -> tuple[str, str]:
         points = f"all {n} points" if k == 1 else \
             f"all {sum(model.length_of(t) for t in model.series_)} points of its {k} series"
         return "refit", (f"the model refit on {points} (train + validation + test) for {epochs} "
-                         f"epoch{'s' if epochs != '1' else ''}, as the evaluated fit's best")
+                         f"epoch{'s' if epochs != '1' else ''} (the evaluated fit's best)")
     a, b = model._spans(n, s.name)
     if k > 1:
         return "evaluated", (f"the evaluated model, trained on its {k} series without their last {n - a} "
@@ -93,9 +93,10 @@ def print_forecast(model, fc: dict, data=None, rows: int = 24) -> None:
         freq = model.freqs_.get(name) if dated else None
         how = f", {freq.name}" if freq is not None else ", by step (no regular time column)"
         print(f"{labels.get(name, name)}{how}: mean [{pct}% interval]")
-        for h in range(min(rows, len(f["mean"]))):
-            print(f"  {texts[h] if dated else f'+{h + 1}':>19}  {f['mean'][h]:>12.6g}  "
-                  f"[{f['lower'][h]:.6g}, {f['upper'][h]:.6g}]")
+        shown = [texts[h] if dated else f"+{h + 1}" for h in range(min(rows, len(f["mean"])))]
+        width = max(map(len, shown))
+        for h, when in enumerate(shown):
+            print(f"  {when:<{width}}  {f['mean'][h]:>10.6g}  [{f['lower'][h]:.6g}, {f['upper'][h]:.6g}]")
         if len(f["mean"]) > rows:
             print(f"  ... {len(f['mean']) - rows} more in the CSV")
 
