@@ -36,7 +36,8 @@ class TextGroup(Callback):
 
     Use ``train_step`` as fit's train_step and the group itself as the first callback; ``state()`` gathers
     the carried state for a checkpoint; ``close()`` ends the actors (and Ray, if this group started it).
-    ``stats`` accumulates wall and compute seconds for the exchange figure of benchmarks/scale.py.
+    ``stats`` sums, over steps, the driver's wall time in ``train_step``, the slowest worker's compute time
+    and the time to publish each update: the exchange figure of benchmarks/scale.py.
     """
 
     def __init__(self, cfg, model, optimizer, batcher, state: tuple, *, step0: int = 0, out=None, log=None):
@@ -49,7 +50,7 @@ class TextGroup(Callback):
         ray = self.ray = self.cluster.ray
         self.rows = _split_rows(B, N)
         self.actors, self.infos = [], []
-        self.stats = {"steps": 0, "wall": 0.0, "compute": 0.0}
+        self.stats = {"steps": 0, "wall": 0.0, "compute": 0.0, "put": 0.0}
         self._applied = None   # (object ref of the applied gradient, lr) set by on_step
         self._computed = False  # a step was computed and not yet known to be applied
         self._last_loss = 0.0
@@ -139,7 +140,9 @@ class TextGroup(Callback):
 
     def on_step(self, record):
         """After fit clipped and applied the step: that exact gradient is the workers' next update."""
+        t0 = time.perf_counter()
         self._applied = (self.ray.put(flatten(self.model.grads)), self.optimizer.lr)
+        self.stats["put"] += time.perf_counter() - t0
         return None
 
     def state(self) -> tuple:
