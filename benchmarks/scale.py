@@ -147,8 +147,8 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
-    lines = [f"command: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/scale.py {' '.join(sys.argv[1:])}"
-             + f"  ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", *environment()]
+    command = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/scale.py " + " ".join(sys.argv[1:])
+    lines = [f"command: {command}  ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", *environment()]
     say = lambda s="": (print(s, flush=True), lines.append(s))  # noqa: E731
     for l in lines:
         print(l, flush=True)
