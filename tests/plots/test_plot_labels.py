@@ -39,11 +39,12 @@ def _drawn_axes(fig):
 def _check(fig):
     axes = _drawn_axes(fig)
     assert axes
+    shared = {t.get_text() for legend in fig.legends for t in legend.get_texts()}  # legends outside the panels
     for ax in axes:
         assert ax.get_xlabel().strip(), f"panel {ax.get_title()!r} has no x label"
         assert ax.get_ylabel().strip(), f"panel {ax.get_title()!r} has no y label"
         legend = ax.get_legend()
-        names = {t.get_text() for t in legend.get_texts()} if legend else set()
+        names = ({t.get_text() for t in legend.get_texts()} if legend else set()) | shared
         for line in ax.lines:
             if line.get_linestyle() in ("--", ":", "-."):
                 assert line.get_label() in names, f"dashed line {line.get_label()!r} not in the legend of " \
