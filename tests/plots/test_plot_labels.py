@@ -39,7 +39,9 @@ def _drawn_axes(fig):
 def _check(fig):
     axes = _drawn_axes(fig)
     assert axes
-    shared = {t.get_text() for legend in fig.legends for t in legend.get_texts()}  # legends outside the panels
+    # a legend may serve several panels (placed beside a row, or on the figure): any legend of the figure counts
+    shared = {t.get_text() for legend in fig.legends + [a.get_legend() for a in fig.axes if a.get_legend()]
+              for t in legend.get_texts()}
     for ax in axes:
         assert ax.get_xlabel().strip(), f"panel {ax.get_title()!r} has no x label"
         assert ax.get_ylabel().strip(), f"panel {ax.get_title()!r} has no y label"
