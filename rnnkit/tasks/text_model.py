@@ -14,7 +14,6 @@ from rnnkit.errors import UserError
 from rnnkit.nn.base import Layer, as_rng
 from rnnkit.nn.layers import Dense, Dropout, Embedding
 from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN, JordanRNN
-from rnnkit.nn.recurrent.tokens import Tokens
 
 CELLS = ("lstm", "gru", "elman", "jordan")
 ARCH_KEYS = ("cell", "hidden_size", "num_layers", "embedding_dim", "dropout", "dtype")
@@ -56,9 +55,10 @@ class CharRNN(Layer):
         self.rnn = self.add_child("rnn", rnn)
         self.drop = Dropout(dropout, rng=self.rng, dtype=dtype)
         self.head = self.add_child("head", Dense(rnn.output_size, V, dtype=dtype, rng=self.rng))
-        self._table = None  # (V, G*H) embedding @ W_x of layer 0, for step(); rebuilt on demand
-        # token input pays when the table is small: its backward sums gate gradients per distinct token
-        # (a GEMM with a one-hot matrix of up to V columns), against the B*T-row GEMMs it saves
+        self.projection = ProjectedEmbedding(self.embed, self.rnn)
+        self._table = None  # the projection's table, for step(); rebuilt on demand
+        # the projected embedding pays when the table is small: its backward sums gradients per distinct
+        # character (a GEMM with a one-hot matrix of up to V columns), against the B*T-row GEMMs it saves
         self.token_input = V <= 4 * E
 
     def arch(self) -> dict:
@@ -73,10 +73,8 @@ class CharRNN(Layer):
     def forward(self, ids, state=None, training: bool = False):
         """ids (B, T) ints -> (logits (B, T, V), final state to carry into the next chunk)."""
         self._table = None  # weights may change after a forward in training
-        if self.token_input:
-            # the embedding lookup handed to the recurrent layer as Tokens: it projects the table once
-            # (V rows) instead of every position (B*T rows), and returns the table's gradient
-            hs, state = self.rnn.forward(Tokens(self.embed.W, ids), state, training=training)
+        if self.token_input:  # x W_x of the first layer looked up per character (see ProjectedEmbedding)
+            hs, state = self.rnn.forward(self.projection.forward(ids), state, training=training, projected=True)
         else:
             hs, state = self.rnn.forward(self.embed.forward(ids), state, training=training)
         return self.head.forward(self.drop.forward(hs, training=training)), state
@@ -86,7 +84,7 @@ class CharRNN(Layer):
         dhs = self.drop.backward(self.head.backward(dlogits))
         dx, _ = self.rnn.backward(dhs)
         if self.token_input:
-            self.embed.grads["W"] += dx  # the table's gradient
+            self.projection.backward(dx)
         else:
             self.embed.backward(dx)
 
@@ -94,10 +92,41 @@ class CharRNN(Layer):
     def step(self, ids, state=None):
         """One character for each row: ids (B,) -> (logits (B, V), new state). No dropout, no backward."""
         if self._table is None:
-            # row v of the table is embed.W[v] @ W_x: the first layer's input projection of character v
-            self._table = self.embed.W @ self.rnn.params["l0.W_x"]
+            self._table = self.projection.table()
         hs, state = self.rnn.step(self._table[np.asarray(ids)], state, projected=True)
         return self.head.forward(hs), state
+
+
+class ProjectedEmbedding:
+    """The embedding lookup fused with the first recurrent layer's input projection: ``x_t W_x`` with
+    ``x_t = embed.W[id_t]`` is row ``id_t`` of the (V, G*H) table ``embed.W @ W_x``, one small product per
+    call instead of a (B*T, E) x (E, G*H) GEMM. Its backward sums the rows of the projection's gradient per
+    character (a GEMM with a one-hot matrix, fixed order) into the table's gradient, which gives both
+    ``embed.W``'s and ``W_x``'s. The parameters stay where they are (``embed.W``, ``rnn.l0.W_x``)."""
+
+    def __init__(self, embed: Embedding, rnn):
+        self.embed, self.rnn = embed, rnn
+
+    def table(self) -> np.ndarray:
+        """(V, G*H): row v is embed.W[v] @ W_x, the first layer's input projection of character v."""
+        return self.embed.W @ self.rnn.params["l0.W_x"]
+
+    def forward(self, ids) -> np.ndarray:
+        """ids (B, T) -> x W_x of every position, (B, T, G*H)."""
+        self._ids = np.asarray(ids)
+        return self.table()[self._ids]
+
+    def backward(self, dxw: np.ndarray) -> None:
+        """dxw (B, T, G*H), the gradient of forward's output: accumulate into embed.W's and W_x's gradients."""
+        V, GH = self.embed.W.shape[0], dxw.shape[2]
+        ids = self._ids.reshape(-1)
+        present, inverse = np.unique(ids, return_inverse=True)
+        onehot = np.zeros((present.size, ids.size), dtype=dxw.dtype)  # (U, B*T), U distinct characters
+        onehot[inverse.reshape(-1), np.arange(ids.size)] = 1
+        dtable = np.zeros((V, GH), dtype=dxw.dtype)
+        dtable[present] = onehot @ dxw.reshape(-1, GH)  # table = embed.W @ W_x, looked up by ids
+        self.embed.grads["W"] += dtable @ self.rnn.params["l0.W_x"].T
+        self.rnn.grads["l0.W_x"] += self.embed.W.T @ dtable
 
 
 def build_model(vocab_size: int, arch: dict, rng=None) -> CharRNN:

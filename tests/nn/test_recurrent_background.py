@@ -12,7 +12,7 @@ def test_background_chunks_give_the_inline_result(kind, masked, monkeypatch):
     """Input projection ahead of the loop, backward preparation during a training forward and weight
     gradients during the reverse loop, all cut into 2-step chunks on the background thread, equal the
     same computation done inline in one piece."""
-    import rnnkit.nn.recurrent.core as core
+    import rnnkit.nn.recurrent.fast.rowmajor as core
 
     rng = np.random.default_rng(12)
     xs = rng.standard_normal((3, 7, 3))
@@ -21,8 +21,9 @@ def test_background_chunks_give_the_inline_result(kind, masked, monkeypatch):
     results = []
     for overlap, rows in [(False, 10_000), (True, 6)]:
         monkeypatch.setattr(core, "CHUNK_ROWS", rows)
-        monkeypatch.setattr(core.Core, "overlap", overlap)
         layer = make(kind, num_layers=2, bidirectional=True)
+        layer.threads = None if overlap else 1
+        assert {c.overlap for c in layer.cores} == {overlap}
         ys, state = layer.forward(xs, mask=mask, training=True)
         dxs, dstate0 = layer.backward(w, tuple(np.ones_like(s) for s in state))
         results.append((ys, dxs, dstate0, dict(layer.grads)))
@@ -84,7 +85,7 @@ def test_interrupted_backward_writes_no_gradient_afterwards(monkeypatch):
     import threading
     import time
 
-    import rnnkit.nn.recurrent.core as core
+    import rnnkit.nn.recurrent.fast.rowmajor as core
 
     monkeypatch.setattr(core, "CHUNK_ROWS", 2)
     layer = make("elman")  # LSTM and GRU run on a team, not in background chunks (test_recurrent_team)
@@ -114,8 +115,8 @@ def test_interrupted_backward_writes_no_gradient_afterwards(monkeypatch):
 
 
 def test_a_failed_background_job_does_not_break_the_layer(monkeypatch):
-    import rnnkit.nn.recurrent.core as core
-    from rnnkit.nn.recurrent.elman import ElmanCore
+    import rnnkit.nn.recurrent.fast.rowmajor as core
+    from rnnkit.nn.recurrent.fast.elman import ElmanCore
 
     monkeypatch.setattr(core, "CHUNK_ROWS", 4)
     layer = make("elman")
@@ -142,6 +143,7 @@ def test_a_failed_background_job_does_not_break_the_layer(monkeypatch):
 
 def _forward_in_child(queue, kind):
     layer = make(kind)
+    layer.threads = 2
     xs = np.ones((8, 100, 3))
     ys, _ = layer.forward(xs, training=True)
     layer.backward(np.ones_like(ys))
@@ -154,10 +156,8 @@ def test_a_forked_child_starts_its_own_worker_threads(kind, monkeypatch):
     them has no copy of the threads and must start its own instead of waiting for ever."""
     import multiprocessing
 
-    from rnnkit.nn.recurrent.teamcore import TeamCore
-
-    monkeypatch.setattr(TeamCore, "threads", 2)
     layer = make(kind)  # the parent's pool exists before the fork
+    layer.threads = 2
     ys, _ = layer.forward(np.ones((8, 100, 3)), training=True)
     layer.backward(np.ones_like(ys))
     context = multiprocessing.get_context("fork")

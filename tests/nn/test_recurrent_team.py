@@ -1,6 +1,6 @@
-"""The LSTM and GRU cores' team of threads and token input: every team size gives the one-thread result (and
-PyTorch's), token input gives the embedding-lookup result, and failures or interrupts in a member leave
-no thread running and the layer usable."""
+"""The LSTM and GRU cores' team of threads: every team size gives the one-thread result (and PyTorch's),
+and failures or interrupts in a member leave no thread running and the layer usable. Also projected input
+(x @ W_x given instead of x), on every core."""
 import threading
 import time
 
@@ -8,20 +8,18 @@ import numpy as np
 import pytest
 
 from rnnkit.errors import UserError
-from rnnkit.nn.recurrent import GRU, LSTM, team
-from rnnkit.nn.recurrent.gru import GRUCore
-from rnnkit.nn.recurrent.lstm import LSTMCore
-from rnnkit.nn.recurrent.teamcore import TeamCore
-from rnnkit.nn.recurrent.tokens import Tokens, token_sums
+from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN, JordanRNN
+from rnnkit.nn.recurrent.fast import featuremajor, team
+from rnnkit.nn.recurrent.fast.gru import GRUCore
+from rnnkit.nn.recurrent.fast.lstm import LSTMCore
 from tests.nn.test_recurrent_torch import check_parity
 
 
 def run_layer(cls, threads, monkeypatch, *, layers=2, bidirectional=True, masked=True, H=7, seed=3):
     """Forward and backward of a float64 LSTM or GRU on fixed data with a given team size."""
-    monkeypatch.setattr(TeamCore, "threads", threads)
     rng = np.random.default_rng(seed)
     B, T, D = 5, 6, 3
-    layer = cls(D, H, num_layers=layers, bidirectional=bidirectional, dtype=np.float64, rng=0)
+    layer = cls(D, H, num_layers=layers, bidirectional=bidirectional, dtype=np.float64, rng=0, threads=threads)
     layer.record_dh = True
     xs = rng.standard_normal((B, T, D))
     mask = (np.arange(T)[None] < np.array([6, 4, 1, 6, 3])[:, None]) if masked else None
@@ -57,8 +55,7 @@ def test_every_team_size_gives_the_single_thread_result(cls, threads, masked, mo
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-8), (np.float32, 1e-5)], ids=["f64", "f32"])
 def test_a_team_of_three_matches_pytorch(kind, dtype, tol, monkeypatch):
-    monkeypatch.setattr(TeamCore, "threads", 3)
-    check_parity(kind, 2, True, dtype, tol)
+    check_parity(kind, 2, True, dtype, tol, threads=3)
 
 
 def test_automatic_team_size():
@@ -106,14 +103,11 @@ def test_an_interrupt_in_member_0_waits_for_the_others_and_leaves_the_layer_usab
     """A KeyboardInterrupt in member 0 after the loop, while member 1 is still about to write its weight
     gradients (delayed here): it is raised only once member 1 has finished, so nothing is written after it;
     the next forward/backward gives the one-thread result."""
-    import rnnkit.nn.recurrent.teamcore as teamcore_module
-
-    monkeypatch.setattr(TeamCore, "threads", 2)
     rng = np.random.default_rng(5)
     xs = rng.standard_normal((3, 12, 4))
-    layer = cls(4, 6, dtype=np.float64, rng=0)
+    layer = cls(4, 6, dtype=np.float64, rng=0, threads=2)
     ys, _ = layer.forward(xs, training=True)
-    original = teamcore_module.TeamCore.h_side_grads
+    original = featuremajor.FeatureMajorCore.h_side_grads
 
     def slow_or_interrupted(self, lo, hi, dgh_cat):
         if threading.current_thread() is threading.main_thread():
@@ -121,17 +115,16 @@ def test_an_interrupt_in_member_0_waits_for_the_others_and_leaves_the_layer_usab
         time.sleep(0.3)
         original(self, lo, hi, dgh_cat)
 
-    monkeypatch.setattr(teamcore_module.TeamCore, "h_side_grads", slow_or_interrupted)
+    monkeypatch.setattr(featuremajor.FeatureMajorCore, "h_side_grads", slow_or_interrupted)
     with pytest.raises(KeyboardInterrupt):
         layer.backward(np.ones_like(ys))
     layer.zero_grad()
     time.sleep(0.5)
     assert all(not g.any() for g in layer.grads.values())  # member 1 wrote before the interrupt was raised
-    monkeypatch.setattr(teamcore_module.TeamCore, "h_side_grads", original)
+    monkeypatch.setattr(featuremajor.FeatureMajorCore, "h_side_grads", original)
     ys, _ = layer.forward(xs, training=True)
     dxs, _ = layer.backward(np.ones_like(ys))
-    monkeypatch.setattr(TeamCore, "threads", 1)
-    ref = cls(4, 6, dtype=np.float64, rng=0)
+    ref = cls(4, 6, dtype=np.float64, rng=0, threads=1)
     ref.forward(xs, training=True)
     np.testing.assert_allclose(dxs, ref.backward(np.ones_like(ys))[0], rtol=1e-12, atol=1e-14)
 
@@ -199,8 +192,7 @@ def test_one_step_sequences_give_the_single_thread_result_every_time(cls, monkey
     xs, w = rng.standard_normal((4, 1, 3)), rng.standard_normal((4, 1, 64))
 
     def run(threads):
-        monkeypatch.setattr(TeamCore, "threads", threads)
-        layer = cls(3, 64, dtype=np.float64, rng=0)
+        layer = cls(3, 64, dtype=np.float64, rng=0, threads=threads)
         ys, final = layer.forward(xs, training=True)
         _, dstate0 = layer.backward(w, tuple(np.ones_like(s) for s in final))
         return dstate0
@@ -211,58 +203,45 @@ def test_one_step_sequences_give_the_single_thread_result_every_time(cls, monkey
             np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
 
 
-# -- token input -------------------------------------------------------------------------------------
+# -- projected input ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("cls, layers, bidirectional, options", [
-    (LSTM, 1, False, {}), (LSTM, 2, True, {}), (GRU, 2, True, {}), (GRU, 1, False, {"reset_after": False})],
-    ids=["lstm", "lstm-L2-bi", "gru-L2-bi", "gru-reset-before"])
-def test_token_input_equals_the_embedding_lookup(cls, layers, bidirectional, options, threads, monkeypatch):
-    """forward(Tokens(table, ids)) gives the outputs of forward(table[ids]), and its backward returns the
-    table's gradient: the input gradient summed per token (repeated ids add up; absent ids get zero)."""
-    monkeypatch.setattr(TeamCore, "threads", threads)
+@pytest.mark.parametrize("make", [
+    lambda **kw: LSTM(4, 6, **kw), lambda **kw: LSTM(4, 6, num_layers=2, **kw), lambda **kw: GRU(4, 6, **kw),
+    lambda **kw: GRU(4, 6, reset_after=False, **kw), lambda **kw: ElmanRNN(4, 6, num_layers=2, **kw),
+    lambda **kw: JordanRNN(4, 6, 3, **kw), lambda **kw: LSTM(4, 6, engine="reference", **kw)],
+    ids=["lstm", "lstm-L2", "gru", "gru-reset-before", "elman-L2", "jordan", "lstm-reference"])
+def test_projected_input_equals_the_features(make, threads):
+    """forward(xs @ W_x, projected=True) gives the outputs of forward(xs); its backward returns the gradient
+    dxw of xs @ W_x, (B, T, G*H): dxs = dxw W_x^T, dW_x = xs^T dxw, and every other gradient unchanged."""
     rng = np.random.default_rng(9)
-    V, D, B, T = 11, 4, 3, 5
-    table = rng.standard_normal((V, D))
-    ids = rng.integers(0, V - 2, (B, T))  # the last two rows are never used
-    ids[0, :3] = 4  # a repeated id
+    B, T = 3, 5
+    xs = rng.standard_normal((B, T, 4))
     mask = np.arange(T)[None] < np.array([5, 2, 4])[:, None]
     results = []
-    for tokens in (False, True):
-        layer = cls(D, 6, num_layers=layers, bidirectional=bidirectional, dtype=np.float64, rng=0, **options)
-        xin = Tokens(table, ids) if tokens else table[ids]
-        ys, final = layer.forward(xin, mask=mask, training=True)
+    for projected in (False, True):
+        layer = make(dtype=np.float64, rng=0, threads=threads)
+        W_x = layer.params["l0.W_x"]
+        ys, final = layer.forward(xs @ W_x if projected else xs, mask=mask, training=True, projected=projected)
         w = np.random.default_rng(1).standard_normal(ys.shape)
         dx, dstate0 = layer.backward(w, tuple(np.ones_like(s) for s in final))
         results.append((ys, final, dx, dstate0, dict(layer.grads)))
-    (ys_a, fin_a, dx_a, ds_a, g_a), (ys_b, fin_b, dtable, ds_b, g_b) = results
+    (ys_a, fin_a, dx_a, ds_a, g_a), (ys_b, fin_b, dxw, ds_b, g_b) = results
     np.testing.assert_allclose(ys_b, ys_a, rtol=1e-12, atol=1e-14)
     for a, b in zip(fin_a + ds_a, fin_b + ds_b):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
-    for k in g_a:
+    assert dxw.shape == (B, T, W_x.shape[1])
+    np.testing.assert_allclose(dxw @ W_x.T, dx_a, rtol=1e-11, atol=1e-13)
+    assert not g_b["l0.W_x"].any()  # the caller owns the product x @ W_x
+    np.testing.assert_allclose(np.einsum("btd,btg->dg", xs, dxw), g_a["l0.W_x"], rtol=1e-11, atol=1e-13)
+    for k in g_a.keys() - {"l0.W_x"}:
         np.testing.assert_allclose(g_b[k], g_a[k], rtol=1e-11, atol=1e-13, err_msg=k)
-    expected = np.zeros_like(table)
-    np.add.at(expected, ids, dx_a)
-    assert dtable.shape == (V, D)
-    np.testing.assert_allclose(dtable, expected, rtol=1e-11, atol=1e-13)
-    assert not dtable[V - 2:].any()
 
 
-def test_token_sums_add_columns_per_id():
-    d = np.arange(12.0).reshape(2, 6)
-    ids = np.array([3, 0, 3, 3, 1, 0])
-    np.testing.assert_array_equal(token_sums(d, ids, 5), [[1 + 5, 4, 0, 0 + 2 + 3, 0],
-                                                          [7 + 11, 10, 0, 6 + 8 + 9, 0]])
-
-
-@pytest.mark.parametrize("table, ids, match", [
-    (np.zeros((5, 3)), np.array([[0, 5]]), r"ids must lie in \[0, 5\)"),
-    (np.zeros((5, 3)), np.array([[0, -1]]), r"ids must lie in \[0, 5\)"),
-    (np.zeros((5, 3)), np.array([[0.0, 1.0]]), "integer array"),
-    (np.zeros((5, 3)), np.array([0, 1]), r"integer array \(batch, time\)"),
-    (np.zeros((5, 2)), np.array([[0, 1]]), r"\(vocabulary, 3\)"),
-    (np.full((5, 3), np.nan), np.array([[0, 1]]), "NaN"),
-])
-def test_bad_token_input_is_named(table, ids, match):
-    layer = LSTM(3, 4, rng=0)
+@pytest.mark.parametrize("layer, xs, match", [
+    (LSTM(3, 4, rng=0), np.zeros((2, 5, 3)), r"x @ W_x of the first layer, shape \(batch, time, 16\)"),
+    (LSTM(3, 4, bidirectional=True, rng=0), np.zeros((2, 5, 16)), "bidirectional"),
+    (GRU(3, 4, rng=0), np.zeros((2, 12)), r"\(batch, time, 12\)"),
+], ids=["width", "bidirectional", "2-D"])
+def test_bad_projected_input_is_named(layer, xs, match):
     with pytest.raises(UserError, match=match):
-        layer.forward(Tokens(table, ids))
+        layer.forward(xs, projected=True)

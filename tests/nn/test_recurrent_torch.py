@@ -81,20 +81,20 @@ def test_parity_with_torch_through_the_background_chunks(kind, options, monkeypa
     """The same comparison after a training forward: for Elman (with ReLU) the input projection, backward
     preparation and weight gradients cut into 2-step chunks on the background thread; LSTM and GRU run
     their team engine (whose team sizes are compared in test_recurrent_team)."""
-    import rnnkit.nn.recurrent.core as core
+    import rnnkit.nn.recurrent.fast.rowmajor as core
 
     monkeypatch.setattr(core, "CHUNK_ROWS", 6)
     check_parity(kind, 2, True, np.float64, 1e-8, training=True, **options)
 
 
-def check_parity(kind, num_layers, bidirectional, dtype, tol, training=False, **options):
+def check_parity(kind, num_layers, bidirectional, dtype, tol, training=False, threads=None, **options):
     torch = _torch()
     torch.manual_seed(0)
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
     module = getattr(torch.nn, TORCH_NAMES[kind])(5, 6, num_layers=num_layers, bidirectional=bidirectional,
                                                   batch_first=True, **options).to(tdtype)
     layer = CLASSES[kind](5, 6, num_layers=num_layers, bidirectional=bidirectional, dtype=dtype, rng=0,
-                          **options)
+                          threads=threads, **options)
     layer.load_torch_state_dict(module.state_dict())
     rng = np.random.default_rng(1)
     B, T = 3, 7

@@ -14,8 +14,6 @@ from rnnkit.nn.base import Layer
 class ReferenceCore(Layer):
     """Runs ``cell(input_size, hidden_size, dtype=, rng=, **options)`` over time; its params are the cell's."""
 
-    takes_tokens = False  # the stack hands it table[ids] and turns dxs into the table's gradient
-
     def __init__(self, input_size, hidden_size, *, cell, dtype=np.float32, rng, **options):
         super().__init__(dtype)
         self.cell = cell(input_size, hidden_size, dtype=dtype, rng=rng, **options)
@@ -35,11 +33,19 @@ class ReferenceCore(Layer):
     def state_sizes(self) -> tuple[int, ...]:
         return (self.output_size,) * self.n_state
 
-    def forward(self, xs, state, mask=None, training=False):
-        """xs (T, B, D), state tuple of (B, S), mask (T, B, 1) of 0/1 or None -> (ys (T, B, O), final state)."""
+    def use_threads(self, threads):
+        """No threads of its own: ``threads`` BLAS threads (None: BLAS as the caller set it)."""
+        return threads
+
+    def forward(self, xs, state, mask=None, training=False, projected=False):
+        """xs (T, B, D) (or x W_x, (T, B, G*H), when ``projected``), state tuple of (B, S), mask (T, B, 1) of
+        0/1 or None -> (ys (T, B, O), final state)."""
         ys, caches = [], []
         for t in range(xs.shape[0]):
-            y, new_state, cache = self.cell.forward(xs[t], state)
+            if projected:
+                y, new_state, cache = self.cell.forward(None, state, xw=xs[t])
+            else:
+                y, new_state, cache = self.cell.forward(xs[t], state)
             if mask is not None:  # past a sequence's end: the state is frozen and the output is zero
                 m = mask[t]
                 new_state = tuple(m * s_new + (1 - m) * s for s_new, s in zip(new_state, state))

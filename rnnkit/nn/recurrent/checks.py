@@ -36,6 +36,19 @@ class InputChecks:
             raise UserError(f"{name} input has an empty axis: shape {xs.shape} (need batch >= 1 and time >= 1)")
         return xs.astype(self.dtype, copy=False)
 
+    def _check_projected(self, xs) -> np.ndarray:
+        """forward(..., projected=True): x @ W_x of the first layer, (B, T, G*H), unidirectional only."""
+        name = type(self).__name__
+        if self.bidirectional:
+            raise UserError(f"{name}: projected input is x @ W_x of the forward direction only; a bidirectional "
+                            f"layer needs the features themselves (projected=False)")
+        xs = self._check_float(xs, "projected input")
+        width = self.cores[0].params["W_x"].shape[1]
+        if xs.ndim != 3 or xs.shape[2] != width or min(xs.shape) < 1:
+            raise UserError(f"{name} projected input must be x @ W_x of the first layer, shape (batch, time, "
+                            f"{width}), got {xs.shape}")
+        return xs.astype(self.dtype, copy=False)
+
     def _check_state(self, state, batch_size: int, what: str = "state", allow_none: bool = False):
         """A tuple of (num_layers*dirs, batch, size) arrays in the layer's dtype (entries may be None in a
         gradient when ``allow_none``). ``state=None`` means zeros (or, for a gradient, no gradient)."""

@@ -44,14 +44,22 @@ class Cell(Layer):
         """x W_x + b_x, (B, G*H); ``xw`` given means x W_x is already known (a projected embedding row)."""
         return (x @ self.params["W_x"] if xw is None else xw) + self.params["b_x"]
 
+    def input_grads(self, x, da_x):
+        """Inverse of  a_x = x W_x + b_x:  dW_x and db_x, then dx. With x None the step was given
+        xw = x W_x (a projected input): its gradient is da_x itself, and there is no dW_x."""
+        g = self.grads
+        g["b_x"] += da_x.sum(axis=0)
+        if x is None:
+            return da_x
+        g["W_x"] += x.T @ da_x
+        return da_x @ self.params["W_x"].T
+
     def add_grads(self, x, h, da_x, da_h):
         """Inverse of  a_x = x W_x + b_x  and  a_h = h W_h + b_h:  parameter gradients, then (dx, dh)."""
-        g, p = self.grads, self.params
-        g["W_x"] += x.T @ da_x
-        g["b_x"] += da_x.sum(axis=0)
+        g = self.grads
         g["W_h"] += h.T @ da_h
         g["b_h"] += da_h.sum(axis=0)
-        return da_x @ p["W_x"].T, da_h @ p["W_h"].T
+        return self.input_grads(x, da_x), da_h @ self.params["W_h"].T
 
     def gate_values(self, cache) -> dict:
         """The gate activations kept in a step's cache, name -> (B, H); none for ungated cells."""
@@ -281,9 +289,7 @@ class GRUResetBeforeCell(Cell):
         g["b_h"][:2 * H] += da_rz.sum(axis=0)
         dh += da_rz @ p["W_h"][:, :2 * H].T
         da_x = np.concatenate([da_rz, da_n], axis=1)
-        g["W_x"] += x.T @ da_x                      # a_x = x W_x + b_x
-        g["b_x"] += da_x.sum(axis=0)
-        return da_x @ p["W_x"].T, (dh,)
+        return self.input_grads(x, da_x), (dh,)     # a_x = x W_x + b_x
 
     def gate_values(self, cache):
         return dict(zip(self.gates, cache[2:5]))

@@ -15,29 +15,27 @@ from rnnkit.nn.base import Layer, as_rng
 from rnnkit.nn.recurrent import reference
 from rnnkit.nn.recurrent.bptt import ReferenceCore
 from rnnkit.nn.recurrent.checks import InputChecks
-from rnnkit.nn.recurrent.core import Core
-from rnnkit.nn.recurrent.elman import ElmanCore
-from rnnkit.nn.recurrent.gru import GRUCore, GRUResetBeforeCore
-from rnnkit.nn.recurrent.jordan import JordanCore
-from rnnkit.nn.recurrent.lstm import LSTMCore
+from rnnkit.nn.recurrent.fast import ElmanCore, GRUCore, GRUResetBeforeCore, JordanCore, LSTMCore
+from rnnkit.nn.recurrent.fast.base import FastCore
 from rnnkit.nn.recurrent.threads import check_threads, configure, with_threads
-from rnnkit.nn.recurrent.tokens import Tokens, TokenSteps, check_tokens, scatter_rows
 
 
 class RecurrentLayer(InputChecks, Layer):
     """A stack of ``num_layers`` recurrent layers, each one- or two-directional.
 
-    forward(xs (B, T, D), state=None, mask=None, training=False) -> (ys, state)
+    forward(xs (B, T, D), state=None, mask=None, training=False, projected=False) -> (ys, state)
         ys: (B, T, O*dirs) with ``return_sequences`` (zero where the mask is False), else (B, O*dirs): the
         top layer's final output of each direction (the last valid step going forward, step 0 going back).
         state: a tuple like PyTorch's, each array (num_layers*dirs, B, S): (h,) or (h, c) for LSTM.
         mask: (B, T) of booleans (or 0/1), True where a row has data. At a masked step the state is carried
         over unchanged and the output and its gradients are zero, so a padded row (padding at either end)
         gives exactly the numbers it would give alone.
-    backward(dys, dstate=None) -> (dxs (B, T, D), dstate0): accumulates into ``grads``; either argument may be
-        None. The state returned by forward may be fed to the next forward (truncated BPTT): gradients
-        stop there. For input given as ``Tokens(table, ids)`` (an embedding lookup, ids (B, T)) backward
-        returns the table's gradient (V, D) in place of dxs.
+        projected: xs is already ``x @ W_x`` of the first layer, (B, T, G*H) (unidirectional only; as in
+        ``step``): what a model that owns an embedding can compute once per vocabulary entry.
+    backward(dys, dstate=None) -> (dxs, dstate0): accumulates into ``grads``; either argument may be None.
+        dxs is the gradient of forward's xs, whatever its form: (B, T, D), or (B, T, G*H) for projected
+        input (then no gradient goes into the first layer's W_x: the caller owns that product). The state
+        returned by forward may be fed to the next forward (truncated BPTT): gradients stop there.
     step(x (B, D), state=None) -> (y (B, O), state): one time step (unidirectional only), any batch size.
 
     Parameters are named ``l{k}.W_x``, ``l{k}.W_h``, ``l{k}.b_x``, ``l{k}.b_h`` (``l{k}_reverse.*`` for the
@@ -47,13 +45,14 @@ class RecurrentLayer(InputChecks, Layer):
     step by step (:mod:`~rnnkit.nn.recurrent.reference`, :mod:`~rnnkit.nn.recurrent.bptt`): the same
     parameters, initialisation and results (to round-off), slower, and readable.
 
-    ``threads=N`` is how many threads the layer computes with: the LSTM's and GRU's team of N, or the
-    background thread and N - 1 BLAS threads of the others (1: all on the calling thread); forward and
-    backward set BLAS to that (``step`` leaves BLAS as it is). None (default) chooses from the cores
-    available and the layer size, and leaves BLAS to the caller. ``layer.threads = N`` changes it later.
+    ``threads=N`` is how many threads the layer computes with, its own and BLAS's together: the LSTM's and
+    GRU's team of N (each member on one BLAS thread), or the background thread and N - 1 BLAS threads of
+    the others (1: all on the calling thread); forward and backward set BLAS to that (``step`` leaves BLAS
+    as it is). None (default) chooses from the cores available and the layer size, and leaves BLAS to the
+    caller. ``layer.threads = N`` changes it later; it is the only thread setting.
     """
 
-    core_class: type[Core] = Core
+    core_class: type[FastCore] = FastCore
     reference_cell: type[reference.Cell] = reference.Cell
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
@@ -78,7 +77,7 @@ class RecurrentLayer(InputChecks, Layer):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.dropout, self.return_sequences = bidirectional, dropout, return_sequences
         self.num_directions = 2 if bidirectional else 1
-        self.cores: list[Core | ReferenceCore] = []
+        self.cores: list[FastCore | ReferenceCore] = []
         size = input_size
         for layer in range(num_layers):
             for direction in range(self.num_directions):
@@ -93,7 +92,6 @@ class RecurrentLayer(InputChecks, Layer):
         self.threads = threads
         self._dropout_masks: list[np.ndarray | None] = []
         self._shape = None
-        self._tokens = None
 
     @property
     def threads(self) -> int | None:
@@ -120,12 +118,12 @@ class RecurrentLayer(InputChecks, Layer):
 
     # -- forward / backward ---------------------------------------------------------------------
     @with_threads
-    def forward(self, xs, state=None, mask=None, training: bool = False):
+    def forward(self, xs, state=None, mask=None, training: bool = False, projected: bool = False):
         self._shape = None  # set again only when this forward completes
-        if isinstance(xs, Tokens):  # rows of an embedding table (see rnnkit.nn.recurrent.tokens)
-            tokens = check_tokens(xs, self.input_size, self.dtype, type(self).__name__)
-            B, T = tokens.ids.shape
-            x = TokenSteps(tokens.table, np.ascontiguousarray(tokens.ids.T))
+        if projected:
+            xs = self._check_projected(xs)
+            B, T, _ = xs.shape
+            x = xs.transpose(1, 0, 2)  # (T, B, G*H) view: the first core reads it once, column block by block
         else:
             xs = self._check_input(xs)
             B, T, _ = xs.shape
@@ -133,7 +131,6 @@ class RecurrentLayer(InputChecks, Layer):
         state = self._check_state(state, B)
         m = self._check_mask(mask, B, T)
         dirs = self.num_directions
-        self._tokens = x if isinstance(x, TokenSteps) else None
         finals: list[tuple[np.ndarray, ...]] = []
         self._dropout_masks = []
         for layer in range(self.num_layers):
@@ -141,14 +138,10 @@ class RecurrentLayer(InputChecks, Layer):
             for d in range(dirs):
                 k = layer * dirs + d
                 core_state = tuple(s[k] for s in state)
-                xin = x
-                if isinstance(x, TokenSteps) and not self.cores[k].takes_tokens:
-                    xin = x.materialize()
                 if d == 0:
-                    ys, final = self.cores[k].forward(xin, core_state, m, training)
+                    ys, final = self.cores[k].forward(x, core_state, m, training, projected and layer == 0)
                 else:  # the reverse direction runs on the time-reversed sequence
-                    xin = xin.reversed() if isinstance(xin, TokenSteps) else np.ascontiguousarray(xin[::-1])
-                    ys, final = self.cores[k].forward(xin, core_state,
+                    ys, final = self.cores[k].forward(np.ascontiguousarray(x[::-1]), core_state,
                                                       None if m is None else np.ascontiguousarray(m[::-1]),
                                                       training)
                     ys = ys[::-1]
@@ -202,18 +195,13 @@ class RecurrentLayer(InputChecks, Layer):
                     dy = dx[:, :, d * O:(d + 1) * O]
                     dy = np.ascontiguousarray(dy[::-1] if d else dy)
                 dxs, ds0 = self.cores[k].backward(dy, tuple(core_dstate[k]))
-                if layer == 0 and self._tokens is not None:
-                    if not self.cores[k].takes_tokens:  # (T, B, E) -> the table's gradient (V, E)
-                        ids = self._tokens.ids[::-1] if d else self._tokens.ids
-                        dxs = scatter_rows(dxs, ids, self._tokens.table.shape[0])
-                elif d:
+                if d:
                     dxs = dxs[::-1]
                 dinput = dxs if dinput is None else dinput + dxs
                 dstate0[k] = ds0
             dx = dinput
         dstate0 = tuple(np.stack([ds[j] for ds in dstate0]) for j in range(n_state))
-        if self._tokens is not None:
-            return dx, dstate0  # the gradient of the token table, (V, E)
+        # batch-first; free for projected input, whose gradient the core wrote batch-first
         return np.ascontiguousarray(dx.transpose(1, 0, 2)), dstate0
 
     # -- streaming ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""One thread setting for a recurrent layer, ``threads=N``: the team size of the LSTM and GRU cores, the
-background thread of the row-major cores and the BLAS threads (threadpoolctl), chosen together."""
+"""One thread setting for a recurrent layer, ``threads=N``: the team size of the feature-major cores (LSTM,
+GRU), the background thread of the row-major cores (Elman, Jordan, reset-before GRU) and the BLAS threads
+(threadpoolctl), chosen together. ``rnnkit --threads N`` hands the same N to the layers the tasks build."""
 from __future__ import annotations
 
 import contextlib
@@ -30,26 +31,15 @@ def check_threads(threads) -> int | None:
 
 
 def configure(cores, threads: int | None) -> int | None:
-    """Set each core's share of ``threads`` (threads in total, None: automatic); returns the BLAS threads to
-    use while the layer computes (None: leave BLAS as it is).
+    """Hand ``threads`` (None: automatic) to every core; returns the BLAS threads to use while the layer
+    computes (None: leave BLAS as it is).
 
-    Team cores (LSTM, GRU): a team of ``threads`` members, each calling BLAS single-threaded. Row-major cores
-    (Elman, Jordan, reset-before GRU): with 1, everything inline on the calling thread; with N >= 2 the
-    background thread for the large GEMMs and N - 1 BLAS threads. Reference cores: N BLAS threads."""
-    if threads is None:  # back to the class defaults (automatic team size, background thread on)
-        for core in cores:
-            vars(core).pop("threads", None)
-            vars(core).pop("overlap", None)
-        return None
-    blas = threads
-    for core in cores:
-        if hasattr(core, "team_size"):
-            core.threads = threads
-            blas = 1
-        elif hasattr(core, "overlap"):
-            core.overlap = threads > 1
-            blas = max(1, threads - 1)
-    return blas
+    Feature-major cores (LSTM, reset-after GRU): a team of ``threads`` members, each calling BLAS
+    single-threaded. Row-major cores (Elman, Jordan, reset-before GRU): with 1, everything inline on the
+    calling thread; with N >= 2 the background thread for the large GEMMs and N - 1 BLAS threads.
+    Reference cores: N BLAS threads."""
+    blas = [core.use_threads(threads) for core in cores]
+    return blas[0] if blas else None
 
 
 def with_threads(method):

@@ -1,13 +1,14 @@
 """Elman core: the simple recurrent network, hidden state fed back (Elman 1990); fast form of
-:class:`rnnkit.nn.recurrent.reference.ElmanCell`."""
+:class:`rnnkit.nn.recurrent.reference.ElmanCell`, row-major with the background thread (``rowmajor``)."""
 from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, StateGradient, freeze, outputs, transposed
+from rnnkit.nn.recurrent.fast.base import StateGradient, freeze, outputs, transposed
+from rnnkit.nn.recurrent.fast.rowmajor import RowMajorCore
 
 
-class ElmanCore(Core):
+class ElmanCore(RowMajorCore):
     """Elman RNN (PyTorch's ``nn.RNN``):
 
         h' = act(x W_x + b_x + h W_h + b_h),   act = tanh (default) or relu
@@ -30,11 +31,12 @@ class ElmanCore(Core):
             np.maximum(a, 0, out=a)
         return a
 
-    def forward(self, xs, state, mask=None, training=False):
+    def forward(self, xs, state, mask=None, training=False, projected=False):
         T, B, _ = xs.shape
         H = self.hidden_size
         W_h = self.params["W_h"]
-        pre = self.begin(xs, self.params["b_x"] + self.params["b_h"], training, {"dpre": (T, B, H)})  # (T, B, H)
+        pre = self.begin(xs, self.params["b_x"] + self.params["b_h"], mask, training, projected,  # (T, B, H)
+                         {"dpre": (T, B, H)})
         hs = self.buffer("hs", (T + 1, B, H))
         tmp_h = self.buffer("tmp_h", (B, H))
         hs[0] = state[0]
@@ -45,7 +47,6 @@ class ElmanCore(Core):
             if mask is not None:
                 freeze(hs[t + 1], hs[t], mask[t])
             self.step_done(t)
-        self._mask = mask
         return outputs(hs[1:], mask), (hs[T].copy(),)
 
     def prepare(self, lo, hi):
@@ -63,11 +64,10 @@ class ElmanCore(Core):
         T1, B, H = hs.shape
         T = T1 - 1
         W_hT = transposed(self.params["W_h"])
-        g_h = StateGradient(dys, None if dstate is None else dstate[0], (B, H), self.dtype, mask)
-        record = self.start_record(T, B)
+        g_h = StateGradient(dys, dstate[0], (B, H), self.dtype, mask, self.start_record(T, B))
         later = self.weight_grads([(self._xs, dpre, "W_x", "b_x"), (hs[:-1], dpre, "W_h", "b_h")])
         for t in range(T - 1, -1, -1):
-            dh = g_h.at(t, record)
+            dh = g_h.at(t)
             dpre[t] *= dh
             np.matmul(dpre[t], W_hT, out=g_h.next)
             g_h.done(t)

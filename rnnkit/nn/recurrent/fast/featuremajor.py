@@ -1,49 +1,54 @@
-"""What the feature-major, team-run cores (LSTM, GRU) share.
+"""The feature-major strategy, run by a team of threads: the LSTM and the (reset-after) GRU cores.
 
-Layout. Inside such a core every step is stored feature-major: gate pre-activations (T, G*H, B), states
-(T+1, H, B). The per-step product is then W_h^T (G*H, H) times h_t (H, B), an orientation OpenBLAS runs
-~1.35x faster than h_t (B, H) times W_h (measured at B=32, H=384), and each member's share of a step is one
-contiguous block (a (G*H, T*B) layout with strided steps made the element-wise work 2-3x slower: every row
-of a step landed on its own page).
+Layout. Every step is stored feature-major: gate pre-activations (T, G*H, B), states (T+1, H, B). The
+per-step product is then W_h^T (G*H, H) times h_t (H, B), an orientation OpenBLAS runs ~1.35x faster than
+h_t (B, H) times W_h (measured at B=32, H=384), and each member's share of a step is one contiguous block
+(a (G*H, T*B) layout with strided steps made the element-wise work 2-3x slower: every row of a step landed
+on its own page).
 
-Team. Member k of the team (see :mod:`rnnkit.nn.recurrent.team`) owns hidden units [lo, hi) and the
-G (hi - lo) gate rows of those units, contiguous, in the cell's internal gate ``order``. Its forward step
-is one GEMM with its own weight rows, the element-wise update of its units and one barrier; its backward
-step multiplies its own gate gradients and, after the barrier, computes dL/dh of its units from the gate
-gradients of all units. The parameters keep PyTorch's layout and gate order; the permuted copies are rebuilt
-from them at every call (a few hundred microseconds).
+Team. Member k of the team (:mod:`.team`) owns hidden units [lo, hi) and the G (hi - lo) gate rows of those
+units, contiguous, in the cell's internal gate ``order``. Its forward step is one GEMM with its own weight
+rows, the element-wise update of its units and one barrier; its backward step multiplies its own gate
+gradients and, after the barrier, computes dL/dh of its units from the gate gradients of all units; its
+weight gradients follow the loop. The parameters keep PyTorch's layout and gate order; the permuted copies
+are rebuilt from them at every call (a few hundred microseconds).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent import team
-from rnnkit.nn.recurrent.core import Core, outputs
+from rnnkit.nn.recurrent.fast import team
+from rnnkit.nn.recurrent.fast.base import FastCore, StateGradient, outputs
 from rnnkit.nn.recurrent.threads import blas_limit
-from rnnkit.nn.recurrent.tokens import TokenSteps, token_sums
 
 MIN_UNITS = 48  # automatic team size: at least this many hidden units per member
 MIN_WORK = 4096  # ... and batch * hidden at least this (below, the barrier costs more than it saves)
 
-class TeamCore(Core):
-    """A core whose loops run on a team of threads, feature-major (see the module docstring).
 
-    ``threads`` is the team size, set per layer by its ``threads=`` argument: None chooses it from the cores
-    available and the problem size (one member for small layers); 1 runs on the calling thread alone. Results are
+class FeatureMajorCore(FastCore):
+    """A fast core whose loops run feature-major on a team of threads (see the module docstring).
+
+    ``threads`` is the team size, from the layer's ``threads=``: None chooses it from the cores available and
+    the problem size (one member for small layers); 1 runs on the calling thread alone. Results are
     deterministic for a given team size. Subclasses set ``order`` (internal gate blocks as indices into
-    PyTorch's gate order) and write the member functions.
+    PyTorch's gate order) and write ``_forward_member`` and ``_backward_member``.
     """
 
     order: tuple[int, ...] = (0,)
-    threads: int | None = None
-    takes_tokens = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.threads: int | None = None
         self._fw = None  # what backward needs from the last forward; None once consumed
         self._parts = None  # the split of the last forward, kept for gate_values()
+        self._mask = None
 
     # -- the team ---------------------------------------------------------------------------------
+    def use_threads(self, threads):
+        """A team of ``threads`` members (None: automatic), each calling BLAS single-threaded."""
+        self.threads = threads
+        return None if threads is None else 1
+
     def team_size(self, batch_size: int) -> int:
         H = self.hidden_size
         if self.threads is not None:
@@ -66,14 +71,15 @@ class TeamCore(Core):
         H = self.hidden_size
         return [(j, slice(g * H + lo, g * H + hi)) for j, g in enumerate(self.order)]
 
-    def start_forward(self, xs, state, mask, buffers: dict[str, tuple[int, ...]]):
+    # -- forward ----------------------------------------------------------------------------------
+    def start_forward(self, xs, state, mask, projected, buffers: dict[str, tuple[int, ...]]):
         """Size the team, allocate the buffers (here, on the calling thread), write the initial state.
         Returns the split [(lo, hi) per member] and the mask as (T, 1, B) (or None)."""
-        self.drain()
         T, B, D = xs.shape
         H, G = self.hidden_size, len(self.gates)
         parts = team.shares(H, self.team_size(B))
-        shapes = {"xg": (T, G * H, B), "hs": (T + 1, H, B), "WhT": (G * H, H), "WxT": (G * H, D), **buffers}
+        shapes = {"xg": (T, G * H, B), "hs": (T + 1, H, B), "WhT": (G * H, H), "WxT": (G * H, self.input_size),
+                  **buffers}
         for name, shape in shapes.items():
             self.buffer(name, shape)
         for k, (lo, hi) in enumerate(parts):
@@ -81,6 +87,7 @@ class TeamCore(Core):
             self.buffer(f"tmpn{k}", (hi - lo, B))
         self._work["hs"][0] = state[0].T
         self._fw = self._parts = None  # set again when this forward completes
+        self._mask, self._projected = mask, projected
         return parts, None if mask is None else mask.reshape(T, 1, B)
 
     def member_weights(self, lo: int, hi: int, x_bias: np.ndarray):
@@ -98,28 +105,24 @@ class TeamCore(Core):
             bias[blk, 0] = x_bias[cols]
         return WhT, WxT, bias
 
-    @staticmethod
-    def project_inputs(xs, WxT: np.ndarray, bias: np.ndarray, halve: slice, xg: np.ndarray) -> None:
+    def project_inputs(self, lo, hi, xs, WxT, bias, halve: slice, xg) -> None:
         """xg (T, G n, B) = W_x^T x_t + bias for every step, the rows ``halve`` halved (the sigmoid gates:
-        sigmoid(a) = 0.5 tanh(a / 2) + 0.5, and halving is exact in binary). Token input: the (G n, V)
-        projected table once, then a lookup per step."""
-        if isinstance(xs, TokenSteps):
-            table = WxT @ xs.table.T
-            table += bias
-            table[halve] *= 0.5
-            for t in range(xs.ids.shape[0]):
-                np.take(table, xs.ids[t], axis=1, out=xg[t], mode="clip")
+        sigmoid(a) = 0.5 tanh(a / 2) + 0.5, and halving is exact in binary). Projected input: its columns
+        of this member, transposed."""
+        if self._projected:
+            n = hi - lo
+            for j, cols in self.columns(lo, hi):
+                np.copyto(xg[:, j * n:(j + 1) * n], xs[:, :, cols].transpose(0, 2, 1))
         else:
             np.matmul(WxT, xs.transpose(0, 2, 1), out=xg)
-            xg += bias
-            xg[:, halve] *= 0.5
+        xg += bias
+        xg[:, halve] *= 0.5
 
-    def finish_forward(self, parts, xs, mask, final_state):
-        self._fw = (parts, xs, mask)
+    def finish_forward(self, parts, xs, final_state):
+        self._fw = (parts, xs)
         self._parts = parts
-        hs = self._work["hs"]
-        ys = np.ascontiguousarray(hs[1:].transpose(0, 2, 1))
-        return outputs(ys, mask), final_state
+        ys = np.ascontiguousarray(self._work["hs"][1:].transpose(0, 2, 1))
+        return outputs(ys, self._mask), final_state
 
     # -- backward ---------------------------------------------------------------------------------
     def backward_buffers(self, T: int, B: int) -> dict[str, tuple[int, ...]]:  # pragma: no cover
@@ -127,41 +130,40 @@ class TeamCore(Core):
         raise NotImplementedError
 
     def backward_loop(self, dys, dstate):
-        """Allocate, then run ``_backward_member(k, sync, parts, xs, m, dys, dstate, dxs, dstate0, record)`` on
-        the team; see the cells for the member functions."""
+        """Allocate, then run ``_backward_member(k, sync, parts, xs, m, dys, dstate, dxs, dstate0)`` on the
+        team; see the cells for the member functions."""
         if self._fw is None:
             raise RuntimeError("backward was already called for this forward (it consumes the forward's "
                                "buffers); run forward again, or sum the output gradients into one backward")
-        (parts, xs, mask), self._fw = self._fw, None
+        (parts, xs), self._fw = self._fw, None
         T, B, _ = xs.shape
         H, G = self.hidden_size, len(self.gates)
         for name, shape in {"Wh_p": (H, G * H), "h_cat": (H, T * B), **self.backward_buffers(T, B)}.items():
             self.buffer(name, shape)
-        dxs = self.input_grad_buffer(xs, parts)
+        if self._projected:  # written column block by column block
+            dxs = self.input_grad(T, B, True)
+        else:  # one (T, B, D) partial sum per member
+            dxs = np.empty((len(parts), T, B, self.input_size), dtype=self.dtype)
         dstate0 = tuple(np.empty((B, H), dtype=self.dtype) for _ in range(self.n_state))
-        dstate = (None,) * self.n_state if dstate is None else dstate
-        record = self.start_record(T, B)
-        dys = None if dys is None else (dys if mask is None else dys * mask)
-        m = None if mask is None else mask.reshape(T, 1, B)
-        self.run(len(parts), self._backward_member, parts, xs, m, dys, dstate, dxs, dstate0, record)
-        return self.finish_input_grad(xs, dxs), dstate0
+        self.start_record(T, B)
+        m = None if self._mask is None else self._mask.reshape(T, 1, B)
+        self.run(len(parts), self._backward_member, parts, xs, m, dys, dstate, dxs, dstate0)
+        if not self._projected:
+            dxs = dxs.sum(axis=0) if dxs.shape[0] > 1 else dxs[0]
+        return dxs, dstate0
 
-    def input_grad_buffer(self, xs, parts):
-        """Where the members put the input gradient: for token input the gradient of the projected table
-        (V, G*H) in PyTorch's column order; else one (T, B, D) partial sum per member."""
-        G, H = len(self.gates), self.hidden_size
-        if isinstance(xs, TokenSteps):
-            return np.empty((xs.table.shape[0], G * H), dtype=self.dtype)
-        T, B, D = xs.shape
-        return np.empty((len(parts), T, B, D), dtype=self.dtype)
+    def state_gradient(self, j: int, lo: int, hi: int, dys, dstate, m) -> StateGradient:
+        """The reverse-loop bookkeeping of state j (0: h, records dL/dh) for this member's units, in its
+        (n, B) layout."""
+        B = self._work["hs"].shape[2]
+        dy = None if dys is None or j else dys[:, :, lo:hi].transpose(0, 2, 1)  # (T, n, B) view
+        d0 = None if dstate[j] is None else dstate[j][:, lo:hi].T
+        record = None
+        if j == 0 and self.dh_record_ is not None:
+            record = self.dh_record_[:, :, lo:hi].transpose(0, 2, 1)
+        return StateGradient(dy, d0, (hi - lo, B), self.dtype, m, record, in_place=dy is None and j > 0)
 
-    def finish_input_grad(self, xs, dxs):
-        if isinstance(xs, TokenSteps):  # projected table = table @ W_x: its gradient goes to W_x and the table
-            self.grads["W_x"] += xs.table.T @ dxs
-            return dxs @ self.params["W_x"].T
-        return dxs.sum(axis=0) if dxs.shape[0] > 1 else dxs[0]
-
-    def copy_states(self, k: int, lo: int, hi: int, T: int) -> None:
+    def copy_states(self, lo: int, hi: int, T: int) -> None:
         """My rows of h_0..h_{T-1} as one (n, T*B) matrix for the weight gradient (all read it after a sync)."""
         w = self._work
         n, B = hi - lo, w["hs"].shape[2]
@@ -177,10 +179,6 @@ class TeamCore(Core):
                 Wp[:, G * lo2 + j * n2:G * lo2 + (j + 1) * n2] = p["W_h"][lo:hi, cols]
         return Wp
 
-    def initial_grad(self, dstate, lo: int, hi: int, B: int) -> np.ndarray:
-        n = hi - lo
-        return np.zeros((n, B), self.dtype) if dstate is None else dstate[:, lo:hi].T.astype(self.dtype)
-
     def h_side_grads(self, lo: int, hi: int, dgh_cat: np.ndarray) -> None:
         """Accumulate dW_h and db_h of my gate rows from their h-side gradients (G n, T*B)."""
         grads, n = self.grads, hi - lo
@@ -191,18 +189,17 @@ class TeamCore(Core):
             grads["b_h"][cols] += db[j * n:(j + 1) * n]
 
     def x_side_grads(self, k: int, lo: int, hi: int, xs, dgx_cat: np.ndarray, dxs) -> None:
-        """Accumulate db_x, and dW_x or the projected table's gradient, of my gate rows from their x-side
-        gradients (G n, T*B); my share of the input gradient goes into dxs."""
+        """Accumulate db_x and dW_x of my gate rows from their x-side gradients (G n, T*B); my share of the
+        input gradient goes into dxs (projected input: my columns of it, and no dW_x)."""
         grads, n, G = self.grads, hi - lo, len(self.gates)
         db = dgx_cat.sum(axis=1)
         for j, cols in self.columns(lo, hi):
             grads["b_x"][cols] += db[j * n:(j + 1) * n]
-        if isinstance(xs, TokenSteps):
-            dtab = token_sums(dgx_cat, xs.ids.reshape(-1), xs.table.shape[0])
-            for j, cols in self.columns(lo, hi):
-                dxs[:, cols] = dtab[j * n:(j + 1) * n].T
-            return
         T, B, D = xs.shape
+        if self._projected:
+            for j, cols in self.columns(lo, hi):
+                np.copyto(dxs[:, :, cols], dgx_cat[j * n:(j + 1) * n].reshape(n, T, B).transpose(1, 2, 0))
+            return
         dWxT = dgx_cat @ xs.reshape(T * B, D)
         for j, cols in self.columns(lo, hi):
             grads["W_x"][:, cols] += dWxT[j * n:(j + 1) * n].T

@@ -1,15 +1,16 @@
 """Jordan core: the network's previous *output* is fed back, not its hidden state (Jordan 1986); fast form of
-:class:`rnnkit.nn.recurrent.reference.JordanCell`."""
+:class:`rnnkit.nn.recurrent.reference.JordanCell`, row-major with the background thread (``rowmajor``)."""
 from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import Core, StateGradient, freeze, outputs, transposed
+from rnnkit.nn.recurrent.fast.base import StateGradient, freeze, outputs, transposed
+from rnnkit.nn.recurrent.fast.rowmajor import RowMajorCore
 
 _OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "identity")
 
 
-class JordanCore(Core):
+class JordanCore(RowMajorCore):
     """Jordan RNN:
 
         h_t = tanh(x_t W_x + b_x + y_{t-1} W_h + b_h)     hidden, (B, H)
@@ -50,11 +51,11 @@ class JordanCore(Core):
             a += 0.5
         return a
 
-    def forward(self, xs, state, mask=None, training=False):
+    def forward(self, xs, state, mask=None, training=False, projected=False):
         T, B, _ = xs.shape
         O = self._output_size
         p = self.params
-        hid = self.begin(xs, p["b_x"] + p["b_h"], training,  # (T, B, H), becomes h_t in place
+        hid = self.begin(xs, p["b_x"] + p["b_h"], mask, training, projected,  # (T, B, H), becomes h_t in place
                          {"dpo": (T, B, O), "dpre": (T, B, self.hidden_size)})
         ys = self.buffer("ys", (T + 1, B, O))
         tmp_h = self.buffer("tmp_h", (B, hid.shape[2]))
@@ -70,7 +71,6 @@ class JordanCore(Core):
             if mask is not None:
                 freeze(ys[t + 1], ys[t], mask[t])
             self.step_done(t)
-        self._mask = mask
         return outputs(ys[1:], mask), (ys[T].copy(),)
 
     def prepare(self, lo, hi):
@@ -96,7 +96,7 @@ class JordanCore(Core):
         T, B, H = hid.shape
         O = self._output_size
         W_hT, W_oT = transposed(self.params["W_h"]), transposed(self.params["W_o"])
-        g_y = StateGradient(dys, None if dstate is None else dstate[0], (B, O), self.dtype, mask)
+        g_y = StateGradient(dys, dstate[0], (B, O), self.dtype, mask)
         dh = np.empty((B, H), self.dtype)
         record = self.start_record(T, B)
         later = self.weight_grads([(self._xs, dpre, "W_x", "b_x"), (ys[:-1], dpre, "W_h", "b_h"),

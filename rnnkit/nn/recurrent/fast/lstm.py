@@ -1,15 +1,15 @@
 """LSTM core: one layer, one direction, feature-major, its time loop shared by a team of threads
-(the layout and the team are described in :mod:`rnnkit.nn.recurrent.teamcore`); fast form of
+(the layout and the team are described in :mod:`rnnkit.nn.recurrent.fast.featuremajor`); fast form of
 :class:`rnnkit.nn.recurrent.reference.LSTMCell`."""
 from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.core import flush_tiny, freeze
-from rnnkit.nn.recurrent.teamcore import TeamCore
+from rnnkit.nn.recurrent.fast.base import freeze
+from rnnkit.nn.recurrent.fast.featuremajor import FeatureMajorCore
 
 
-class LSTMCore(TeamCore):
+class LSTMCore(FeatureMajorCore):
     """Long short-term memory (Hochreiter & Schmidhuber 1997, with a forget gate; PyTorch's equations).
 
     Gate order i, f, g, o in blocks of H columns of ``W_x`` (D, 4H), ``W_h`` (H, 4H), ``b_x``, ``b_h`` (4H,):
@@ -43,14 +43,14 @@ class LSTMCore(TeamCore):
         self._shift[2 * H:3 * H] = 0.0
 
     # -- forward ----------------------------------------------------------------------------------
-    def forward(self, xs, state, mask=None, training=False):
+    def forward(self, xs, state, mask=None, training=False, projected=False):
         T, B, _ = xs.shape
         H = self.hidden_size
-        parts, m = self.start_forward(xs, state, mask, {"cs": (T + 1, H, B), "tanh_cs": (T, H, B)})
+        parts, m = self.start_forward(xs, state, mask, projected, {"cs": (T + 1, H, B), "tanh_cs": (T, H, B)})
         w = self._work
         w["cs"][0] = state[1].T
         self.run(len(parts), self._forward_member, parts, xs, m)
-        return self.finish_forward(parts, xs, mask, (w["hs"][T].T.copy(), w["cs"][T].T.copy()))
+        return self.finish_forward(parts, xs, (w["hs"][T].T.copy(), w["cs"][T].T.copy()))
 
     def _forward_member(self, k, sync, parts, xs, m):
         lo, hi = parts[k]
@@ -61,7 +61,7 @@ class LSTMCore(TeamCore):
         # that one tanh call covers all four gates and two more finish the sigmoids
         WhT[n:] *= 0.5
         xg = w["xg"][:, 4 * lo:4 * hi]
-        self.project_inputs(xs, WxT, bias, slice(n, 4 * n), xg)
+        self.project_inputs(lo, hi, xs, WxT, bias, slice(n, 4 * n), xg)
         hs, cs, tanh_cs = w["hs"], w["cs"][:, lo:hi], w["tanh_cs"][:, lo:hi]
         tmp, tmp_n = w[f"tmp{k}"], w[f"tmpn{k}"]
         for t in range(T):
@@ -89,7 +89,7 @@ class LSTMCore(TeamCore):
         H = self.hidden_size
         return {"dg": (T, 4 * H, B), "A": (T, H, B)}
 
-    def _backward_member(self, k, sync, parts, xs, m, dys, dstate, dxs, dstate0, record):
+    def _backward_member(self, k, sync, parts, xs, m, dys, dstate, dxs, dstate0):
         lo, hi = parts[k]
         n = hi - lo
         T, B, _ = xs.shape
@@ -97,7 +97,7 @@ class LSTMCore(TeamCore):
         xg, dg_all = w["xg"][:, 4 * lo:4 * hi], w["dg"]
         dg, A, tanh_cs = dg_all[:, 4 * lo:4 * hi], w["A"][:, lo:hi], w["tanh_cs"][:, lo:hi]
         Wp = self.recurrent_rows(lo, hi, parts)
-        self.copy_states(k, lo, hi, T)
+        self.copy_states(lo, hi, T)
         # what needs the forward alone, for all steps at once:
         #   A  = o (1 - tanh(c')^2)                 so that dL/dc' += dL/dh' * A
         #   dg = [i (1 - g^2), g i (1 - i), c f (1 - f), tanh(c') o (1 - o)]
@@ -115,41 +115,24 @@ class LSTMCore(TeamCore):
         dg[:, 2 * n:3 * n] *= w["cs"][:T, lo:hi]
         dg[:, 3 * n:] *= tanh_cs
         # the reverse loop
-        dh, dc = self.initial_grad(dstate[0], lo, hi, B), self.initial_grad(dstate[1], lo, hi, B)
-        now, tmp_n = np.empty((n, B), self.dtype), w[f"tmpn{k}"]
-        carry_h = carry_c = None
-        if m is not None:
-            carry_h, carry_c = np.empty_like(dh), np.empty_like(dc)
-        dy = None if dys is None else dys[:, :, lo:hi].transpose(0, 2, 1)  # (T, n, B) view
+        g_h, g_c = self.state_gradient(0, lo, hi, dys, dstate, m), self.state_gradient(1, lo, hi, dys, dstate, m)
+        tmp_n = w[f"tmpn{k}"]
         for t in range(T - 1, -1, -1):
-            if dy is None:
-                now[...] = dh
-            else:
-                np.add(dy[t], dh, out=now)  # dL/dh_t: from the output at t and from step t+1
-            if record is not None:
-                record[t, :, lo:hi] = now.T
-            if m is not None:  # past a sequence's end the gradient passes straight to the previous state
-                np.multiply(now, 1 - m[t], out=carry_h)
-                now *= m[t]
-                np.multiply(dc, 1 - m[t], out=carry_c)
-                dc *= m[t]
-            np.multiply(now, A[t], out=tmp_n)
+            dh = g_h.at(t)  # dL/dh_t: from the output at t and from step t+1
+            dc = g_c.at(t)
+            np.multiply(dh, A[t], out=tmp_n)
             dc += tmp_n  # dL/dc_t
             d = dg[t]
             d3 = d[:3 * n].reshape(3, n, B)
             d3 *= dc  # g, i, f rows
-            d[3 * n:] *= now  # o rows
+            d[3 * n:] *= dh  # o rows
             dc *= f[t]  # dL/dc_{t-1} through c' = f c + i g
             sync()  # the gate gradients of every unit at step t are final
-            np.matmul(Wp, dg_all[t], out=dh)  # dL/dh_{t-1} of my units
-            if m is not None:
-                dh += carry_h
-                dc += carry_c
-            if t % 4 == 0:
-                flush_tiny(dh)
-                flush_tiny(dc)
-        dstate0[0][:, lo:hi] = dh.T
-        dstate0[1][:, lo:hi] = dc.T
+            np.matmul(Wp, dg_all[t], out=g_h.next)  # dL/dh_{t-1} of my units
+            g_h.done(t)
+            g_c.done(t)
+        dstate0[0][:, lo:hi] = g_h.next.T
+        dstate0[1][:, lo:hi] = g_c.next.T
         dg_cat = np.ascontiguousarray(dg.transpose(1, 0, 2)).reshape(4 * n, T * B)
         self.h_side_grads(lo, hi, dg_cat)
         self.x_side_grads(k, lo, hi, xs, dg_cat, dxs)  # the same gate gradients on both sides
