@@ -61,9 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}",
                         help="print the version and exit")
-    parser.add_argument("--threads", type=int_range(1, 256), default=1, metavar="N",
-                        help="BLAS threads (default 1: the recurrent layers already run their weight-gradient "
-                             "GEMMs on a second thread, and on 2 cores one BLAS thread measured fastest)")
+    parser.add_argument("--threads", type=int_range(1, 256), default=None, metavar="N",
+                        help="threads to compute with: the recurrent layers' own (an LSTM/GRU team of N, or a "
+                             "background thread and N - 1 BLAS threads) and BLAS elsewhere (default: the layers "
+                             "choose from the cores and their size, BLAS elsewhere on 1 thread, measured fastest "
+                             "on 2 shared cores)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        with threadpool_limits(limits=args.threads):
+        with threadpool_limits(limits=args.threads or 1):  # the layers take args.threads from the tasks
             return int(args.func(args) or 0)
     except UserError as exc:
         print(f"rnnkit {args.command}: error: {exc}", file=sys.stderr)

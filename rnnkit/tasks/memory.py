@@ -7,6 +7,7 @@ Also: next-word generation for the word corpus and the exploding-gradient demons
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable

@@ -79,7 +79,7 @@ class TextConfig:
     sample_temperature: float = 0.8
     keep_last: int = 3
     seed: int = 0
-    threads: int | None = 1         # BLAS threads the command layer ran with (recorded; the task sets none)
+    threads: int | None = None      # the recurrent layers' threads= (team and BLAS inside them); None: automatic
     # data-parallel training on Ray (rnnkit.distributed): runtime settings, taken from the caller on resume
     workers: int = 1                # > 1: the batch's streams split over this many Ray workers
     ray_address: str | None = None  # join this Ray cluster (None: start a local one when workers > 1)
@@ -193,8 +193,8 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         evaluates, saves a checkpoint and returns (if it is already True before training starts,
         KeyboardInterrupt is raised); ``with rnnkit.commands.interrupt.GracefulStop() as stop:`` maps
         Ctrl-C to it. on_metrics(rows, config): called after each write of metrics.csv (``rnnkit text train``
-        redraws learning_curves.png there). BLAS threads are left as the caller set them
-        (``threadpoolctl.threadpool_limits``; ``rnnkit --threads``).
+        redraws learning_curves.png there). The recurrent layers compute with ``config.threads``
+        (``rnnkit --threads``); elsewhere BLAS threads are left as the caller set them.
     """
     if log is None:
         def log(line: str) -> None:
@@ -250,7 +250,7 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
                         f"raise --val-fraction (now {cfg.val_fraction}) or give more text")
 
     rng = np.random.default_rng(cfg.seed)
-    model = build_model(len(vocab), cfg.arch(), rng=rng)
+    model = build_model(len(vocab), cfg.arch(), rng=rng, threads=cfg.threads)
     if init_lm is not None:
         load_model_tensors(model, model_tensors(init_lm.model))
     optimizer = Adam(model.params, lr=cfg.lr, weight_decay=cfg.weight_decay)

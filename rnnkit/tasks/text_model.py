@@ -28,7 +28,8 @@ class CharRNN(Layer):
     """
 
     def __init__(self, vocab_size: int, cell: str = "lstm", hidden_size: int = 512, num_layers: int = 1,
-                 embedding_dim: int = 64, dropout: float = 0.0, dtype=np.float32, rng=None):
+                 embedding_dim: int = 64, dropout: float = 0.0, dtype=np.float32, rng=None,
+                 threads: int | None = None):
         super().__init__(dtype)
         if cell not in CELLS:
             raise UserError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
@@ -44,14 +45,15 @@ class CharRNN(Layer):
         self.embedding_dim, self.dropout = int(embedding_dim), float(dropout)
         V, E, H, L = self.vocab_size, self.embedding_dim, self.hidden_size, self.num_layers
         self.embed = self.add_child("embed", Embedding(V, E, dtype=dtype, rng=self.rng))
+        options = dict(dropout=dropout, dtype=dtype, rng=self.rng, threads=threads)  # threads: see RecurrentLayer
         if cell == "lstm":
-            rnn = LSTM(E, H, L, dropout=dropout, dtype=dtype, rng=self.rng)
+            rnn = LSTM(E, H, L, **options)
         elif cell == "gru":
-            rnn = GRU(E, H, L, dropout=dropout, dtype=dtype, rng=self.rng)
+            rnn = GRU(E, H, L, **options)
         elif cell == "elman":
-            rnn = ElmanRNN(E, H, L, dropout=dropout, dtype=dtype, rng=self.rng)
+            rnn = ElmanRNN(E, H, L, **options)
         else:
-            rnn = JordanRNN(E, H, H, L, dropout=dropout, dtype=dtype, rng=self.rng)
+            rnn = JordanRNN(E, H, H, L, **options)
         self.rnn = self.add_child("rnn", rnn)
         self.drop = Dropout(dropout, rng=self.rng, dtype=dtype)
         self.head = self.add_child("head", Dense(rnn.output_size, V, dtype=dtype, rng=self.rng))
@@ -129,8 +131,8 @@ class ProjectedEmbedding:
         self.rnn.grads["l0.W_x"] += self.embed.W.T @ dtable
 
 
-def build_model(vocab_size: int, arch: dict, rng=None) -> CharRNN:
-    """A CharRNN from an ``arch`` dict (as returned by :meth:`CharRNN.arch`)."""
+def build_model(vocab_size: int, arch: dict, rng=None, threads: int | None = None) -> CharRNN:
+    """A CharRNN from an ``arch`` dict (as returned by :meth:`CharRNN.arch`); ``threads`` for its layers."""
     unknown = sorted(set(arch) - set(ARCH_KEYS))
     if unknown:
         raise UserError(f"unknown model settings {unknown}; known: {list(ARCH_KEYS)}")
@@ -138,7 +140,7 @@ def build_model(vocab_size: int, arch: dict, rng=None) -> CharRNN:
     kwargs["dtype"] = np.dtype(kwargs.get("dtype", "float32"))
     if kwargs["dtype"] not in (np.float32, np.float64):
         raise UserError(f"dtype must be float32 or float64, got {kwargs['dtype']}")
-    return CharRNN(vocab_size, rng=rng, **kwargs)
+    return CharRNN(vocab_size, rng=rng, threads=threads, **kwargs)
 
 
 class LanguageModel:
