@@ -35,8 +35,10 @@ def describe(model) -> tuple[str, str]:
         epochs = ", ".join(map(str, model.refit_["epochs"]))
         points = f"all {n} points" if k == 1 else \
             f"all {sum(model.length_of(t) for t in model.series_)} points of its {k} series"
+        best = "the evaluated fit's best" if any(model.refit_["epochs"]) else \
+            "the evaluated fit was best untrained, so only the scaler is refitted"
         return "refit", (f"the model refit on {points} (train + validation + test) for {epochs} "
-                         f"epoch{'s' if epochs != '1' else ''} (the evaluated fit's best)")
+                         f"epoch{'s' if epochs != '1' else ''} ({best})")
     a, b = model._spans(n, s.name)
     if k > 1:
         return "evaluated", (f"the evaluated model, trained on its {k} series without their last {n - a} "
