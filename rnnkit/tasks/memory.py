@@ -7,7 +7,6 @@ Also: next-word generation for the word corpus and the exploding-gradient demons
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -166,11 +165,8 @@ class MemoryConfig:
                      "eval_size", "test_size"):
             if int(getattr(self, name)) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0 < self.lr < math.inf or not 0 < self.max_seconds < math.inf:  # NaN fails these too
-            raise UserError(f"--lr and --max-seconds must be positive and finite, got {self.lr} and {self.max_seconds}")
-        if not 0 <= self.clip < math.inf or not math.isfinite(self.forget_bias) or int(self.seed) < 0:
-            raise UserError(f"--clip must be finite and >= 0, --forget-bias finite and --seed >= 0; got "
-                            f"{self.clip}, {self.forget_bias} and {self.seed}")
+        if not self.lr > 0 or not self.max_seconds > 0:
+            raise UserError("--lr and --max-seconds must be positive")
         if self.dtype not in ("float32", "float64"):
             raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
         return self
@@ -278,17 +274,33 @@ def save(model: SequenceModel, path, config: MemoryConfig, step: int = 0) -> Pat
 
 def load(path) -> tuple[SequenceModel, MemoryConfig]:
     """``(model, config)`` from a file written by :func:`save`, or from a run folder holding one
-    (model.safetensors). Every tensor's name, shape, dtype and finiteness is checked."""
-    from rnnkit.io import load_checkpoint, read_meta
+    (model.safetensors). Every config field's type, every tensor's name, shape, dtype and finiteness is
+    checked; whatever a damaged file still provokes becomes a UserError naming it."""
+    from rnnkit import io
 
     file = Path(path) / MODEL_FILE if Path(path).is_dir() else Path(path)
     if not file.exists():
         raise UserError(f"{path} has no {MODEL_FILE}; give the folder written by `rnnkit memory run`")
-    cfg = read_meta(file).get("config")
+    with io.guard_load(file):
+        return _load(file)
+
+
+def _load(file: Path) -> tuple[SequenceModel, MemoryConfig]:
+    from rnnkit import io
+    from rnnkit.io import load_checkpoint, read_meta
+
+    meta = read_meta(file)
+    cfg = meta.get("config")
     missing = [k for k in _ARCH if k not in cfg] if isinstance(cfg, dict) else list(_ARCH)
     if missing:
         raise UserError(f"{file} was not written by `rnnkit memory run` (config lacks {', '.join(missing)})")
-    config = MemoryConfig(**{f.name: cfg[f.name] for f in fields(MemoryConfig) if f.name in cfg})
+    io.check_keys(meta, ("config", "step"), f"checkpoint {file} metadata")
+    io.field(meta, "step", int, f"checkpoint {file} metadata", optional=True, low=0)
+    io.dataclass_dict(MemoryConfig, cfg, f"checkpoint {file} metadata field 'config'")
+    config = MemoryConfig(**cfg).validate()
+    if config.hidden_size * config.num_layers > file.stat().st_size:  # each unit has weights in the file
+        raise UserError(f"checkpoint {file}: config hidden_size {config.hidden_size} x num_layers "
+                        f"{config.num_layers} is larger than the file can hold; the metadata is damaged")
     model = build_model(get_task(config.task), config.cell, config.hidden_size, config.num_layers,
                         config.forget_bias, np.dtype(config.dtype), rng=0)
     tensors, _ = load_checkpoint(file, expected=model.params)
