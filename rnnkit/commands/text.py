@@ -71,14 +71,14 @@ def register(subparsers) -> None:
     g.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
     g.add_argument("--prime", default="", help="text the sample continues (default: start of a line)")
     g.add_argument("--prime-file", help="read the prime text from this UTF-8 file (default: none, use --prime)")
-    g.add_argument("--length", type=O.int_range(0, 10**7), default=500,
+    g.add_argument("--length", type=O.int_range(0, 10**6), default=500,
                    help="characters to generate per sample (default 500)")
     g.add_argument("--temperature", type=O.float_range(0.0, 100.0), default=0.8,
                    help="divides the logits: lower is safer and more repetitive, higher more varied and "
                         "error-prone; 1 samples the model as trained; 0 is greedy (default 0.8)")
     g.add_argument("--top-k", type=O.positive_int, help="sample only among the k most likely characters (default: all)")
     g.add_argument("--seed", type=O.seed_int, help="sampling seed: same seed, same text (default: a fresh random seed)")
-    g.add_argument("--num-samples", type=O.int_range(1, 10**4), default=1,
+    g.add_argument("--num-samples", type=O.int_range(1, 1000), default=1,
                    help="samples generated together in one batch (default 1)")
     g.add_argument("--checkpoint", choices=("best", "latest"), default="best",
                    help="which checkpoint of a run folder (default best)")
