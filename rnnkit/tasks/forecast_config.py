@@ -80,7 +80,9 @@ class ForecastConfig:
         need = recurrent_bytes(self.hidden_size, self.num_layers, 8, self.batch_size, self.lookback or 1,
                                itemsize=8 if self.dtype == "float64" else 4)
         check_memory(need * int(self.ensemble), f"--hidden-size {self.hidden_size} with --num-layers "
-                     f"{self.num_layers} and --batch-size {self.batch_size}", "lower them")
+                     f"{self.num_layers}, --batch-size {self.batch_size}"
+                     + (f", --lookback {self.lookback}" if self.lookback else "")
+                     + (f" and --ensemble {self.ensemble}" if int(self.ensemble) > 1 else ""), "lower them")
 
 
 def check_strategy(cfg: ForecastConfig, series: list) -> None:
