@@ -92,6 +92,19 @@ def out_folder(path, option: str = "--out") -> Path:
     return out
 
 
+def out_file(path, option: str = "--out") -> Path:
+    """Check an output file path before any work: not a folder, and its folder exists (created if needed)
+    and is writable; an existing regular file is replaced."""
+    out = Path(path)
+    if out.is_dir():
+        raise UserError(f"{option} {out} is a folder; give a file path")
+    if out.exists() and not out.is_file():
+        raise UserError(f"{option} {out} is not a regular file; give a file path")
+    parent = out.parent if str(out.parent) else Path(".")
+    out_folder(parent, option)
+    return out
+
+
 def _short_names(out: Path) -> None:
     for part in out.parts:
         if len(os.fsencode(part)) > 255:
