@@ -340,6 +340,10 @@ class Forecaster:
         of the model's lone series, so a model fitted on one column forecasts any one array."""
         pandas = is_pandas(data)
         kw = dict(load_kw)
+        if hasattr(data, "columns"):  # a table: the fitted target and time columns unless told otherwise
+            kw.setdefault("target", self.series_[0].target)
+            if getattr(self, "time_name_", None) in list(data.columns):
+                kw.setdefault("time", self.time_name_)
         if pandas:
             data, kw["target"], kw["time"] = pandas_input(data, kw.get("target"), kw.get("time"))
         series = from_python(data, **kw)

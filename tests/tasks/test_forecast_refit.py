@@ -154,3 +154,13 @@ def test_backtest_warns_when_a_baseline_wins_on_average():
         quiet = backtest(y, cfg, folds=2, warn=False)
     assert quiet["warnings"] == res["warnings"]
     assert [f["origin_time"] for f in res["folds"]] == [None, None]
+
+
+def test_new_dataframe_uses_the_fitted_columns():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"when": [f"{1990 + k // 12}-{k % 12 + 1:02d}" for k in range(96)], "v": seasonal(96)})
+    model = forecast.fit(frame, horizon=2, target="v", time="when", season=12, **FAST)
+    newer = frame.iloc[:60]  # ends 1994-12
+    fc = model.predict(newer)["series"]
+    assert [str(t.date()) for t in fc["time"]] == ["1995-01-01", "1995-02-01"]
+    np.testing.assert_array_equal(fc["mean"], model.predict(newer["v"].to_numpy())["series"]["mean"])
