@@ -27,7 +27,8 @@ from rnnkit.errors import UserError
 from rnnkit.nn.base import as_rng
 from rnnkit.tasks import forecast_io
 from rnnkit.tasks.forecast_backtest import rolling_origin
-from rnnkit.tasks.forecast_config import STRATEGIES, TRANSFORMS, ForecastConfig, check_strategy, is_multiplicative
+from rnnkit.tasks.forecast_config import (STRATEGIES, TRANSFORMS, ForecastConfig, check_strategy, future_block,
+                                          is_multiplicative)
 from rnnkit.tasks.forecast_eval import evaluate, window_mlp_for
 from rnnkit.tasks.forecast_metrics import format_table
 from rnnkit.tasks.forecast_models import CELLS, ForecastNet
@@ -315,18 +316,7 @@ class Forecaster:
         H = self.config.horizon
         out = {}
         for s in series:
-            extra = None
-            if self.future_size_:
-                extra = future.get(s.name) if isinstance(future, dict) else future
-                if extra is None:
-                    raise UserError(f"the model uses future covariates; give their values for the next "
-                                    f"{H} steps (Python: future=..., CLI: --future FILE.csv)")
-                extra = np.asarray(extra, np.float64).reshape(-1, self.future_size_)
-                if len(extra) < H:
-                    raise UserError(f"future covariates cover {len(extra)} steps but the horizon is {H}")
-                extra = extra[:H]
-            elif future is not None:
-                raise UserError("this model was trained without future covariates; drop future=/--future")
+            extra = future_block(future, s.name, H, self.future_size_)
             check_length(len(s), self.lookback_, 0, what=f"series {s.name!r}")
             mean, lo, hi = self.forecast_at(s, [len(s)], extra)
             times = self._times_after(s, fresh=data is not None)[0]

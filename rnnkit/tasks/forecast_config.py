@@ -107,3 +107,20 @@ def is_multiplicative(y: np.ndarray) -> bool:
     spread_ratio = np.std(np.diff(last)) / max(np.std(np.diff(first)), 1e-12)
     level_ratio = np.mean(last) / np.mean(first)
     return bool(level_ratio > 1.5 and spread_ratio > 1.5) or bool(level_ratio < 1 / 1.5 and spread_ratio < 1 / 1.5)
+
+
+def future_block(future, name: str, horizon: int, size: int):
+    """The known-ahead covariates of series ``name`` for the next ``horizon`` steps, (horizon, size), from
+    ``future`` (an array, or a dict series name -> array); None for a model without future covariates."""
+    if not size:
+        if future is not None:
+            raise UserError("this model was trained without future covariates; drop future=/--future")
+        return None
+    extra = future.get(name) if isinstance(future, dict) else future
+    if extra is None:
+        raise UserError(f"the model uses future covariates; give their values for the next {horizon} steps "
+                        "(Python: future=..., CLI: --future FILE.csv)")
+    extra = np.asarray(extra, np.float64).reshape(-1, size)
+    if len(extra) < horizon:
+        raise UserError(f"future covariates cover {len(extra)} steps but the horizon is {horizon}")
+    return extra[:horizon]
