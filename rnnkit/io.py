@@ -34,7 +34,7 @@ from rnnkit.io_checks import (  # noqa: F401  (re-exported: validation helpers t
     check_keys, check_memory, check_regular_file, check_run_folder, dataclass_dict, field, guard_load, memory_cap,
     read_json_file, read_metrics_csv,
 )
-from rnnkit.io_lock import RunLock, check_room, checkpoint_bytes, prepare_folder  # noqa: F401
+from rnnkit.io_lock import LockScope, RunLock, check_room, checkpoint_bytes, prepare_folder  # noqa: F401
 
 FORMAT = "rnnkit-checkpoint"
 FORMAT_VERSION = 1

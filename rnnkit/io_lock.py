@@ -131,6 +131,31 @@ class RunLock:
         self.release()
 
 
+class LockScope:
+    """``with LockScope() as locks: ... out = locks.hold(out) ...`` -- lock run folders as a command learns
+    them (after its inputs are checked) and release them all when the block ends, however it ends."""
+
+    def __init__(self):
+        self.locks: list[RunLock] = []
+
+    def hold(self, run_dir, what: str = "run folder"):
+        """Lock ``run_dir`` (UserError if another process holds it) and return it unchanged."""
+        lock = RunLock(run_dir, what).acquire()
+        self.locks.append(lock)
+        if lock.stale:
+            import sys
+
+            print(f"note: took over the lock of process {lock.stale}, which is no longer running", file=sys.stderr)
+        return run_dir
+
+    def __enter__(self) -> "LockScope":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        while self.locks:
+            self.locks.pop().release()
+
+
 def checkpoint_bytes(num_params: int, itemsize: int = 4, copies: int = 3) -> int:
     """Size estimate of one checkpoint: the weights plus the optimizer's moments (Adam: 2 more copies)."""
     return int(num_params) * int(itemsize) * int(copies) + 1_000_000  # + header, metadata, small tensors

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.commands import options as O
+from rnnkit.commands.interrupt import guarded
 from rnnkit.errors import UserError
 
 MODEL_FILE = "model.safetensors"
@@ -206,7 +207,8 @@ def _check_pair(args, X, y, test) -> None:
                         f"{X[0].shape[0]}; train and test files must have the same channels")
 
 
-def run_train(args) -> int:
+@guarded  # SIGTERM like Ctrl-C; the run folder locked while written
+def run_train(args, locks) -> int:
     from rnnkit.io import write_json
     from rnnkit.tasks.classify import SequenceClassifier
 
@@ -221,7 +223,7 @@ def run_train(args) -> int:
                              n_estimators=args.ensemble, max_minutes=args.minutes, random_state=args.seed)
     clf.config.check()
     _check_pair(args, X, y, test)
-    out = _run_dir(args)
+    out = locks.hold(_run_dir(args))
     print(f"classify: {len(X)} training cases, {len(set(y.tolist()))} classes, {X[0].shape[0]} channel(s), "
           f"lengths {min(c.shape[1] for c in X)}-{max(c.shape[1] for c in X)}", flush=True)
     clf.fit(X, y, progress=sys.stderr.isatty())

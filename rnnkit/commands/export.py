@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnkit.commands import options as O
+from rnnkit.commands.interrupt import guarded
 
 DEFAULT_NAMES = {"onnx": "onnx/model.onnx", "torch": "torch/model.safetensors"}  # under RUN/export/
 
@@ -22,7 +23,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+@guarded  # a run folder being trained or exported elsewhere is refused
+def run(args, locks) -> int:
     from rnnkit.export.runs import load_run
 
     if args.format == "onnx":
@@ -35,6 +37,8 @@ def run(args) -> int:
     else:
         base = run_path if run_path.is_dir() else run_path.parent
         out = base / "export" / DEFAULT_NAMES[args.format]
+    if run_path.is_dir():
+        locks.hold(run_path)
     model = load_run(run_path)
     if args.format == "onnx":
         from rnnkit.export.onnx import to_onnx

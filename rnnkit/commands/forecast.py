@@ -18,6 +18,7 @@ import numpy as np
 
 from rnnkit.commands import forecast_run as R
 from rnnkit.commands import options as O
+from rnnkit.commands.interrupt import guarded
 from rnnkit.errors import UserError
 
 MODEL_FILE = "model.safetensors"
@@ -142,7 +143,8 @@ def _print_report(rep):
         print(f"warning: {w}", file=sys.stderr)
 
 
-def run_train(args) -> int:
+@guarded  # SIGTERM like Ctrl-C; the run folder locked while written
+def run_train(args, locks) -> int:
     from rnnkit.data.series import load_csv
     from rnnkit.io import write_json
     from rnnkit.tasks.forecast import Forecaster
@@ -151,7 +153,7 @@ def run_train(args) -> int:
     cfg = _config(args)
     opts = _load_opts(args)
     series = load_csv(args.data, **opts)
-    out = _run_dir(args, "train")
+    out = locks.hold(_run_dir(args, "train"))
     t0 = time.perf_counter()
     model, notes = R.quietly(Forecaster(config=cfg).fit, series, time=args.time)  # time: the column's name
     seconds = time.perf_counter() - t0

@@ -3,6 +3,7 @@ step (the task polls the ``stop`` callable it was given, then saves); a second o
 whose tasks cannot stop midway use ``AbortOnSignal``: SIGTERM then aborts exactly like Ctrl-C."""
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
@@ -76,3 +77,16 @@ class AbortOnSignal:
         if self._set:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if self._old is None else self._old)
         self._old, self._set = None, False
+
+
+def guarded(command):
+    """Decorator for a command ``f(args, locks)`` whose task cannot stop midway: SIGTERM aborts like Ctrl-C
+    (exit 130, temporary files removed) and every run folder it locks with ``locks.hold(folder)``
+    (:class:`rnnkit.io.LockScope`) is released when it ends, however it ends."""
+    @functools.wraps(command)
+    def run(args):
+        from rnnkit.io import LockScope
+
+        with AbortOnSignal(), LockScope() as locks:
+            return command(args, locks)
+    return run

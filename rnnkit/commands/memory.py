@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.commands import options as O
+from rnnkit.commands.interrupt import guarded
 from rnnkit.errors import UserError
 
 DEFAULT_LENGTHS = "10,25,50,100,200"
@@ -90,12 +90,15 @@ def write_metrics(path, rows: list[dict]) -> None:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     order = {"kind": 0, "step": 1, "loss": 2, "grad_norm": 3, "val_metric": 4, "test_metric": 5}
     keys.sort(key=lambda k: (order.get(k, 6), k.startswith("grad_norm/"), k))
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    import io as _io
+
+    from rnnkit.io import atomic_write_text
+
+    buf = _io.StringIO()  # written atomically: no half file and no temporary left by an interrupt
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def _describe(spec, value: float) -> str:
@@ -104,14 +107,15 @@ def _describe(spec, value: float) -> str:
     return f"{name} {value:.4g} (chance {spec.chance:.3g}; solved means {rule})"
 
 
-def run_one(args) -> int:
+@guarded  # SIGTERM like Ctrl-C; the run folder locked while written
+def run_one(args, locks) -> int:
     from rnnkit.io import write_json
     from rnnkit.plots.gradients import training_diagnostics
     from rnnkit.tasks import memory as M
 
     cfg = _config(args, args.cell, args.length, max(0, args.diagnostics))
     spec = M.get_task(cfg.task)
-    out = _out_dir(args, f"runs/memory-{cfg.task}-{cfg.cell}-T{cfg.length}")
+    out = locks.hold(_out_dir(args, f"runs/memory-{cfg.task}-{cfg.cell}-T{cfg.length}"))
     print(f"memory run: task {cfg.task} ({spec.about})")
     print(f"  cell {cfg.cell}, T={cfg.length}, hidden {cfg.hidden_size}x{cfg.num_layers}, batch {cfg.batch_size}, "
           f"Adam lr {cfg.lr:g}, clip {cfg.clip:g}, budget {cfg.max_steps} steps / {cfg.max_seconds:g} s, "
@@ -204,7 +208,8 @@ def markdown_table(results: list[dict], spec, budget: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_table(args) -> int:
+@guarded
+def run_table(args, locks) -> int:
     from rnnkit.io import write_json
     from rnnkit.plots.gradients import memory_table
     from rnnkit.tasks import memory as M
@@ -222,7 +227,7 @@ def run_table(args) -> int:
             for seed in seeds:
                 args.seed = seed
                 configs.append(_config(args, c, t))
-    out = _out_dir(args, f"runs/memory-table-{args.task}")
+    out = locks.hold(_out_dir(args, f"runs/memory-table-{args.task}"))
     budget = (f"{args.max_steps} steps or {args.max_seconds:g} s, hidden {args.hidden_size}, batch "
               f"{args.batch_size}, Adam lr {args.lr:g}, clip {args.clip:g}")
     print(f"memory table: task {spec.name}, cells {', '.join(cells)}, lengths {lengths}, seeds {seeds}; "
