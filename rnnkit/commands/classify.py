@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -139,9 +138,9 @@ def _load_run(run) -> tuple:
         raise UserError(f"{run} is not a classify run folder (no {MODEL_FILE} and config.json); give the --out "
                         "folder of 'rnnkit classify train'")
     try:
-        conf = json.loads((run / "config.json").read_text(encoding="utf-8"))
-        if not isinstance(conf, dict):
-            raise ValueError("not a JSON object")
+        from rnnkit.io import read_json_file
+
+        conf = read_json_file(run / "config.json")  # regular file, strict JSON object (UserError otherwise)
         read = conf.get("read", {})
         if not isinstance(read, dict) or not set(read) <= {"fill", "label_col", "case_col", "time_col"} or any(
                 v is not None and not isinstance(v, str) for v in read.values()):

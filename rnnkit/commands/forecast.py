@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -207,7 +206,9 @@ def run_predict(args) -> int:
     if not (run / MODEL_FILE).is_file() or not (run / "config.json").is_file():
         raise UserError(f"{run} is not a forecast run folder (no {MODEL_FILE} and config.json); "
                         "give the --out folder of 'rnnkit forecast train'")
-    conf = json.loads((run / "config.json").read_text())
+    from rnnkit.tasks.forecast_checks import run_config
+
+    conf = run_config(run / "config.json")  # strict JSON, the "load" options typed (UserError otherwise)
     refit = (run / R.REFIT_FILE).is_file()
     model = Forecaster.load(run / (R.REFIT_FILE if refit and not args.no_refit else MODEL_FILE))
     opts = dict(conf["load"])

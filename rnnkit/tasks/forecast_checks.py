@@ -106,3 +106,19 @@ def check(path, meta: dict, tensors: dict) -> None:
     if foreign:
         raise UserError(f"checkpoint {path} holds tensors {foreign[:3]} of networks beyond the ensemble of "
                         f"{len(nets)}; it is damaged")
+
+
+def run_config(path) -> dict:
+    """A forecast run's config.json, read strictly, with its "load" options (the CSV reading settings
+    predict reuses) typed."""
+    conf = io.read_json_file(path)
+    src = f"config.json {path}"
+    load = io.field(conf, "load", dict, src)
+    lsrc = f"{src} field 'load'"
+    io.check_keys(load, ("target", "time", "covariates", "future_covariates", "series_col", "fill"), lsrc,
+                  required=("covariates", "future_covariates"))
+    for key in ("target", "time", "series_col", "fill"):
+        io.field(load, key, str, lsrc, optional=True)
+    for key in ("covariates", "future_covariates"):
+        _strings(load[key], lsrc, key)
+    return conf
