@@ -36,7 +36,7 @@ def test_train_writes_a_run_folder_and_prints_a_sample(tmp_path, corpus, capsys)
     assert main(["text", "train", str(corpus), "--out", str(out), "--steps", "6", "--eval-every", "3", *TINY]) == 0
     stdout = capsys.readouterr().out
     assert "val " in stdout and "nats/char" in stdout and "bits/char" in stdout
-    assert "--- sample from the final model" in stdout
+    assert "--- sample from the best checkpoint" in stdout
     for name in ("config.json", "metrics.csv", "learning_curves.png", "best.safetensors", "ckpt-00000006.safetensors"):
         assert (out / name).exists(), name
     cfg = json.loads((out / "config.json").read_text())
@@ -50,9 +50,9 @@ def test_train_without_files_uses_the_builtin_corpus(tmp_path, capsys):
 
 
 def test_resume_and_init_from(tmp_path, corpus, run, capsys):
-    assert main(["text", "train", "--resume", str(run), "--steps", "9"]) == 0
+    assert main(["text", "train", "--resume", str(run), "--steps", "9"]) == 0  # 9 more steps after the 6
     stdout = capsys.readouterr().out
-    assert "resuming" in stdout and "done: 9 steps" in stdout
+    assert "resuming" in stdout and "training 9 more steps (added" in stdout and "done: 15 steps" in stdout
     ft = tmp_path / "ft"
     assert main(["text", "train", str(corpus), "--init-from", str(run), "--out", str(ft), "--steps", "2",
                  *TINY]) == 0
@@ -86,11 +86,11 @@ def test_generate_prime_outside_vocabulary_names_characters(run, capsys):
     # default: the characters are dropped, named on one warning line, and the sample is that of the clean prime
     assert main(["text", "generate", str(run), "--prime", "to bé!!", "--length", "20", "--seed", "3"]) == 0
     got = capsys.readouterr()
-    assert got.err.strip() == "warning: dropped from the prime 3 character(s) the model never saw in training: " \
-                              "'!' x2, 'é' x1"
+    warning, using = got.err.strip().splitlines()
+    assert warning == "warning: dropped from the prime 3 character(s) the model never saw in training: '!' x2, 'é' x1"
     assert main(["text", "generate", str(run), "--prime", "to b", "--length", "20", "--seed", "3"]) == 0
     ref = capsys.readouterr()
-    assert got.out == ref.out and got.out.startswith("to b") and ref.err == ""
+    assert got.out == ref.out and got.out.startswith("to b") and ref.err.strip() == using
 
 
 def test_evaluate_skips_unseen_characters_and_strict_refuses(tmp_path, run, capsys):
@@ -99,9 +99,10 @@ def test_evaluate_skips_unseen_characters_and_strict_refuses(tmp_path, run, caps
     (tmp_path / "clean.txt").write_text(clean, encoding="utf-8")
     (tmp_path / "dirty.txt").write_text(dirty, encoding="utf-8")
     assert main(["text", "evaluate", str(run), str(tmp_path / "dirty.txt"), "--score", "to`be$"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    using, *out = capsys.readouterr().out.splitlines()
     assert main(["text", "evaluate", str(run), str(tmp_path / "clean.txt"), "--score", "tobe"]) == 0
-    ref = capsys.readouterr().out.splitlines()
+    ref = capsys.readouterr().out.splitlines()[1:]
+    assert using.startswith("using the best checkpoint")
     assert out[0].endswith(f": {len(clean) - 1:,} characters predicted") and ref[0].endswith(out[0].split(":")[-1])
     assert out[1] == ("skipped (not scored, not fed to the model; --strict refuses them) 7 character(s) the model "
                       "never saw in training: '`' x3, '$' x2, '±' x2")
@@ -209,8 +210,8 @@ def test_ctrl_c_or_sigterm_stops_after_the_step_saves_and_resumes(tmp_path, corp
     assert (out / "ckpt-00000004.safetensors").exists() and (out / "learning_curves.png").exists()
     assert signal.getsignal(signal.SIGINT) is signals_guarded and signal.getsignal(signal.SIGTERM) is signals_guarded
     monkeypatch.undo()
-    assert main(["text", "train", "--resume", str(out), "--steps", "6"]) == 0
-    assert "done: 6 steps" in capsys.readouterr().out
+    assert main(["text", "train", "--resume", str(out)]) == 0  # finishes the run's own 50 steps
+    assert "done: 50 steps" in capsys.readouterr().out
 
 
 def test_second_ctrl_c_aborts_at_once(tmp_path, corpus, capsys, monkeypatch, signals_guarded):
@@ -225,3 +226,74 @@ def test_second_ctrl_c_aborts_at_once(tmp_path, corpus, capsys, monkeypatch, sig
     assert not list(out.glob(".tmp-*")) and not (out / ".rnnkit.lock").exists()
     assert not (out / "ckpt-00000004.safetensors").exists()
     assert signal.getsignal(signal.SIGINT) is signals_guarded
+
+
+def best_val_row(out):
+    """(step, loss) of the lowest validation loss in a run's metrics.csv, computed here from the file."""
+    import csv
+
+    rows = [r for r in csv.DictReader(open(out / "metrics.csv")) if r["kind"] == "val"]
+    best = min(rows, key=lambda r: float(r["loss"]))
+    return int(best["step"]), float(best["loss"])
+
+
+def test_generate_evaluate_and_final_sample_say_which_checkpoint(tmp_path, corpus, capsys):
+    out = tmp_path / "run"
+    assert main(["text", "train", str(corpus), "--out", str(out), "--steps", "12", "--eval-every", "3", *TINY]) == 0
+    step, loss = best_val_row(out)
+    said = f"best checkpoint {out / 'best.safetensors'} (step {step}, validation loss {loss:.4f} nats/char)"
+    assert f"--- sample from the {said}" in capsys.readouterr().out
+    assert main(["text", "generate", str(out), "--length", "5", "--seed", "0"]) == 0
+    captured = capsys.readouterr()
+    assert f"using the {said}" in captured.err and "using" not in captured.out  # stdout: only the text
+    assert main(["text", "evaluate", str(out), str(corpus)]) == 0
+    assert f"using the {said}" in capsys.readouterr().out
+    assert main(["text", "evaluate", str(out), str(corpus), "--checkpoint", "latest"]) == 0
+    assert f"checkpoint {out / 'ckpt-00000012.safetensors'} (step 12" in capsys.readouterr().out
+
+
+def test_resume_adds_minutes_and_steps_and_a_finished_run_has_nothing_to_do(tmp_path, run, capsys):
+    # the fixture's run trained its whole budget (6 steps): resuming it without a budget changes nothing
+    before = (run / "metrics.csv").read_text()
+    assert main(["text", "train", "--resume", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to do" in out and "--- sample" not in out and "done:" not in out
+    assert (run / "metrics.csv").read_text() == before
+    # --minutes is added to the time already spent: the new budget is printed as "more" and in all
+    assert main(["text", "train", "--resume", str(run), "--minutes", "0.02", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "training 0.02 more minutes (added to what the run already spent;" in out and "--- sample" in out
+    import re
+
+    total = float(re.search(r"; ([\d.]+) min in all\)", out).group(1))
+    spent = float(re.search(r"at step 6 \(([\d.]+) min trained\)", out).group(1))
+    assert abs(total - (spent + 0.02)) < 0.006
+
+
+def test_help_states_resume_semantics_and_one_default_temperature(capsys):
+    import inspect
+
+    from rnnkit.tasks import text
+    from rnnkit.tasks.text_defaults import DEFAULT_TEMPERATURE
+
+    assert main(["text", "train", "--help"]) == 0
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert "with --resume: minutes MORE, added to the time the run already trained" in helptext
+    assert main(["text", "generate", "--help"]) == 0
+    assert f"(default {DEFAULT_TEMPERATURE})" in " ".join(capsys.readouterr().out.split())
+    assert inspect.signature(text.generate).parameters["temperature"].default == DEFAULT_TEMPERATURE
+    assert text.TextConfig().sample_temperature == DEFAULT_TEMPERATURE
+
+
+def test_evaluate_spelling_prints_the_table(tmp_path, corpus, run, capsys):
+    assert main(["text", "evaluate", str(run), "--spelling", "--temperatures", "0.5", "1",
+                 "--spelling-chars", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "distinct words of the training text" in out
+    lines = out.splitlines()
+    assert any(line.split()[:2] == ["validation", "-"] for line in lines)
+    for source in ("model", "5-gram"):
+        assert [line.split()[1] for line in lines if line.split()[:1] == [source]] == ["0.5", "1"]
+    corpus.write_text(CORPUS.replace("question", "answer"), encoding="utf-8")  # the training file changed
+    assert main(["text", "evaluate", str(run), "--spelling"]) == 2
+    assert "changed since the model was trained" in error_line(capsys)

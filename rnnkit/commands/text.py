@@ -9,13 +9,15 @@ from pathlib import Path
 from rnnkit.commands import options as O
 from rnnkit.errors import UserError
 
+from rnnkit.tasks.text_defaults import DEFAULT_TEMPERATURE, SPELLING_TEMPERATURES
+
 _TRAIN_FLAGS = {  # flag -> (TextConfig field, type, help)
     "--cell": ("cell", O.one_of("gru", "lstm", "elman", "jordan"),
                "recurrent cell: gru, lstm, elman or jordan (default gru)"),
-    "--hidden-size": ("hidden_size", O.int_range(1, 1 << 16), "units per recurrent layer (default 384)"),
-    "--num-layers": ("num_layers", O.int_range(1, 64), "stacked recurrent layers (default 1)"),
+    "--hidden-size": ("hidden_size", O.int_range(1, 1 << 16), "units per recurrent layer (default 512)"),
+    "--num-layers": ("num_layers", O.int_range(1, 64), "stacked recurrent layers (default 2)"),
     "--embedding-dim": ("embedding_dim", O.int_range(1, 1 << 16), "character embedding size (default 64)"),
-    "--dropout": ("dropout", O.fraction, "dropout between layers and before the output (default 0)"),
+    "--dropout": ("dropout", O.fraction, "dropout between layers and before the output (default 0.25)"),
     "--dtype": ("dtype", O.one_of("float32", "float64"), "float32 (default) or float64"),
     "--batch-size": ("batch_size", O.int_range(1, 1 << 20), "parallel streams per batch (default 32)"),
     "--seq-len": ("seq_len", O.int_range(1, 1 << 20), "characters per chunk, the truncated-BPTT length (default 64)"),
@@ -48,12 +50,15 @@ def register(subparsers) -> None:
                                    "after the current step and saves a checkpoint; a second one aborts.")
     t.add_argument("files", nargs="*", metavar="FILE_OR_FOLDER", help="UTF-8 text files, folders or globs")
     t.add_argument("--out", type=O.folder_path, help="run folder (default runs/text-<date>-<time>)")
-    t.add_argument("--minutes", type=O.minutes, help="time budget in minutes (default 3 when --steps is not given)")
+    t.add_argument("--minutes", type=O.minutes,
+                   help="time budget in minutes (default 3 when --steps is not given); with --resume: minutes MORE, "
+                        "added to the time the run already trained")
     t.add_argument("--steps", type=O.positive_int,
                    help="number of training steps (each: batch-size x seq-len characters; default: none, the "
-                        "time budget decides)")
+                        "time budget decides); with --resume: steps MORE")
     t.add_argument("--resume", metavar="RUN",
-                   help="continue a run exactly from its latest checkpoint (default: start a new run)")
+                   help="continue a run exactly from its latest checkpoint: without --minutes/--steps it finishes "
+                        "the run's own budget, with them it trains that much more (default: start a new run)")
     t.add_argument("--init-from", metavar="CKPT",
                    help="start from these weights (fine-tune); counters reset (default: random initial weights)")
     t.add_argument("--replace-bad-bytes", action="store_true", help="replace invalid UTF-8 bytes by U+FFFD")
@@ -73,9 +78,9 @@ def register(subparsers) -> None:
     g.add_argument("--prime-file", help="read the prime text from this UTF-8 file (default: none, use --prime)")
     g.add_argument("--length", type=O.int_range(0, 10**6), default=500,
                    help="characters to generate per sample (default 500)")
-    g.add_argument("--temperature", type=O.float_range(0.0, 100.0), default=0.8,
+    g.add_argument("--temperature", type=O.float_range(0.0, 100.0), default=DEFAULT_TEMPERATURE,
                    help="divides the logits: lower is safer and more repetitive, higher more varied and "
-                        "error-prone; 1 samples the model as trained; 0 is greedy (default 0.8)")
+                        f"error-prone; 1 samples the model as trained; 0 is greedy (default {DEFAULT_TEMPERATURE})")
     g.add_argument("--top-k", type=O.positive_int, help="sample only among the k most likely characters (default: all)")
     g.add_argument("--seed", type=O.seed_int, help="sampling seed: same seed, same text (default: a fresh random seed)")
     g.add_argument("--num-samples", type=O.int_range(1, 1000), default=1,
@@ -86,8 +91,18 @@ def register(subparsers) -> None:
                    help="refuse a prime with characters the model never saw (default: drop them with a warning)")
     g.set_defaults(func=run_generate)
 
-    e = sub.add_parser("evaluate", help="loss in nats and bits per character on a text; --score a string")
+    e = sub.add_parser("evaluate", help="loss in nats and bits per character on a text; --score a string; "
+                                        "--spelling")
     e.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
+    e.add_argument("--spelling", action="store_true",
+                   help="report the share of generated words that occur in the training text, beside the share "
+                        "for the validation text and for a 5-gram character model (a word: a run of letters with "
+                        "inner apostrophes, lowercased; default: off)")
+    e.add_argument("--temperatures", type=O.float_range(0.0, 100.0), nargs="+", default=list(SPELLING_TEMPERATURES),
+                   metavar="T", help="sampling temperatures of --spelling (default "
+                                     f"{' '.join(map(str, SPELLING_TEMPERATURES))})")
+    e.add_argument("--spelling-chars", type=O.int_range(8, 10**7), default=4000, metavar="N",
+                   help="characters generated per temperature and per model for --spelling (default 4000)")
     e.add_argument("files", nargs="*", metavar="FILE", help="UTF-8 text files, folders or globs")
     e.add_argument("--score", metavar="STRING", help="print the log-probability of STRING (default: none)")
     e.add_argument("--replace-bad-bytes", action="store_true", help="replace invalid UTF-8 bytes by U+FFFD")
@@ -159,13 +174,33 @@ def run_train(args) -> int:
                         progress=not args.no_progress, log=tqdm.write, stop=stop, on_metrics=_plot_curves(out))
     if stop.requested:  # the task saved a checkpoint and said so; no sample after an interrupt
         return stop.report("text train", f"checkpoint saved in {out}; continue with: rnnkit text train --resume {out}")
+    if lm.meta.get("trained_steps") == 0:  # --resume of a finished run: the model did not change
+        return 0
     print(f"\nrun folder: {out}  (config.json, metrics.csv, learning_curves.png, checkpoints)")
-    print(f"--- sample from the final model (temperature {cfg.sample_temperature}) ---")
+    try:
+        lm, which = _load(out, "best")
+    except UserError:  # no best checkpoint (no finite validation loss): the final model
+        which = f"the final model (step {lm.meta.get('step')})"
+    temperature = lm.meta.get("config", {}).get("sample_temperature", cfg.sample_temperature)
+    print(f"--- sample from {which}, temperature {temperature} ---")
     sys.stdout.flush()
-    _stream(lm, prime="", length=500, temperature=cfg.sample_temperature, top_k=None, seed=cfg.seed)
+    _stream(lm, prime="", length=500, temperature=temperature, top_k=None, seed=cfg.seed)
     print("\n---")
-    print(f"more: rnnkit text generate {out} --prime \"...\" --temperature 0.8")
+    print(f"more: rnnkit text generate {out} --prime \"...\" --temperature {DEFAULT_TEMPERATURE}")
     return 0
+
+
+def _load(run, prefer: str):
+    """(LanguageModel, a phrase saying which checkpoint it is: file, step and validation loss)."""
+    from rnnkit.io import resolve_checkpoint
+    from rnnkit.tasks import text
+
+    path = resolve_checkpoint(run, prefer=prefer)
+    lm = text.load(path)
+    val = lm.meta.get("val_loss")
+    kind = "the best checkpoint" if Path(path).name.startswith("best") else "checkpoint"
+    return lm, (f"{kind} {path} (step {lm.meta.get('step', '?')}"
+                + (f", validation loss {val:.4f} nats/char)" if isinstance(val, (int, float)) else ")"))
 
 
 def _stream(lm, prime, length, temperature, top_k, seed) -> None:
@@ -199,13 +234,14 @@ def run_generate(args) -> int:
     if args.prime and args.prime_file:
         raise UserError("give --prime or --prime-file, not both")
     prime = _read_prime_file(args.prime_file) if args.prime_file else args.prime
-    lm = text.load(args.run, prefer=args.checkpoint)
+    lm, which = _load(args.run, args.checkpoint)
     if args.strict:
         lm.vocab.encode(prime, what="prime text")  # name unknown characters before anything is printed
     else:
         prime, unknown = lm.vocab.drop_unknown(prime)
         if unknown:
             print(f"warning: dropped from the prime {_unknown_summary(unknown)}", file=sys.stderr)
+    print(f"using {which}", file=sys.stderr)  # stdout carries only the generated text
     if args.num_samples == 1:
         _stream(lm, prime, args.length, args.temperature, args.top_k, args.seed)
         sys.stdout.write("\n")
@@ -222,9 +258,10 @@ def run_evaluate(args) -> int:
     from rnnkit.data.text import read_texts
     from rnnkit.tasks import text
 
-    if not args.files and args.score is None:
-        raise UserError("give a FILE to evaluate on, or --score STRING")
-    lm = text.load(args.run, prefer=args.checkpoint)
+    if not args.files and args.score is None and not args.spelling:
+        raise UserError("give a FILE to evaluate on, --score STRING or --spelling")
+    lm, which = _load(args.run, args.checkpoint)
+    print(f"using {which}")
     if args.files:
         corpus, sources = read_texts(args.files, errors="replace" if args.replace_bad_bytes else "strict")
         m = text.evaluate(lm, corpus, strict=args.strict)
@@ -238,4 +275,9 @@ def run_evaluate(args) -> int:
             print(f"skipped in --score {_unknown_summary(s['unknown'])}")
         print(f"log-probability of {args.score!r}: {s['logprob']:.4f} nats ({-s['bits']:.3f} bits), "
               f"{s['chars']} characters, {s['logprob'] / s['chars']:.4f} nats/char")
+    if args.spelling:
+        from rnnkit.tasks.text_spelling import format_spelling
+
+        report = text.spelling(lm, temperatures=args.temperatures, chars=args.spelling_chars)
+        print("\n".join(format_spelling(report)))
     return 0

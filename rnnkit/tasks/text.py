@@ -33,11 +33,13 @@ from rnnkit.tasks.text_model import (
 )
 from rnnkit.tasks import text_checks
 from rnnkit.tasks.text_run import RunRecorder, TimeHorizon
-from rnnkit.tasks.text_sampling import evaluate, generate, score
+from rnnkit.tasks.text_sampling import DEFAULT_TEMPERATURE, evaluate, generate, score
+from rnnkit.tasks.text_spelling import CharNGram, spelling, training_texts
 from rnnkit.train import Callback, StopTraining, fit
 
 __all__ = ["TextConfig", "train", "load", "generate", "evaluate", "score", "LanguageModel", "CharRNN",
-           "DEFAULT_MINUTES"]
+           "DEFAULT_MINUTES",
+           "DEFAULT_TEMPERATURE", "spelling", "training_texts", "CharNGram"]
 
 WARMUP_CHARS = 512  # training text stored with the model and read before sampling
 
@@ -51,10 +53,10 @@ class TextConfig:
 
     # model
     cell: str = "gru"               # gru | lstm | elman | jordan (GRU: best in 10-minute trials)
-    hidden_size: int = 384
-    num_layers: int = 1
+    hidden_size: int = 512          # 2x512 + dropout: the 1x384 of earlier versions overfit at full speed
+    num_layers: int = 2
     embedding_dim: int = 64
-    dropout: float = 0.0            # between stacked layers and before the output layer
+    dropout: float = 0.25           # between stacked layers and before the output layer
     dtype: str = "float32"
     # data
     batch_size: int = 32            # parallel streams
@@ -76,7 +78,7 @@ class TextConfig:
     eval_minutes: float | None = None  # with a time budget and no eval_every (None: a tenth of the budget)
     eval_chars: int | None = 200_000  # validation characters read at each evaluation (None: all)
     sample_length: int = 200
-    sample_temperature: float = 0.8
+    sample_temperature: float = DEFAULT_TEMPERATURE
     keep_last: int = 3
     seed: int = 0
     threads: int | None = None      # the recurrent layers' threads= (team and BLAS inside them); None: automatic
@@ -185,8 +187,10 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
     data: a file, folder or glob, or a list of them; None (and no ``text``): the built-in corpus.
     text: train on this string instead of files. config: a :class:`TextConfig` (defaults if None).
     out: run folder for config.json, metrics.csv and checkpoints (None: nothing written). resume: a run
-        folder to continue exactly where its latest checkpoint stopped (its config and data are reused;
-        ``config`` may only extend the budget). init_from: a checkpoint or run folder whose weights start a
+        folder to continue exactly where its latest checkpoint stopped (its config and data are reused).
+        Without a budget in ``config`` the run finishes its own budget; ``config.steps`` / ``config.minutes``
+        train that many steps / minutes MORE (added to what the run already spent). With nothing left to do
+        the run's latest model is returned untrained (``meta["trained_steps"] == 0``). init_from: a checkpoint or run folder whose weights start a
         new run (architecture and vocabulary come from it; step, optimizer and schedule start from zero).
     log: a callable that takes each line of text (e.g. ``print``; with a progress bar ``tqdm.write``); None:
         silent. progress: fit's progress bar. stop: polled after every step; once it returns True the run
@@ -208,16 +212,36 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         lm0, start_tensors, start_meta = model_from_checkpoint(ckpt)
         text_checks.resume_meta(ckpt, start_meta)  # all --resume needs, checked before a step is trained
         cfg = TextConfig.from_dict(text_checks.config(ckpt, start_meta["config"], start_meta["arch"]))
+        spent_steps, spent_minutes = int(start_meta["step"]), float(start_meta["train_seconds"]) / 60.0
+        added = config is not None and (config.steps is not None or config.minutes is not None)
         if config is not None:  # only the budget may change when resuming
-            cfg.steps = config.steps if config.steps is not None else cfg.steps
-            cfg.minutes = config.minutes if config.minutes is not None else cfg.minutes
+            config.check()
             cfg.workers, cfg.ray_address = config.workers, config.ray_address
+        if added:  # "train N more steps / M more minutes": a new budget, counted from where the run stands
+            cfg.steps = None if config.steps is None else spent_steps + config.steps
+            cfg.minutes = None if config.minutes is None else spent_minutes + config.minutes
         vocab = lm0.vocab
         data = start_meta.get("data")
         if start_meta.get("text_fingerprint") and text is None:
             raise UserError(f"run {run_dir} was trained on text given in Python; pass the same text= to resume")
         out = run_dir if out is None else out
-        log(f"resuming {ckpt} at step {start_meta['step']}")
+        total = " and ".join(b for b in (cfg.steps and f"{cfg.steps} steps", cfg.minutes and f"{cfg.minutes:.2f} min")
+                             if b)
+        more = " and ".join(b for b in (config.steps and f"{config.steps} more steps",
+                                        config.minutes and f"{config.minutes:g} more minutes") if b) if added else ""
+        log(f"resuming {ckpt} at step {spent_steps} ({spent_minutes:.2f} min trained): "
+            + (f"training {more} (added to what the run already spent; {total} in all)" if added
+               else f"finishing the run's budget ({total} in all; --steps/--minutes would add more)"))
+        left = [f"{cfg.steps} steps"] if cfg.steps is not None and spent_steps >= cfg.steps else []
+        left += [f"{cfg.minutes:.2f} min"] if cfg.minutes is not None and spent_minutes >= cfg.minutes else []
+        if left:  # nothing to train: the caller gets the run's latest model, unchanged
+            log(f"nothing to do: run {run_dir} has already trained its budget ({left[0]}); give --minutes M or "
+                "--steps N to train M minutes or N steps more")
+            from rnnkit.train import History
+
+            lm0.history, lm0.rows = History(), []
+            lm0.meta = dict(start_meta, trained_steps=0)
+            return lm0
     else:
         cfg = dataclasses.replace(config) if config is not None else TextConfig()
     if cfg.steps is None and cfg.minutes is None:
@@ -312,8 +336,6 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
     time_horizon = TimeHorizon(schedule, cfg, step0, seconds0) if cfg.steps is None else None
     remaining_steps = None if cfg.steps is None else max(0, cfg.steps - step0)
     remaining_minutes = None if cfg.minutes is None else max(1e-6, cfg.minutes - seconds0 / 60.0)
-    if remaining_steps == 0 or (remaining_minutes is not None and remaining_minutes <= 1e-6):
-        log("the budget of this run is already used up; give a larger --steps or --minutes to continue")
     extra = [c for c in (time_horizon, recorder) if c is not None] + list(callbacks)
     interrupt = _StopWhen(stop)
     try:

@@ -3,7 +3,7 @@
 ``RunRecorder`` is a ``fit`` callback: every ``eval_every`` steps (or a tenth of the time budget) it measures
 the validation loss in nats and bits per character, logs a short sample, appends to ``metrics.csv`` (then
 calls ``on_metrics``, where the command layer redraws its plot) and saves a checkpoint (last N kept, plus the
-best). ``TimeHorizon`` keeps the cosine schedule's end at the end of a time budget by re-estimating the
+best); once, it warns when the validation loss stops improving while the training loss still falls. ``TimeHorizon`` keeps the cosine schedule's end at the end of a time budget by re-estimating the
 number of steps it allows.
 """
 from __future__ import annotations
@@ -52,13 +52,14 @@ class RunRecorder(Callback):
         self.cfg, self.lm, self.val_ids, self.batcher = cfg, lm, val_ids, batcher
         self.schedule, self.snapshot_meta, self.log = schedule, snapshot_meta, log
         self.on_metrics = on_metrics
-        self.step, self.seconds0 = step0, seconds0
+        self.step, self.step0, self.seconds0 = step0, step0, seconds0
         self.t0 = time.perf_counter()
         self.rows: list[dict] = []
         self.manager = None
         self.final_meta: dict = {}
         self.last_eval_step = step0 if step0 else None
         self.best = None
+        self.overfit_warned = False
         self._acc, self._n = 0.0, 0
         self._row_t, self._eval_time = time.perf_counter(), 0.0
         if cfg.eval_every:
@@ -152,8 +153,40 @@ class RunRecorder(Callback):
                               seed=self.cfg.seed + self.step)[0]
             self.log("  | " + sample.replace("\n", "\n  | "))
         self.save(loss)
+        self._warn_overfit()
         self._eval_time += time.perf_counter() - t
         return metrics
+
+    def best_eval(self) -> tuple[int, float] | None:
+        """(step, validation loss) of the best evaluation in metrics.csv so far (the first of equal ones)."""
+        vals = [(int(r["step"]), float(r["loss"])) for r in self.rows if r["kind"] == "val"]
+        return min(vals, key=lambda sv: (sv[1], sv[0])) if vals else None
+
+    def _warn_overfit(self) -> None:
+        """Once: the latest validation loss is no better than an earlier one while training loss kept falling.
+
+        The training loss of an evaluation is the mean of the "train" rows since the evaluation before it.
+        """
+        if self.overfit_warned:
+            return
+        evals, train_sum, train_n, prev_step = [], 0.0, 0, None
+        for r in self.rows:
+            if r["kind"] == "train":
+                train_sum, train_n = train_sum + float(r["loss"]), train_n + 1
+            elif r["kind"] == "val":
+                if train_n and int(r["step"]) != prev_step:
+                    evals.append((int(r["step"]), float(r["loss"]), train_sum / train_n))
+                train_sum, train_n, prev_step = 0.0, 0, int(r["step"])
+        if len(evals) < 2:
+            return
+        step, val, train = evals[-1]
+        best_step, best_val, best_train = min(evals[:-1], key=lambda e: e[1])
+        if val >= best_val and train < best_train:
+            self.overfit_warned = True
+            self.log(f"warning: overfitting from step {best_step} on: validation loss {val:.4f} at step {step} is "
+                     f"no better than {best_val:.4f} at step {best_step}, while the training loss fell from "
+                     f"{best_train:.4f} to {train:.4f}. The best checkpoint (step {best_step}) is kept and used by "
+                     "generate and evaluate; more --dropout, a smaller model or a shorter budget would help.")
 
     def save(self, val_loss) -> None:
         if self.manager is None:
@@ -170,10 +203,13 @@ class RunRecorder(Callback):
         else:
             metrics = {"loss": float(self.rows[-1]["loss"])} if self.rows else {"loss": float("nan")}
         loss = metrics["loss"]
+        best = self.best_eval()
         self.final_meta = {"step": self.step, "val_loss": loss, "train_seconds": self.seconds(),
-                           "stop_reason": "interrupted" if interrupted else history.stop_reason}
+                           "stop_reason": "interrupted" if interrupted else history.stop_reason,
+                           "trained_steps": self.step - self.step0,
+                           "best_step": best[0] if best else None, "best_val_loss": best[1] if best else None}
         if interrupted:
             where = f"rnnkit text train --resume {self.out}" if self.out else "(no run folder: nothing saved)"
             self.log(f"interrupted at step {self.step}: checkpoint saved; continue with {where}")
         self.log(f"done: {self.step} steps in {self.seconds() / 60:.1f} min, validation loss {loss:.4f} nats/char "
-                 f"({loss / LN2:.3f} bits/char)" + (f"; best {self.best:.4f}" if self.best is not None else ""))
+                 f"({loss / LN2:.3f} bits/char)" + (f"; best {best[1]:.4f} at step {best[0]}" if best else ""))

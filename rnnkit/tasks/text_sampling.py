@@ -21,6 +21,8 @@ from rnnkit.data.text import eval_streams
 from rnnkit.errors import UserError
 from rnnkit.nn.activations import log_softmax
 
+from rnnkit.tasks.text_defaults import DEFAULT_TEMPERATURE
+
 LN2 = math.log(2.0)
 
 
@@ -55,14 +57,14 @@ def _known(lm, text: str, strict: bool, what: str) -> tuple[str, dict[str, int]]
     return lm.vocab.drop_unknown(text)
 
 
-def generate(lm, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+def generate(lm, prime: str = "", length: int = 500, temperature: float = DEFAULT_TEMPERATURE, top_k: int | None = None,
              seed=None, num_samples: int = 1, on_text=None, warmup: str | None = None,
              strict: bool = False) -> list[str]:
     """Sample ``num_samples`` continuations of ``prime`` (each ``length`` characters), all in one batch.
 
     temperature: logits are divided by it before the softmax. Lower is more conservative and repetitive,
         higher more varied and error-prone; 1.0 samples the model as trained; 0 takes the most likely
-        character every time (greedy, deterministic).
+        character every time (greedy, deterministic). Default ``DEFAULT_TEMPERATURE`` (0.8), as the CLI.
     top_k: sample only among the k most likely characters (None: all).
     seed: int or Generator for the sampling; the same seed gives the same text.
     on_text(chars): called after every step with a list of ``num_samples`` new characters (for streaming).

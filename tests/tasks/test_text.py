@@ -127,7 +127,8 @@ def test_killed_run_resumes_from_periodic_checkpoint_bit_identical(tmp_path):
 def test_resume_with_different_text_is_refused(tmp_path):
     text.train(text=CORPUS, config=tiny(steps=4), out=tmp_path / "r", progress=False, log=quiet)
     with pytest.raises(UserError, match="differs"):
-        text.train(text=CORPUS.replace("cat", "act"), resume=tmp_path / "r", progress=False, log=quiet)
+        text.train(text=CORPUS.replace("cat", "act"), resume=tmp_path / "r", config=text.TextConfig(steps=2),
+                   progress=False, log=quiet)
 
 
 def test_init_from_resets_counters_and_keeps_weights(tmp_path):
