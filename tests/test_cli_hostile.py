@@ -174,6 +174,8 @@ def _cases():
         # -- inspect, gradcheck, export
         ("ig-length-1", ig + ["--length", "1"], "--length"),
         ("ig-hidden-0", ig + ["--hidden-size", "0"], "--hidden-size"),
+        ("ig-hidden-memory", ig + ["--hidden-size", "16384", "--length", "10"], "--hidden-size"),
+        ("ig-length-huge", ig + ["--length", "100000"], "--length"),
         ("ig-batch-neg", ig + ["--batch-size", "-1"], "--batch-size"),
         ("ig-cells", ig + ["--cells", "lstm,foo"], "--cell"),
         ("ig-out-file", ig[:2] + ["--out", "{d}/afile"], "--out"),

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     g.add_argument("run", nargs="?", default=None, help="a 'rnnkit memory run' folder (default: fresh cells)")
     g.add_argument("--cell", "--cells", dest="cells", default="elman,jordan,lstm,gru",
                    help="comma-separated cells for fresh models (default elman,jordan,lstm,gru)")
-    g.add_argument("--length", type=O.int_range(2, 10**6), default=None,
+    g.add_argument("--length", type=O.int_range(2, 10**4), default=None,
                    help="sequence length T (default 100, or the run's)")
     g.add_argument("--task", default="adding", help="task whose sequences are fed in (default adding)")
     g.add_argument("--hidden-size", type=O.int_range(1, 1 << 14), default=64,
@@ -57,6 +57,14 @@ def register(subparsers) -> None:
 
 def _out(path) -> Path:
     return O.out_folder(path)
+
+
+def _check_size(length: int, hidden: int, layers: int, batch: int) -> None:
+    """Refuse sizes whose float64 models and state Jacobians ds_T/dh_t, (B, T, S, S) per layer with S = 2H for
+    an LSTM's (h, c), plus the SVD's copy, cannot fit in memory."""
+    weights = 4 * 8 * 2 * hidden * (3 * hidden) * layers * 4  # four cells, W_x and W_h of G*H columns
+    O.check_memory(weights + 2.0 * layers * batch * length * (2 * hidden) ** 2 * 8, f"--length {length} with "
+                   f"--hidden-size {hidden}, --num-layers {layers} and --batch-size {batch}", "lower them")
 
 
 def flow_for(model, spec, batch) -> dict:
@@ -92,6 +100,7 @@ def run_gradients(args) -> int:
         model, cfg = M.load(args.run)
         spec = M.get_task(cfg.task)
         length = args.length or cfg.length
+        _check_size(length, cfg.hidden_size, cfg.num_layers, args.batch_size)
 
         def build(rng):  # float64: in float32 the reverse loop flushes gradients below 1e-30 to zero
             return M.build_model(spec, cfg.cell, cfg.hidden_size, cfg.num_layers, cfg.forget_bias, np.float64,
@@ -105,6 +114,7 @@ def run_gradients(args) -> int:
     else:
         spec = M.get_task(args.task)
         length = args.length or 100
+        _check_size(length, args.hidden_size, args.num_layers, args.batch_size)
         cells = [c.strip() for c in args.cells.split(",") if c.strip()]
         for c in cells:
             if c not in M.CELLS:
