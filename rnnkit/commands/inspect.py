@@ -46,8 +46,8 @@ def register(subparsers) -> None:
                    help="spectral radius of the recurrent matrix (default 1.5)")
     c.add_argument("--nonlinearity", default="tanh", choices=("tanh", "relu"),
                    help="the Elman cell's nonlinearity (default tanh)")
-    c.add_argument("--length", type=O.int_range(2, 10**5), default=50, help="sequence length T (default 50)")
-    c.add_argument("--steps", type=O.int_range(1, 10**6), default=300, help="SGD steps per run (default 300)")
+    c.add_argument("--length", type=O.int_range(2, 10**4), default=50, help="sequence length T (default 50)")
+    c.add_argument("--steps", type=O.int_range(1, 10**5), default=300, help="SGD steps per run (default 300)")
     c.add_argument("--lr", type=O.learning_rate, default=0.1, help="SGD learning rate (default 0.1)")
     c.add_argument("--seed", type=O.seed_int, default=0, help="random seed (default 0)")
     c.add_argument("--out", type=O.folder_path, required=True, help="output folder")
