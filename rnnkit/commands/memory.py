@@ -22,7 +22,7 @@ from rnnkit.errors import UserError
 DEFAULT_LENGTHS = "10,25,50,100,200"
 
 
-def _add_training_options(p) -> None:
+def _add_training_options(p, max_steps: int = 10000) -> None:
     p.add_argument("--task", default="adding", help="adding, copy, order, schedule or words (default adding)")
     p.add_argument("--hidden-size", type=O.int_range(1, 1 << 16), default=64, help="hidden units (default 64)")
     p.add_argument("--num-layers", type=O.int_range(1, 64), default=1, help="stacked recurrent layers (default 1)")
@@ -32,7 +32,8 @@ def _add_training_options(p) -> None:
     p.add_argument("--lr", type=O.learning_rate, default=5e-3, help="Adam learning rate (default 5e-3)")
     p.add_argument("--clip", type=O.nonneg_float, default=1.0, help="global gradient-norm clip, 0 = off (default 1.0)")
     p.add_argument("--forget-bias", type=O.finite_float, default=1.0, help="LSTM forget-gate bias (default 1.0)")
-    p.add_argument("--max-steps", type=O.positive_int, default=10000, help="training steps at most (default 10000)")
+    p.add_argument("--max-steps", type=O.positive_int, default=max_steps,
+                   help=f"training steps at most (default {max_steps})")
     p.add_argument("--max-seconds", type=O.float_range(0.5, 3.2e7), default=600.0,
                    help="time budget per model in seconds (default 600)")
     p.add_argument("--eval-every", type=O.positive_int, default=50, help="validation every N steps (default 50)")
@@ -54,7 +55,7 @@ def register(subparsers) -> None:
     run_p.add_argument("--no-progress", action="store_true", help="no progress bar")
     run_p.set_defaults(func=run_one)
     table_p = sub.add_parser("table", help="all cells across lengths under a fixed budget: Markdown + PNG")
-    _add_training_options(table_p)
+    _add_training_options(table_p, max_steps=3000)
     table_p.add_argument("--cells", default="elman,jordan,lstm,gru", help="comma-separated cells (default "
                          "elman,jordan,lstm,gru)")
     table_p.add_argument("--lengths", default=DEFAULT_LENGTHS,
@@ -62,7 +63,7 @@ def register(subparsers) -> None:
     table_p.add_argument("--seeds", default=None, help="comma-separated seeds, each a separate run (default: --seed)")
     table_p.add_argument("--resume", action="store_true",
                          help="reuse results already in OUT/results.json that were run with the same budget")
-    table_p.set_defaults(func=run_table, max_seconds=600.0, max_steps=3000)
+    table_p.set_defaults(func=run_table)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
