@@ -83,3 +83,16 @@ def test_layer_count_is_num_layers_everywhere():
     args = build_parser().parse_args(["inspect", "gradients", "--out", "/tmp/hardcli_x", "--num-layers", "2"])
     assert args.num_layers == 2
     assert build_parser().parse_args(["memory", "run"]).num_layers == 1
+
+
+@pytest.mark.parametrize("path,parser", PARSERS, ids=[" ".join(p) or "rnnkit" for p, _ in PARSERS])
+def test_stated_numeric_defaults_are_the_real_ones(path, parser):
+    """A help text that says "(default 3000)" has 3000 as its parsed default (not a copy that drifted)."""
+    wrong = []
+    for action in parser._actions:
+        if isinstance(action.default, bool) or not isinstance(action.default, (int, float)) or not action.help:
+            continue
+        m = re.search(r"\(default:? (-?[0-9][0-9_.e+-]*)[),;: ]", action.help + " ")
+        if m and float(m.group(1).rstrip(".")) != float(action.default):
+            wrong.append(f"{'/'.join(action.option_strings)} says {m.group(1)} but is {action.default}")
+    assert not wrong, f"rnnkit {' '.join(path)}: " + "; ".join(wrong)
