@@ -21,11 +21,11 @@ class Cluster:
         self.started = False
 
 
-def connect(workers: int, address: str | None = None, what: str = "--workers") -> Cluster:
+def connect(workers: int, address: str | None = None, what: str = "--workers", log_to_driver: bool = True) -> Cluster:
     ray = require_ray(what)
     started = False
     if not ray.is_initialized():
-        kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+        kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=log_to_driver)
         try:
             if address:
                 ray.init(address=address, **kwargs)

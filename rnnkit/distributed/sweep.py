@@ -12,6 +12,7 @@ import csv
 import io as _io
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -119,7 +120,8 @@ def run_sweep(task: str, out, *, files=(), space_path=None, trials: int = 8, min
     data = read_data(task, spec["data"])
     from rnnkit.distributed.cluster import connect
 
-    cluster = connect(1, ray_address, what="rnnkit sweep")
+    cluster = connect(1, ray_address, what="rnnkit sweep", log_to_driver=False)  # trials' errors: results.csv
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     try:
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler
@@ -151,31 +153,49 @@ def run_sweep(task: str, out, *, files=(), space_path=None, trials: int = 8, min
                                             num_samples=spec["trials"], reuse_actors=True,
                                             time_budget_s=spec["minutes"] * 60 if spec["minutes"] else None,
                                             trial_dirname_creator=lambda t: t.trial_id),
-                run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=0))
+                run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=0,
+                                          checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
         log(f"sweep {task}: {spec['trials']} trial(s), {concurrent} at a time, ASHA on {metric} | folder {out}")
         grid = tuner.fit()
         rows = results_table(grid, metric, spec["space"], out)
         write_results(out, rows, task, base, spec["space"], metric, log)
-        log(f"sweep done in {(time.perf_counter() - t0) / 60:.1f} min")
+        left = sum(r["status"] == "unfinished" for r in rows)
+        if left:
+            log(f"interrupted with {left} trial(s) unfinished (table and best config so far written); continue "
+                f"with: rnnkit sweep {task} --resume {out}")
+        else:
+            log(f"sweep done in {(time.perf_counter() - t0) / 60:.1f} min")
         return rows
     finally:
         cluster.close()
 
 
+STATUS = {"TERMINATED": "done", "ERROR": "error", "PENDING": "unfinished", "RUNNING": "unfinished",
+          "PAUSED": "unfinished"}
+
+
 def results_table(grid, metric: str, space: dict, out: Path) -> list[dict]:
+    from ray.tune import ExperimentAnalysis
+
+    try:  # the trial states as saved (after an interrupt, unfinished trials are PENDING there)
+        states = {t.trial_id: t.status for t in ExperimentAnalysis(str(out / "tune")).trials}
+    except Exception:  # no saved state: take what the results say
+        states = {}
     rows = []
     for result in grid:
         df = result.metrics_dataframe
         values = [] if df is None or metric not in df else [float(v) for v in df[metric] if math.isfinite(v)]
         trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
-        row = {"trial": trial_id, "status": "error" if result.error else "done",
+        status = STATUS.get(states.get(trial_id, ""), "error" if result.error else "done")
+        row = {"trial": trial_id, "status": status,
                metric: min(values) if values else float("nan"), "reports": len(values),
                "minutes": round(float((result.metrics or {}).get("time_total_s", 0.0)) / 60, 3),
-               "run_folder": str(out / "trials" / trial_id)}
+               "run_folder": str(out / "trials" / trial_id),
+               "error": str(result.error).strip().splitlines()[-1][:300] if result.error else ""}
         for k in space:
             row[k] = (result.config or {}).get(k)
         rows.append(row)
-    most = max((r["reports"] for r in rows), default=0)
+    most = max((r["reports"] for r in rows if r["status"] != "error"), default=0)
     for r in rows:  # ASHA ends a trial by not letting it report further
         if r["status"] == "done" and r["reports"] < most:
             r["status"] = "stopped early"
@@ -188,7 +208,7 @@ def results_table(grid, metric: str, space: dict, out: Path) -> list[dict]:
 def write_results(out: Path, rows: list[dict], task: str, base: dict, space: dict, metric: str, log) -> None:
     from rnnkit import io
 
-    fields = ["rank", "trial", "status", metric, "reports", "minutes", *space, "run_folder"]
+    fields = ["rank", "trial", "status", metric, "reports", "minutes", *space, "run_folder", "error"]
     buf = _io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()

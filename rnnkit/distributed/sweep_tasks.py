@@ -94,14 +94,26 @@ def _text_trial(tune, values, corpus, out: Path) -> None:
     from rnnkit import io
     from rnnkit.tasks import text
 
+    import tempfile
+
     cfg = make_config("text", {**values, "workers": 1, "ray_address": None})
-    seen = set()
+    # a Tune checkpoint is a small JSON file with the last reported step: a trial restored after an interrupt
+    # keeps its report count (ASHA's clock) and does not report the evaluations Tune already has
+    last = tune.get_checkpoint()
+    done = 0
+    if last is not None:
+        with last.as_directory() as d:
+            done = int(json.loads((Path(d) / "reported.json").read_text())["step"])
 
     def report(rows, _cfg):
+        nonlocal done
         for r in rows:
-            if r["kind"] == "val" and int(r["step"]) not in seen:
-                seen.add(int(r["step"]))
-                _report(tune, {"val_loss": r["loss"], "step": r["step"]})
+            if r["kind"] == "val" and int(r["step"]) > done:
+                done = int(r["step"])
+                with tempfile.TemporaryDirectory(prefix="rnnkit_sweep_") as d:
+                    (Path(d) / "reported.json").write_text(json.dumps({"step": done}))
+                    tune.report({"val_loss": float(r["loss"]), "step": done},
+                                checkpoint=tune.Checkpoint.from_directory(d))
 
     resume = out if io.step_checkpoints(out) else None  # a trial restarted after an interrupt continues its run
     text.train(text=corpus, config=None if resume else cfg, out=out, resume=resume, progress=False,
