@@ -45,7 +45,9 @@ class CharRNN(Layer):
         self.embedding_dim, self.dropout = int(embedding_dim), float(dropout)
         V, E, H, L = self.vocab_size, self.embedding_dim, self.hidden_size, self.num_layers
         self.embed = self.add_child("embed", Embedding(V, E, dtype=dtype, rng=self.rng))
-        options = dict(dropout=dropout, dtype=dtype, rng=self.rng, threads=threads)  # threads: see RecurrentLayer
+        # threads: see RecurrentLayer. One layer has no "between layers" to drop in (the stack would warn);
+        # self.drop below still applies dropout before the output layer
+        options = dict(dropout=dropout if L > 1 else 0.0, dtype=dtype, rng=self.rng, threads=threads)
         if cell == "lstm":
             rnn = LSTM(E, H, L, **options)
         elif cell == "gru":

@@ -68,3 +68,17 @@ def test_resume_budget_is_added_and_a_finished_run_is_returned_untouched(tmp_pat
     # a config without a budget finishes the run's own (already done here)
     again = text.train(text=CORPUS, resume=run, config=text.TextConfig(), progress=False)
     assert again.meta["trained_steps"] == 0 and again.meta["step"] == 10
+
+
+def test_one_layer_dropout_applies_before_the_head_without_a_warning(recwarn):
+    import numpy as np
+
+    from rnnkit.tasks.text_model import build_model
+
+    arch = dict(cell="gru", hidden_size=8, num_layers=1, embedding_dim=4, dropout=0.5, dtype="float64")
+    m = build_model(6, arch, rng=0)
+    assert not [w for w in recwarn if "dropout" in str(w.message)]
+    ids = np.arange(12).reshape(2, 6) % 6
+    a, _ = m.forward(ids, training=False)
+    b, _ = m.forward(ids, training=True)  # masks before the head change the logits in training only
+    assert not np.allclose(a, b) and np.allclose(a, m.forward(ids, training=False)[0])
