@@ -222,10 +222,16 @@ def field(obj: dict, key: str, kind, source: str, *, optional: bool = False, low
         else:
             ok = ok or isinstance(v, k)
     if not ok:
-        raise UserError(f"{source}: field {key!r} is a {_kind(v)} ({_short(v)}), expected a {_kind_name(kind)}")
+        want = _kind_name(kind)
+        raise UserError(f"{source}: field {key!r} is {_a(_kind(v))} ({_short(v)}), expected {_a(want)}")
     if (low is not None and v < low) or (high is not None and v > high):
-        raise UserError(f"{source}: field {key!r} is {v}, expected a value in [{low}, {high}]")
+        want = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
+        raise UserError(f"{source}: field {key!r} is {v}, expected a value {want}")
     return v
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 def _short(v) -> str:

@@ -46,7 +46,7 @@ def prepare_folder(path, what: str = "run folder") -> Path:
     """Create ``path`` (and parents) as a folder; UserError when it is a file or cannot be created."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UserError(f"{what} {path} is a file, expected a folder; choose another --out")
+        raise UserError(f"{what} {path} is a file, expected a folder (give the run folder, or another --out)")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

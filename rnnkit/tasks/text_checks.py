@@ -50,7 +50,29 @@ def model_meta(path, meta: dict) -> tuple[str, dict]:
         raise UserError(f"{asrc} describes a model of {params:,} {dtype} parameters, more than the file's "
                         f"{size:,} bytes can hold; the metadata is damaged")
     io.check_memory(3 * params * itemsize, f"the model of {path}")
+    _optional_fields(path, meta, arch)
     return chars, arch
+
+
+def _optional_fields(path, meta: dict, arch: dict) -> None:
+    """The fields generate, evaluate, the view and --resume read (each may be absent, but never mistyped)."""
+    src = f"checkpoint {path} metadata"
+    io.field(meta, "step", int, src, optional=True, low=0)
+    for key in ("val_loss", "metric"):  # NaN is a legitimate record of a diverged evaluation
+        v = meta.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise UserError(f"{src}: field {key!r} is {str(v)[:20]!r}, expected a number or null")
+    io.field(meta, "warmup", str, src, optional=True)
+    io.field(meta, "train_seconds", float, src, optional=True, low=0.0)
+    io.field(meta, "schedule_total", int, src, optional=True, low=1)
+    io.field(meta, "corpus", str, src, optional=True)
+    io.field(meta, "text_fingerprint", str, src, optional=True)
+    for key in ("data", "sources"):
+        v = io.field(meta, key, list, src, optional=True)
+        if v is not None and not all(isinstance(p, str) for p in v):
+            raise UserError(f"{src}: field {key!r} must be a list of file paths (strings)")
+    if meta.get("config") is not None:
+        config(path, meta["config"], arch)
 
 
 def config(path, d, arch: dict | None = None) -> dict:
