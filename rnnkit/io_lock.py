@@ -67,6 +67,7 @@ class RunLock:
         self.what = what
         self.fd: int | None = None
         self.stale: int | None = None
+        self.created = False  # the folder did not exist: removed again on release if still empty
 
     def _refuse(self, pid, host) -> None:
         who = f"process {pid}" + (f" on {host}" if host and host != socket.gethostname() else "") if pid else \
@@ -75,6 +76,7 @@ class RunLock:
                         "stop it, or choose another folder")
 
     def acquire(self) -> "RunLock":
+        self.created = not self.run_dir.exists()
         prepare_folder(self.run_dir, self.what)
         for _ in range(20):  # retried only when the file was replaced between open and lock
             try:
@@ -123,6 +125,11 @@ class RunLock:
             pass
         os.close(self.fd)  # closing drops the flock
         self.fd = None
+        if self.created:  # a run refused before writing anything leaves no empty folder behind
+            try:
+                self.run_dir.rmdir()
+            except OSError:
+                pass
 
     def __enter__(self) -> "RunLock":
         return self.acquire()
@@ -158,7 +165,7 @@ class LockScope:
 
 def checkpoint_bytes(num_params: int, itemsize: int = 4, copies: int = 3) -> int:
     """Size estimate of one checkpoint: the weights plus the optimizer's moments (Adam: 2 more copies)."""
-    return int(num_params) * int(itemsize) * int(copies) + 1_000_000  # + header, metadata, small tensors
+    return int(num_params) * int(itemsize) * int(copies) + (64 << 10)  # + header, metadata, carried state
 
 
 def check_room(run_dir, nbytes: int, what: str = "run folder") -> None:

@@ -18,10 +18,22 @@ def pyplot():
 
 
 def save(fig, path: str | os.PathLike) -> str:
-    """Write ``fig`` to ``path`` atomically (temporary file, then rename) and close it."""
+    """Write ``fig`` to ``path`` atomically (temporary file, then rename) and close it. A failed write (full
+    disk, read-only folder) or an interrupt removes the temporary file; the failure is a UserError."""
+    from rnnkit.errors import UserError
+
     path = os.fspath(path)
     tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    pyplot().close(fig)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; free some space or choose another "
+                        "folder") from None
+    finally:
+        pyplot().close(fig)
+        try:
+            os.unlink(tmp)  # gone after a successful rename
+        except OSError:
+            pass
     return path
