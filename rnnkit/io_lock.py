@@ -61,8 +61,9 @@ class RunLock:
     before any training). ``stale`` is the pid of a dead holder whose lock was taken over, else None.
     """
 
-    def __init__(self, run_dir, what: str = "run folder"):
+    def __init__(self, run_dir, what: str = "run folder", optional: bool = False):
         self.run_dir = Path(run_dir)
+        self.optional = optional  # a reader (export): a folder nobody can write needs no lock
         self.path = self.run_dir / LOCK_NAME
         self.what = what
         self.fd: int | None = None
@@ -82,6 +83,8 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
             except OSError as exc:
+                if self.optional and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    return self  # nobody can train in a folder nobody can write
                 raise UserError(f"{self.what} {self.run_dir} is not writable ({exc.strerror or exc}); check its "
                                 "permissions or choose another --out") from None
             if fcntl is None:  # pragma: no cover
@@ -145,9 +148,10 @@ class LockScope:
     def __init__(self):
         self.locks: list[RunLock] = []
 
-    def hold(self, run_dir, what: str = "run folder"):
-        """Lock ``run_dir`` (UserError if another process holds it) and return it unchanged."""
-        lock = RunLock(run_dir, what).acquire()
+    def hold(self, run_dir, what: str = "run folder", optional: bool = False):
+        """Lock ``run_dir`` (UserError if another process holds it) and return it unchanged. ``optional``: a
+        reader's lock, skipped when the folder is read-only."""
+        lock = RunLock(run_dir, what, optional).acquire()
         self.locks.append(lock)
         if lock.stale:
             import sys

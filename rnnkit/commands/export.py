@@ -38,7 +38,7 @@ def run(args, locks) -> int:
         base = run_path if run_path.is_dir() else run_path.parent
         out = base / "export" / DEFAULT_NAMES[args.format]
     if run_path.is_dir():
-        locks.hold(run_path)
+        locks.hold(run_path, optional=True)  # a read-only run folder can still be exported elsewhere
     model = load_run(run_path)
     if args.format == "onnx":
         from rnnkit.export.onnx import to_onnx
