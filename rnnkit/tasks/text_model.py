@@ -61,9 +61,11 @@ class CharRNN(Layer):
         self.head = self.add_child("head", Dense(rnn.output_size, V, dtype=dtype, rng=self.rng))
         self.projection = ProjectedEmbedding(self.embed, self.rnn)
         self._table = None  # the projection's table, for step(); rebuilt on demand
-        # the projected embedding pays when the table is small: its backward sums gradients per distinct
-        # character (a GEMM with a one-hot matrix of up to V columns), against the B*T-row GEMMs it saves
-        self.token_input = V <= 4 * E
+        # training through the projection (token_input = True) gives the same numbers but did not pay: the
+        # (B, T, G*H) projected input and its gradient are transposed into and out of the fast cores' layout,
+        # which cost as much as the (B*T, E) GEMMs saved (measured at E=64, H=256/512, LSTM and GRU), and
+        # they are two more arrays of that size at the peak. Generation (step) uses its table.
+        self.token_input = False
 
     def arch(self) -> dict:
         """The constructor arguments (except vocab and rng): enough to rebuild the model."""

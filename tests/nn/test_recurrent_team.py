@@ -107,21 +107,21 @@ def test_an_interrupt_in_member_0_waits_for_the_others_and_leaves_the_layer_usab
     xs = rng.standard_normal((3, 12, 4))
     layer = cls(4, 6, dtype=np.float64, rng=0, threads=2)
     ys, _ = layer.forward(xs, training=True)
-    original = featuremajor.FeatureMajorCore.h_side_grads
+    original = featuremajor.FeatureMajorCore.weight_grads
 
-    def slow_or_interrupted(self, lo, hi, dgh_cat):
+    def slow_or_interrupted(self, *args, **kwargs):
         if threading.current_thread() is threading.main_thread():
             raise KeyboardInterrupt
         time.sleep(0.3)
-        original(self, lo, hi, dgh_cat)
+        original(self, *args, **kwargs)
 
-    monkeypatch.setattr(featuremajor.FeatureMajorCore, "h_side_grads", slow_or_interrupted)
+    monkeypatch.setattr(featuremajor.FeatureMajorCore, "weight_grads", slow_or_interrupted)
     with pytest.raises(KeyboardInterrupt):
         layer.backward(np.ones_like(ys))
     layer.zero_grad()
     time.sleep(0.5)
     assert all(not g.any() for g in layer.grads.values())  # member 1 wrote before the interrupt was raised
-    monkeypatch.setattr(featuremajor.FeatureMajorCore, "h_side_grads", original)
+    monkeypatch.setattr(featuremajor.FeatureMajorCore, "weight_grads", original)
     ys, _ = layer.forward(xs, training=True)
     dxs, _ = layer.backward(np.ones_like(ys))
     ref = cls(4, 6, dtype=np.float64, rng=0, threads=1)

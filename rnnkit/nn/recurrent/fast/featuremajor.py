@@ -23,6 +23,7 @@ from rnnkit.nn.recurrent.threads import blas_limit
 
 MIN_UNITS = 48  # automatic team size: at least this many hidden units per member
 MIN_WORK = 4096  # ... and batch * hidden at least this (below, the barrier costs more than it saves)
+CHUNK_COLUMNS = 512  # steps*B per chunk of the weight gradients: enough for an efficient GEMM, and in cache
 
 
 class FeatureMajorCore(FastCore):
@@ -119,7 +120,7 @@ class FeatureMajorCore(FastCore):
         xg[:, halve] *= 0.5
 
     def finish_forward(self, parts, xs, final_state):
-        self._fw = (parts, xs)
+        self._fw = (parts, None if self._projected else xs, xs.shape)  # projected input: not needed again
         self._parts = parts
         ys = np.ascontiguousarray(self._work["hs"][1:].transpose(0, 2, 1))
         return outputs(ys, self._mask), final_state
@@ -135,8 +136,7 @@ class FeatureMajorCore(FastCore):
         if self._fw is None:
             raise RuntimeError("backward was already called for this forward (it consumes the forward's "
                                "buffers); run forward again, or sum the output gradients into one backward")
-        (parts, xs), self._fw = self._fw, None
-        T, B, _ = xs.shape
+        (parts, xs, (T, B, _)), self._fw = self._fw, None
         H, G = self.hidden_size, len(self.gates)
         for name, shape in {"Wh_p": (H, G * H), "h_cat": (H, T * B), **self.backward_buffers(T, B)}.items():
             self.buffer(name, shape)
@@ -147,7 +147,7 @@ class FeatureMajorCore(FastCore):
         dstate0 = tuple(np.empty((B, H), dtype=self.dtype) for _ in range(self.n_state))
         self.start_record(T, B)
         m = None if self._mask is None else self._mask.reshape(T, 1, B)
-        self.run(len(parts), self._backward_member, parts, xs, m, dys, dstate, dxs, dstate0)
+        self.run(len(parts), self._backward_member, parts, xs, m, dys, dstate, dxs, dstate0, T)
         if not self._projected:
             dxs = dxs.sum(axis=0) if dxs.shape[0] > 1 else dxs[0]
         return dxs, dstate0
@@ -179,31 +179,45 @@ class FeatureMajorCore(FastCore):
                 Wp[:, G * lo2 + j * n2:G * lo2 + (j + 1) * n2] = p["W_h"][lo:hi, cols]
         return Wp
 
-    def h_side_grads(self, lo: int, hi: int, dgh_cat: np.ndarray) -> None:
-        """Accumulate dW_h and db_h of my gate rows from their h-side gradients (G n, T*B)."""
-        grads, n = self.grads, hi - lo
-        dWhT = dgh_cat @ self._work["h_cat"].T
-        db = dgh_cat.sum(axis=1)
-        for j, cols in self.columns(lo, hi):
-            grads["W_h"][:, cols] += dWhT[j * n:(j + 1) * n].T
-            grads["b_h"][cols] += db[j * n:(j + 1) * n]
+    def write_projected(self, dxs, t: int, lo: int, hi: int, blocks) -> None:
+        """Projected input: the x-side gate gradients of my units at step t, one (n, B) block per internal
+        gate, are my columns of dxs[t] (B, G*H). Written in the reverse loop, while they are in cache."""
+        for (j, cols), block in zip(self.columns(lo, hi), blocks):
+            dxs[t][:, cols] = block.T
 
-    def x_side_grads(self, k: int, lo: int, hi: int, xs, dgx_cat: np.ndarray, dxs) -> None:
-        """Accumulate db_x and dW_x of my gate rows from their x-side gradients (G n, T*B); my share of the
-        input gradient goes into dxs (projected input: my columns of it, and no dW_x)."""
-        grads, n, G = self.grads, hi - lo, len(self.gates)
-        db = dgx_cat.sum(axis=1)
+    def weight_grads(self, k: int, lo: int, hi: int, xs, dg: np.ndarray, dxs, x_rows=None) -> None:
+        """After the reverse loop: accumulate dW_h, db_h, db_x and dW_x of my gate rows from their gradients
+        dg (T, G n, B), and write my share of the input gradient into dxs (projected input: no dW_x, and dxs
+        was written by the reverse loop). ``x_rows`` (T, n, B), if given, replaces the last gate block on the x side (the GRU's
+        candidate, whose h side is multiplied by r). Done in chunks of steps copied to (G n, steps*B): GEMMs
+        over T*B rows without a second (T, G*H, B) array."""
+        grads, p, w, n, G = self.grads, self.params, self._work, hi - lo, len(self.gates)
+        T, _, B = dg.shape
+        steps = max(1, CHUNK_COLUMNS // B)
+        cat = self.buffer(f"cat{k}", (G * n, min(steps, T) * B))
+        dWhT = np.zeros((G * n, p["W_h"].shape[0]), self.dtype)
+        db_h, db_x = np.zeros(G * n, self.dtype), np.zeros(G * n, self.dtype)
+        dWxT = None if self._projected else np.zeros((G * n, self.input_size), self.dtype)
+        WxT = w["WxT"][G * lo:G * hi]
+        for t0 in range(0, T, steps):
+            t1 = min(t0 + steps, T)
+            c = cat[:, :(t1 - t0) * B]
+            c.reshape(G * n, t1 - t0, B)[...] = dg[t0:t1].transpose(1, 0, 2)
+            dWhT += c @ w["h_cat"][:, t0 * B:t1 * B].T  # a_h = h W_h + b_h
+            db_h += c.sum(axis=1)
+            if x_rows is not None:
+                c[(G - 1) * n:].reshape(n, t1 - t0, B)[...] = x_rows[t0:t1].transpose(1, 0, 2)
+            db_x += c.sum(axis=1)  # a_x = x W_x + b_x
+            if not self._projected:  # (projected input: the reverse loop wrote dxs, see write_projected)
+                dWxT += c @ xs[t0:t1].reshape(-1, self.input_size)
+                np.matmul(c.T, WxT, out=dxs[k, t0:t1].reshape(-1, self.input_size))
         for j, cols in self.columns(lo, hi):
-            grads["b_x"][cols] += db[j * n:(j + 1) * n]
-        T, B, D = xs.shape
-        if self._projected:
-            for j, cols in self.columns(lo, hi):
-                np.copyto(dxs[:, :, cols], dgx_cat[j * n:(j + 1) * n].reshape(n, T, B).transpose(1, 2, 0))
-            return
-        dWxT = dgx_cat @ xs.reshape(T * B, D)
-        for j, cols in self.columns(lo, hi):
-            grads["W_x"][:, cols] += dWxT[j * n:(j + 1) * n].T
-        np.matmul(dgx_cat.T, self._work["WxT"][G * lo:G * hi], out=dxs[k].reshape(T * B, D))
+            blk = slice(j * n, (j + 1) * n)
+            grads["W_h"][:, cols] += dWhT[blk].T
+            grads["b_h"][cols] += db_h[blk]
+            grads["b_x"][cols] += db_x[blk]
+            if dWxT is not None:
+                grads["W_x"][:, cols] += dWxT[blk].T
 
     # -- introspection ----------------------------------------------------------------------------
     def gate_values(self) -> dict[str, np.ndarray]:

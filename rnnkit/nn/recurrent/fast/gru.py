@@ -74,10 +74,10 @@ class GRUCore(FeatureMajorCore):
     def backward_buffers(self, T, B):
         return {"dpn": (T, self.hidden_size, B)}  # the h-side gate gradients reuse "hg"
 
-    def _backward_member(self, k, sync, parts, xs, m, dys, dstate, dxs, dstate0):
+    def _backward_member(self, k, sync, parts, xs, m, dys, dstate, dxs, dstate0, T):
         lo, hi = parts[k]
         n = hi - lo
-        T, B, _ = xs.shape
+        B = dxs.shape[-2]
         w = self._work
         # the h-side gate gradients overwrite h W_h + b_h, whose last reader is the r rows' factor below:
         # one (T, 3H, B) array less at the peak
@@ -104,7 +104,7 @@ class GRUCore(FeatureMajorCore):
         dgh[:, n:2 * n] *= one_minus
         # the reverse loop
         g_h = self.state_gradient(0, lo, hi, dys, dstate, m)
-        direct = w[f"tmpn{k}"]
+        direct, projected = w[f"tmpn{k}"], self._projected
         for t in range(T - 1, -1, -1):
             dh = g_h.at(t)  # dL/dh_t: from the output at t and from step t+1
             d, dn = dgh[t], dpn[t]
@@ -113,18 +113,15 @@ class GRUCore(FeatureMajorCore):
             d[:n] *= dn  # d pre_r
             np.multiply(dn, r[t], out=d[2 * n:])  # the h side of n: d (h W_hn + b_hn)
             np.multiply(dh, z[t], out=direct)  # h' = (1 - z) n + z h: the direct path
+            if projected:  # the x side: r and z rows as on the h side, d pre_n for n
+                self.write_projected(dxs, t, lo, hi, (d[:n], d[n:2 * n], dn))
             sync()  # the h-side gate gradients of every unit at step t are final
             np.matmul(Wp, dgh_all[t], out=g_h.next)  # dL/dh_{t-1} of my units through the gates
             g_h.next += direct
             g_h.done(t)
         dstate0[0][:, lo:hi] = g_h.next.T
-        # a copy even when T = 1 (where the transpose is already contiguous): its n rows are overwritten
-        # below while other members may still read the shared gate gradients of step 0
-        dg_cat = dgh.transpose(1, 0, 2).copy().reshape(3 * n, T * B)
-        self.h_side_grads(lo, hi, dg_cat)
         # the x side: the same r and z rows, d pre_n (not times r) for n, in place of the h side's n rows
-        dg_cat[2 * n:].reshape(n, T, B)[...] = dpn.transpose(1, 0, 2)
-        self.x_side_grads(k, lo, hi, xs, dg_cat, dxs)
+        self.weight_grads(k, lo, hi, xs, dgh, dxs, x_rows=dpn)
 
     # -- generation -------------------------------------------------------------------------------
     def step(self, x, state, projected=False):

@@ -89,10 +89,10 @@ class LSTMCore(FeatureMajorCore):
         H = self.hidden_size
         return {"dg": (T, 4 * H, B), "A": (T, H, B)}
 
-    def _backward_member(self, k, sync, parts, xs, m, dys, dstate, dxs, dstate0):
+    def _backward_member(self, k, sync, parts, xs, m, dys, dstate, dxs, dstate0, T):
         lo, hi = parts[k]
         n = hi - lo
-        T, B, _ = xs.shape
+        B = dxs.shape[-2]
         w = self._work
         xg, dg_all = w["xg"][:, 4 * lo:4 * hi], w["dg"]
         dg, A, tanh_cs = dg_all[:, 4 * lo:4 * hi], w["A"][:, lo:hi], w["tanh_cs"][:, lo:hi]
@@ -116,7 +116,7 @@ class LSTMCore(FeatureMajorCore):
         dg[:, 3 * n:] *= tanh_cs
         # the reverse loop
         g_h, g_c = self.state_gradient(0, lo, hi, dys, dstate, m), self.state_gradient(1, lo, hi, dys, dstate, m)
-        tmp_n = w[f"tmpn{k}"]
+        tmp_n, projected = w[f"tmpn{k}"], self._projected
         for t in range(T - 1, -1, -1):
             dh = g_h.at(t)  # dL/dh_t: from the output at t and from step t+1
             dc = g_c.at(t)
@@ -127,15 +127,15 @@ class LSTMCore(FeatureMajorCore):
             d3 *= dc  # g, i, f rows
             d[3 * n:] *= dh  # o rows
             dc *= f[t]  # dL/dc_{t-1} through c' = f c + i g
+            if projected:
+                self.write_projected(dxs, t, lo, hi, d.reshape(4, n, B))
             sync()  # the gate gradients of every unit at step t are final
             np.matmul(Wp, dg_all[t], out=g_h.next)  # dL/dh_{t-1} of my units
             g_h.done(t)
             g_c.done(t)
         dstate0[0][:, lo:hi] = g_h.next.T
         dstate0[1][:, lo:hi] = g_c.next.T
-        dg_cat = np.ascontiguousarray(dg.transpose(1, 0, 2)).reshape(4 * n, T * B)
-        self.h_side_grads(lo, hi, dg_cat)
-        self.x_side_grads(k, lo, hi, xs, dg_cat, dxs)  # the same gate gradients on both sides
+        self.weight_grads(k, lo, hi, xs, dg, dxs)  # the same gate gradients on both sides
 
     # -- generation -------------------------------------------------------------------------------
     def step(self, x, state, projected=False):
