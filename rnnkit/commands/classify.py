@@ -167,12 +167,15 @@ def _metrics_rows(model) -> list[dict]:
 
 
 def _write_csv(path, header, rows):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
-    os.replace(tmp, path)
+    import io as _io
+
+    from rnnkit.io import atomic_write_text
+
+    buf = _io.StringIO()  # written atomically: a full disk or Ctrl-C leaves no half file and no temporary
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def _evaluate_and_print(model, X_test, y_test, X_train, y_train, baselines: bool, out: Path | None, plot: bool):

@@ -192,10 +192,15 @@ def run_train(args, locks) -> int:
 def _write_history(path, histories):
     rows = [(k, r["step"], r.get("loss", ""), r.get("val_mse", "")) for k, h in enumerate(histories)
             for r in h if r["kind"] in ("train", "eval")]
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["net", "step", "train_loss", "val_mse"])
-        w.writerows(rows)
+    import io as _io
+
+    from rnnkit.io import atomic_write_text
+
+    buf = _io.StringIO()  # written atomically: a full disk or Ctrl-C leaves no half file and no temporary
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["net", "step", "train_loss", "val_mse"])
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
 
 
 def run_predict(args) -> int:

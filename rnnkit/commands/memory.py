@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -110,7 +109,7 @@ def _describe(spec, value: float) -> str:
 
 @guarded  # SIGTERM like Ctrl-C; the run folder locked while written
 def run_one(args, locks) -> int:
-    from rnnkit.io import write_json
+    from rnnkit.io import atomic_write_text, write_json
     from rnnkit.plots.gradients import training_diagnostics
     from rnnkit.tasks import memory as M
 
@@ -136,7 +135,7 @@ def run_one(args, locks) -> int:
     lines = []
     if cfg.task == "words":
         lines = [M.generate_words(model, s.split()[0]) for s in M.sq.SENTENCES]
-        (out / "generated.txt").write_text("\n".join(lines) + "\n")
+        atomic_write_text(out / "generated.txt", "\n".join(lines) + "\n")
         summary["generated"] = lines
     if cfg.task == "schedule":
         summary["schedule"] = rep = M.schedule_report(model, cfg.length)
@@ -211,7 +210,7 @@ def markdown_table(results: list[dict], spec, budget: str) -> str:
 
 @guarded
 def run_table(args, locks) -> int:
-    from rnnkit.io import write_json
+    from rnnkit.io import atomic_write_text, read_json_file, write_json
     from rnnkit.plots.gradients import memory_table
     from rnnkit.tasks import memory as M
 
@@ -237,9 +236,14 @@ def run_table(args, locks) -> int:
 
     done = {}
     if args.resume and (out / "results.json").exists():
-        old = json.loads((out / "results.json").read_text())
+        old = read_json_file(out / "results.json", "results file")  # regular file, a strict JSON object
         if old.get("task") == spec.name and old.get("budget") == budget:
-            done = {(r["cell"], r["length"], r.get("seed", 0)): r for r in old["results"]}
+            try:
+                done = {(r["cell"], r["length"], r.get("seed", 0)): r for r in old["results"]}
+                aggregate(list(done.values()))  # what the table needs from each result, tried before training
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise UserError(f"results file {out / 'results.json'} is damaged ({type(exc).__name__}: {exc}); "
+                                "delete it to start the table again") from None
             print(f"  resuming: {len(done)} results with the same budget in {out / 'results.json'}")
     results = []
     for cfg in tqdm(configs, unit="model", file=sys.stderr, leave=False, dynamic_ncols=True):
@@ -255,7 +259,7 @@ def run_table(args, locks) -> int:
         write_json(out / "results.json", {"task": spec.name, "budget": budget, "results": results})
     write_json(out / "results.json", {"task": spec.name, "budget": budget, "results": results})
     text = markdown_table(results, spec, budget)
-    (out / "table.md").write_text(text)
+    atomic_write_text(out / "table.md", text)
     memory_table(aggregate(results), out / "table.png", baseline=spec.chance, threshold=spec.solved_at,
                  metric="test MSE" if spec.metric == "mse" else "test accuracy",
                  title=f"{spec.name}: {budget}; seeds {seeds}")
