@@ -71,11 +71,15 @@ def _load(cls, path):
     self.series_, self.lengths_, self.freqs_ = [], {}, {}
     for d in meta["series"]:
         name = d["name"]
+        tail = d.get("time_tail")
+        if tail is not None and (not isinstance(tail, list) or len(tail) != len(tensors[f"tail.{name}.y"])
+                                 or not all(isinstance(t, str) for t in tail)):
+            raise UserError(f"{path}: the time labels stored for series {name!r} are damaged; retrain the model")
         self.series_.append(Series(tensors[f"tail.{name}.y"], tensors[f"tail.{name}.past"],
-                                   tensors[f"tail.{name}.future"], d.get("time_tail"), name, d["target"],
+                                   tensors[f"tail.{name}.future"], tail, name, d["target"],
                                    tuple(d["past_names"]), tuple(d["future_names"])))
         self.lengths_[name] = int(d["length"])
-        self.freqs_[name] = Frequency.from_json(d["freq"]) if d.get("freq") else None
+        self.freqs_[name] = _frequency(d.get("freq"), path)
     self.time_name_ = meta.get("time_name_")
     self.pandas_ = bool(meta.get("pandas_", False))
     self.time_notes_ = list(meta.get("time_notes_", []))
@@ -83,3 +87,17 @@ def _load(cls, path):
     self.best_epochs_ = list(meta.get("best_epochs_") or [self.config.epochs] * self.config.ensemble)
     self.has_full_series_ = False  # only the last lookback points are stored with the model
     return self
+
+
+def _frequency(d, path):
+    """The stored Frequency of a series (None if it had none); damaged metadata is one UserError."""
+    if not d:
+        return None
+    try:
+        freq = Frequency.from_json(d)
+        if freq.kind not in ("fixed", "month", "bday", "int") or int(freq.step) < 1:
+            raise ValueError(freq.kind)
+        freq.future(0 if freq.kind == "int" else np.datetime64("2000-01-01", freq.unit), 1)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        raise UserError(f"{path}: the time frequency stored with the model is damaged; retrain the model") from None
+    return freq

@@ -164,3 +164,17 @@ def test_new_dataframe_uses_the_fitted_columns():
     fc = model.predict(newer)["series"]
     assert [str(t.date()) for t in fc["time"]] == ["1995-01-01", "1995-02-01"]
     np.testing.assert_array_equal(fc["mean"], model.predict(newer["v"].to_numpy())["series"]["mean"])
+
+
+@pytest.mark.parametrize("key,value", [("freq", {"kind": "month", "step": 1, "unit": "Q"}),
+                                       ("freq", {"kind": "weekly"}), ("time_tail", ["1990-01"]),
+                                       ("time_tail", 7)])
+def test_damaged_time_metadata_is_one_user_error(tmp_path, key, value):
+    from rnnkit.io import save_checkpoint
+
+    model = Forecaster(horizon=3, season=12, **FAST).fit(monthly_series(60))
+    tensors, meta = model.state()
+    meta["series"][0][key] = value
+    save_checkpoint(tmp_path / "m.safetensors", tensors, meta)
+    with pytest.raises(UserError, match="damaged"):
+        Forecaster.load(tmp_path / "m.safetensors")
