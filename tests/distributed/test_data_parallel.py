@@ -17,8 +17,8 @@ from rnnkit.tasks import text
 from rnnkit.tasks.text_model import build_model
 
 CORPUS = "It was the best of times, it was the worst of times; the age of wisdom, the age of foolishness.\n" * 30
-TINY = dict(cell="gru", hidden_size=16, embedding_dim=8, batch_size=8, seq_len=10, lr=1e-2, sample_length=0,
-            warmup_steps=3)
+TINY = dict(cell="gru", hidden_size=16, num_layers=1, dropout=0.0, embedding_dim=8, batch_size=8, seq_len=10,
+            lr=1e-2, sample_length=0, warmup_steps=3)  # no dropout: its masks are drawn per worker
 
 
 def max_rel_diff(a, b) -> float:

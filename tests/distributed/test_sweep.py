@@ -12,7 +12,7 @@ from rnnkit.distributed.sweep import check_space
 from rnnkit.errors import UserError
 
 FIXED = ["--set", "steps=20", "--set", "eval_every=5", "--set", "batch_size=4", "--set", "seq_len=12",
-         "--set", "embedding_dim=4", "--set", "sample_length=0"]
+         "--set", "embedding_dim=4", "--set", "sample_length=0", "--set", "num_layers=1", "--set", "dropout=0"]
 
 
 @pytest.fixture
