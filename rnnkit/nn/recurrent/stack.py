@@ -308,7 +308,7 @@ class RecurrentLayer(InputChecks, Layer):
 
 
 class LSTM(RecurrentLayer):
-    """Stacked LSTM; see :class:`RecurrentLayer` and :class:`~rnnkit.nn.recurrent.lstm.LSTMCore`.
+    """Stacked LSTM; see :class:`RecurrentLayer` and :class:`~rnnkit.nn.recurrent.fast.lstm.LSTMCore`.
 
     ``forget_bias`` (default 1.0) sets the initial forget-gate bias; pass None for PyTorch's initialisation.
     """
@@ -323,8 +323,9 @@ class LSTM(RecurrentLayer):
 
 
 class GRU(RecurrentLayer):
-    """Stacked GRU. ``reset_after=True`` (default) is PyTorch's/cuDNN's form (:class:`GRUCore`); False is
-    the form of Cho et al. 2014, reset applied before the recurrent product (:class:`GRUResetBeforeCore`)."""
+    """Stacked GRU. ``reset_after=True`` (default) is PyTorch's/cuDNN's form (:class:`~rnnkit.nn.recurrent.fast.gru.GRUCore`); False is
+    the form of Cho et al. 2014, reset applied before the recurrent product
+    (:class:`~rnnkit.nn.recurrent.fast.gru_before.GRUResetBeforeCore`)."""
 
     core_class, reference_cell = GRUCore, reference.GRUCell
 
