@@ -7,6 +7,7 @@ Also: next-word generation for the word corpus and the exploding-gradient demons
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -165,8 +166,11 @@ class MemoryConfig:
                      "eval_size", "test_size"):
             if int(getattr(self, name)) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0 or not self.max_seconds > 0:
-            raise UserError("--lr and --max-seconds must be positive")
+        if not 0 < self.lr < math.inf or not 0 < self.max_seconds < math.inf:  # NaN fails these too
+            raise UserError(f"--lr and --max-seconds must be positive and finite, got {self.lr} and {self.max_seconds}")
+        if not 0 <= self.clip < math.inf or not math.isfinite(self.forget_bias) or int(self.seed) < 0:
+            raise UserError(f"--clip must be finite and >= 0, --forget-bias finite and --seed >= 0; got "
+                            f"{self.clip}, {self.forget_bias} and {self.seed}")
         if self.dtype not in ("float32", "float64"):
             raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
         return self
