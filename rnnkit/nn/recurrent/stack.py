@@ -323,9 +323,9 @@ class LSTM(RecurrentLayer):
 
 
 class GRU(RecurrentLayer):
-    """Stacked GRU. ``reset_after=True`` (default) is PyTorch's/cuDNN's form (:class:`~rnnkit.nn.recurrent.fast.gru.GRUCore`); False is
-    the form of Cho et al. 2014, reset applied before the recurrent product
-    (:class:`~rnnkit.nn.recurrent.fast.gru_before.GRUResetBeforeCore`)."""
+    """Stacked GRU. ``reset_after=True`` (default) is PyTorch's/cuDNN's form
+    (:class:`~rnnkit.nn.recurrent.fast.gru.GRUCore`); False is the form of Cho et al. 2014, reset applied
+    before the recurrent product (:class:`~rnnkit.nn.recurrent.fast.gru_before.GRUResetBeforeCore`)."""
 
     core_class, reference_cell = GRUCore, reference.GRUCell
 

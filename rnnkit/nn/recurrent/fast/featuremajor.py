@@ -188,9 +188,9 @@ class FeatureMajorCore(FastCore):
     def weight_grads(self, k: int, lo: int, hi: int, xs, dg: np.ndarray, dxs, x_rows=None) -> None:
         """After the reverse loop: accumulate dW_h, db_h, db_x and dW_x of my gate rows from their gradients
         dg (T, G n, B), and write my share of the input gradient into dxs (projected input: no dW_x, and dxs
-        was written by the reverse loop). ``x_rows`` (T, n, B), if given, replaces the last gate block on the x side (the GRU's
-        candidate, whose h side is multiplied by r). Done in chunks of steps copied to (G n, steps*B): GEMMs
-        over T*B rows without a second (T, G*H, B) array."""
+        was written by the reverse loop). ``x_rows`` (T, n, B), if given, replaces the last gate block on the
+        x side (the GRU's candidate, whose h side is multiplied by r). Done in chunks of steps copied to
+        (G n, steps*B): GEMMs over all T*B rows without a second (T, G*H, B) array at the peak."""
         grads, p, w, n, G = self.grads, self.params, self._work, hi - lo, len(self.gates)
         T, _, B = dg.shape
         steps = max(1, CHUNK_COLUMNS // B)

@@ -16,9 +16,10 @@ class GRUResetBeforeCore(RowMajorCore):
         n  = tanh(x W_xn + b_xn + (r * h) W_hn + b_hn)
         h' = (1 - z) * n + z * h
 
-    Same parameters and gate order as :class:`~rnnkit.nn.recurrent.fast.gru.GRUCore`; two recurrent GEMMs per step instead of one (the
-    second needs r). PyTorch has no such layer, so its weights do not port to ``torch.nn.GRU``. It runs on
-    the row-major strategy (:mod:`~rnnkit.nn.recurrent.fast.rowmajor`), with its background thread.
+    Same parameters and gate order as :class:`~rnnkit.nn.recurrent.fast.gru.GRUCore`; two recurrent GEMMs
+    per step instead of one (the second needs r). PyTorch has no such layer, so its weights do not port to
+    ``torch.nn.GRU``. It runs on the row-major strategy (:mod:`~rnnkit.nn.recurrent.fast.rowmajor`), with its
+    background thread.
     """
 
     gates = ("r", "z", "n")
