@@ -1,8 +1,8 @@
 """The applications, one module per task (helpers are named after it: text_model, forecast_eval, ...):
 
     rnnkit.tasks.text      train  load  generate  evaluate  score  TextConfig
-    rnnkit.tasks.forecast  Forecaster.fit  Forecaster.predict  Forecaster.save  Forecaster.load  fit  predict
-                           evaluate  backtest  ForecastConfig
+    rnnkit.tasks.forecast  Forecaster.fit  Forecaster.predict  Forecaster.refit  Forecaster.save  Forecaster.load
+                           fit  predict  refit  evaluate  backtest  format_table  ForecastConfig
     rnnkit.tasks.classify  SequenceClassifier.fit  SequenceClassifier.predict  SequenceClassifier.predict_proba
                            SequenceClassifier.score  SequenceClassifier.save  SequenceClassifier.load  fit
     rnnkit.tasks.memory    train  save  load  generate_words  exploding_demo  MemoryConfig
