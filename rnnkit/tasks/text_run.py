@@ -19,6 +19,7 @@ from rnnkit.tasks.text_sampling import LN2, evaluate, generate
 
 METRIC_FIELDS = ("kind", "step", "epoch", "minutes", "loss", "bits_per_char", "lr", "tokens_per_s")
 TRAIN_ROW_EVERY = 10  # steps per "train" row of metrics.csv
+MAX_EVAL_SHARE_RATIO = 9.0  # timed evaluations: at least 9 s of training per second of evaluation
 
 
 class TimeHorizon(Callback):
@@ -62,6 +63,7 @@ class RunRecorder(Callback):
         self.overfit_warned = False
         self._acc, self._n = 0.0, 0
         self._row_t, self._eval_time = time.perf_counter(), 0.0
+        self._eval_cost, self._eval_end = 0.0, seconds0  # duration and end (run seconds) of the last evaluation
         if cfg.eval_every:
             self.every, self.interval = cfg.eval_every, None
         elif cfg.steps is not None and cfg.minutes is None:
@@ -125,8 +127,11 @@ class RunRecorder(Callback):
             loss = self._acc / self._n
             self.rows.append(self._row("train", loss, record["lr"], self._n * self.cfg.batch_size * self.cfg.seq_len / dt))
             self._acc, self._n, self._row_t, self._eval_time = 0.0, 0, now, 0.0
+        # a timed evaluation also waits until training since the last one took 9x its cost: on a busy machine an
+        # evaluation of the validation split can take longer than a minute of training (at most 10% of the time)
         due = (self.every is not None and self.step % self.every == 0) or \
-              (self.next_time is not None and self.seconds() >= self.next_time)
+              (self.next_time is not None and self.seconds() >= self.next_time
+               and self.seconds() - self._eval_end >= MAX_EVAL_SHARE_RATIO * self._eval_cost)
         if due:
             self.evaluate()
         return None
@@ -154,7 +159,9 @@ class RunRecorder(Callback):
             self.log("  | " + sample.replace("\n", "\n  | "))
         self.save(loss)
         self._warn_overfit()
-        self._eval_time += time.perf_counter() - t
+        self._eval_cost = time.perf_counter() - t
+        self._eval_time += self._eval_cost
+        self._eval_end = self.seconds()
         return metrics
 
     def best_eval(self) -> tuple[int, float] | None:

@@ -82,3 +82,20 @@ def test_one_layer_dropout_applies_before_the_head_without_a_warning(recwarn):
     a, _ = m.forward(ids, training=False)
     b, _ = m.forward(ids, training=True)  # masks before the head change the logits in training only
     assert not np.allclose(a, b) and np.allclose(a, m.forward(ids, training=False)[0])
+
+
+def test_timed_evaluations_wait_while_they_would_cost_more_than_a_tenth_of_the_time(monkeypatch):
+    cfg = text.TextConfig(minutes=10.0)  # timed evaluations every minute
+    r = RunRecorder.__new__(RunRecorder)
+    r.cfg, r.every, r.interval, r.next_time = cfg, None, 60.0, 60.0
+    r.step, r._acc, r._n, r.rows = 0, 0.0, 0, []
+    calls = []
+    r.evaluate = lambda: calls.append(r.step)
+    clock = {"s": 0.0}
+    r.seconds = lambda: clock["s"]
+    r._eval_cost, r._eval_end = 30.0, 50.0  # the last evaluation took 30 s and ended at 50 s
+    for step, now in ((1, 59.0), (2, 61.0), (3, 200.0), (4, 321.0)):
+        clock["s"] = now
+        r.on_step({"step": step, "loss": 1.0, "lr": 1e-3})
+    # due from 60 s on, but 9 x 30 s of training since 50 s are only done at 320 s
+    assert calls == [4]
