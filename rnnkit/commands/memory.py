@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.commands import options as O
-from rnnkit.commands.interrupt import guarded
+from rnnkit.commands.interrupt import GracefulStop, guarded
 from rnnkit.errors import UserError
 
 DEFAULT_LENGTHS = "10,25,50,100,200"
@@ -125,12 +125,15 @@ def run_one(args, locks) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("always", RuntimeWarning)
         warnings.showwarning = lambda msg, *a, **k: print(f"  warning: {msg}", file=sys.stderr)
-        model, res = M.train(cfg, progress=not args.no_progress, log=lambda line: print(f"  {line}"))
+        with GracefulStop(notice="stopping after this step and saving the model (again to abort)") as stop:
+            model, res = M.train(cfg, progress=not args.no_progress, log=lambda line: print(f"  {line}"), stop=stop)
     write_json(out / "config.json", {"command": "memory run", **asdict(cfg)})
     write_metrics(out / "metrics.csv", res.history)
     M.save(model, out / M.MODEL_FILE, cfg, step=res.steps)
     training_diagnostics(res.history, out / "learning_curve.png",
                          title=f"{cfg.cell} on {cfg.task}, T={cfg.length}", metric=spec.metric)
+    if stop.requested:  # the model, config and metrics are saved; nothing generated after an interrupt
+        return stop.report("memory run", f"model, config.json and metrics.csv saved in {out}")
     summary = {k: v for k, v in asdict(res).items() if k != "history"}
     lines = []
     if cfg.task == "words":

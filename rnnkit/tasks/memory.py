@@ -195,8 +195,10 @@ def run_rngs(seed: int) -> list[np.random.Generator]:
 
 
 def train(config: MemoryConfig, progress: bool = False, log: Callable | None = None,
-          model: SequenceModel | None = None):
-    """Train with :func:`rnnkit.train.fit` until solved or out of steps/seconds.
+          model: SequenceModel | None = None, stop: Callable[[], bool] | None = None):
+    """Train with :func:`rnnkit.train.fit` until solved or out of steps/seconds (or ``stop()`` turns true:
+    polled after every step, the command layer maps Ctrl-C/SIGTERM to it; ``result.stopped`` is then
+    "interrupted").
 
     Every ``eval_every`` steps the metric is computed on a fixed validation set; when it passes, a
     held-out test set (fresh sequences, never trained on) must pass too, and then training stops.
@@ -242,18 +244,22 @@ def train(config: MemoryConfig, progress: bool = False, log: Callable | None = N
                 return True
             return False
 
+    class Interrupt(Callback):
+        def on_step(self, record):
+            return bool(stop is not None and stop())
+
     until = UntilSolved()
     history = fit(model, Adam(model.params, lr=cfg.lr), train_step, next_batch, steps=cfg.max_steps,
                   minutes=cfg.max_seconds / 60.0, clip=cfg.clip if cfg.clip > 0 else None,
                   eval_fn=lambda: {"val_metric": score(spec, model, val)}, eval_every=cfg.eval_every,
-                  log_every=cfg.log_every, callbacks=[until], progress=progress, log=log)
+                  log_every=cfg.log_every, callbacks=[until, Interrupt()], progress=progress, log=log)
     last = history.last("eval") or {}
     if until.solved_at is not None:
         end, stopped = until.solved_at, "solved"
         test_metric = end["test_metric"]
     else:
-        end, stopped = last, {"steps": "max_steps", "time": "max_seconds"}.get(history.stop_reason,
-                                                                             str(history.stop_reason))
+        end, stopped = last, {"steps": "max_steps", "time": "max_seconds", "callback": "interrupted"}.get(
+            history.stop_reason, str(history.stop_reason))
         test_metric = last["test_metric"] if "test_metric" in last else score(spec, model, test)
     rows = [{k: v for k, v in r.items()} for r in history]
     result = MemoryResult(spec.is_solved(test_metric), int(end.get("step", history.steps)),

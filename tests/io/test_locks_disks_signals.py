@@ -186,3 +186,26 @@ def test_save_never_writes_what_load_refuses(tmp_path):
     with pytest.raises(UserError, match="nests"):
         io.save_checkpoint(tmp_path / "c.safetensors", {"w": np.zeros(1)}, {"x": eval("[" * 100 + "]" * 100)})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_a_memory_run_saves_the_model_and_exits_130(tmp_path, capsys, monkeypatch):
+    from rnnkit.tasks import memory as M
+
+    real, calls = M.loss_and_grad, []
+
+    def loss_and_grad(*a):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of training
+        return real(*a)
+
+    monkeypatch.setattr(M, "loss_and_grad", loss_and_grad)
+    out = tmp_path / "mem"
+    old = signal.getsignal(signal.SIGINT)
+    assert main(["memory", "run", "--task", "adding", "--length", "6", "--hidden-size", "4", "--max-steps", "1000",
+                 "--out", str(out), "--no-progress"]) == 130
+    assert signal.getsignal(signal.SIGINT) is old
+    assert f"interrupted (SIGINT); model, config.json and metrics.csv saved in {out}" in capsys.readouterr().err
+    model, cfg = M.load(out)
+    assert cfg.max_steps == 1000 and _leftovers(out) == [] and not (out / "result.json").exists()
+    assert 5 <= len(calls) < 50  # stopped after the step, not at the end of the budget
