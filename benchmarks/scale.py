@@ -175,8 +175,8 @@ def main() -> None:
     base = one["steps_per_s"]
     for name, r, n in (("1 process (no Ray)", one, 1), ("Ray, 1 worker", r1, 1), ("Ray, 2 workers", r2, 2)):
         eff = r["steps_per_s"] / (n * base)
-        say(f"{name:<22}{r['steps_per_s']:>9.2f}{r['tokens_per_s']:>10,.0f}"
-            f"{r.get('compute_ms', float('nan')):>12.1f}{r.get('exchange_ms', float('nan')):>13.1f}{eff:>12.0%}")
+        ms = [f"{r[k]:.1f}" if k in r else "-" for k in ("compute_ms", "exchange_ms")]
+        say(f"{name:<22}{r['steps_per_s']:>9.2f}{r['tokens_per_s']:>10,.0f}{ms[0]:>12}{ms[1]:>13}{eff:>12.0%}")
     say("efficiency = steps/s with N workers / (N x steps/s of one process), same global batch")
     say()
     a0, a1 = work["line"]
