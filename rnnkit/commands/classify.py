@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.commands import options as O
-from rnnkit.commands.interrupt import guarded
+from rnnkit.commands.interrupt import GracefulStop, guarded
 from rnnkit.errors import UserError
 
 MODEL_FILE = "model.safetensors"
@@ -228,7 +228,9 @@ def run_train(args, locks) -> int:
     out = locks.hold(_run_dir(args))
     print(f"classify: {len(X)} training cases, {len(set(y.tolist()))} classes, {X[0].shape[0]} channel(s), "
           f"lengths {min(c.shape[1] for c in X)}-{max(c.shape[1] for c in X)}", flush=True)
-    clf.fit(X, y, progress=sys.stderr.isatty())
+    with GracefulStop(notice="stopping after this step; the networks trained so far are saved (again to abort)") \
+            as stop:
+        clf.fit(X, y, progress=sys.stderr.isatty(), stop=stop)
     clf.save(out / MODEL_FILE)
     write_json(out / "config.json", {"train_file": os.path.abspath(args.train_file), "read": opts,
                                      "classify": dataclasses.asdict(clf.config), "stride": clf.stride_,
@@ -246,6 +248,8 @@ def run_train(args, locks) -> int:
             f"{c} {v:.4f}" for c, v in clf.choice_scores_.items()) + ")")
     print(f"trained {len(clf.nets_)} network(s) in {clf.fit_seconds_:.1f} s; best epochs "
           f"{', '.join(f'{e:.0f}' for e in clf.best_epochs_)}")
+    if stop.requested:  # saved above; not evaluated after an interrupt
+        return stop.report("classify train", f"{len(clf.nets_)} network(s) saved in {out}")
     if test is not None:
         _evaluate_and_print(clf, test[0], test[1], X, y, not args.no_baselines, out, not args.no_plot)
     print(f"run folder: {out}")

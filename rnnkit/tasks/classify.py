@@ -158,9 +158,11 @@ class SequenceClassifier:
                              rng=as_rng(seed))
 
     # -- fit ------------------------------------------------------------------------------------------------
-    def fit(self, X, y, log=None, progress: bool = False) -> "SequenceClassifier":
+    def fit(self, X, y, log=None, progress: bool = False, stop=None) -> "SequenceClassifier":
         """Train on (X, y). ``log``: a callable taking one line of text, or None for silence; ``progress``:
-        show a progress bar (the command layer decides)."""
+        show a progress bar (the command layer decides). ``stop``: polled after every step; once true the
+        network in training keeps its best state and no further one is trained (the command layer maps
+        Ctrl-C/SIGTERM to it)."""
         cfg = self.config
         cfg.check()
         raw = as_cases(X, fill=cfg.fill)
@@ -185,6 +187,8 @@ class SequenceClassifier:
         candidates = [(m, n) for n in norms for m in models]  # by normalisation: one copy of the data each
         data = None
         for k, seed in enumerate(seeds):
+            if k and stop is not None and stop():
+                break
             if k and cfg.max_minutes is not None and time.perf_counter() - t0 > 60.0 * cfg.max_minutes:
                 if log is not None:
                     log(f"time budget spent: {k} of {cfg.n_estimators} ensemble members trained")
@@ -199,6 +203,8 @@ class SequenceClassifier:
             trials = []
             runs = candidates if k == 0 else [(self.model_, self.normalize_)]
             for j, (model, mode) in enumerate(runs):
+                if j and stop is not None and stop():
+                    break
                 minutes = None
                 if cfg.max_minutes is not None:  # an equal share of what is left for each network still to train
                     left = cfg.max_minutes - (time.perf_counter() - t0) / 60.0
@@ -212,7 +218,7 @@ class SequenceClassifier:
                                           patience=cfg.patience, batch_size=min(cfg.batch_size, len(train_idx)),
                                           lr=cfg.lr, weight_decay=cfg.weight_decay, minutes=minutes,
                                           rng=as_rng(int(seed) + 1), log=log, progress=progress,
-                                          monitor=cfg.monitor)
+                                          monitor=cfg.monitor, stop=stop)
                 trials.append((_choice_key(history, cfg.monitor), model, mode, net, history, best, data))
             if len(trials) > 1:
                 self.choice_scores_ = {f"{t[1]}/{t[2]}": t[0][-1] for t in trials}

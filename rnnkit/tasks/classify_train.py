@@ -125,17 +125,17 @@ class _KeepBest(Callback):
 
 
 class _Deadline(Callback):
-    def __init__(self, deadline: float | None):
-        self.deadline = deadline
+    def __init__(self, deadline: float | None, stop=None):
+        self.deadline, self.stop = deadline, stop  # stop: polled; the command maps Ctrl-C/SIGTERM to it
 
     def on_step(self, record):
-        if self.deadline is not None and time.perf_counter() > self.deadline:
+        if (self.deadline is not None and time.perf_counter() > self.deadline) or (self.stop and self.stop()):
             raise StopTraining
 
 
 def train_net(net, data: Padded, ys: np.ndarray, train_idx, val_idx, *, epochs: int, patience: int,
               batch_size: int, lr: float, weight_decay: float, minutes: float | None, rng, log=None,
-              progress: bool = False, monitor: str = "val_loss"):
+              progress: bool = False, monitor: str = "val_loss", stop=None):
     """Train ``net`` in place; return (history, best_epoch). With an empty ``val_idx`` it trains for
     ``epochs`` epochs (or the time budget) and keeps the last parameters."""
     opt = Adam(net.params, lr=lr, weight_decay=weight_decay)
@@ -148,7 +148,7 @@ def train_net(net, data: Padded, ys: np.ndarray, train_idx, val_idx, *, epochs: 
         net.backward(dlogits)
         return loss
 
-    callbacks = [_Deadline(deadline)]
+    callbacks = [_Deadline(deadline, stop)]
     eval_fn = None
     keep = None
     if len(val_idx):

@@ -209,3 +209,31 @@ def test_ctrl_c_during_a_memory_run_saves_the_model_and_exits_130(tmp_path, caps
     model, cfg = M.load(out)
     assert cfg.max_steps == 1000 and _leftovers(out) == [] and not (out / "result.json").exists()
     assert 5 <= len(calls) < 50  # stopped after the step, not at the end of the budget
+
+
+def test_sigterm_during_classify_training_saves_the_networks_so_far(tmp_path, capsys, monkeypatch):
+    from rnnkit.tasks import classify_train as CT
+    from rnnkit.tasks.classify import SequenceClassifier
+
+    rng = np.random.default_rng(0)
+    lines = ["@problemName toy", "@timeStamps false", "@univariate true", "@classLabel true a b", "@data"]
+    for i in range(16):
+        xs = rng.standard_normal(12) + (i % 2)
+        lines.append(",".join(f"{v:.4f}" for v in xs) + f":{'ab'[i % 2]}")
+    train = tmp_path / "train.ts"
+    train.write_text("\n".join(lines) + "\n")
+    real, calls = CT.softmax_cross_entropy, []
+
+    def loss(*a):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # a scheduler stops the job
+        return real(*a)
+
+    monkeypatch.setattr(CT, "softmax_cross_entropy", loss)
+    out = tmp_path / "cl"
+    assert main(["classify", "train", str(train), "--out", str(out), "--epochs", "10000", "--hidden-size", "4",
+                 "--minutes", "5", "--no-plot", "--model", "rnn", "--normalize", "global"]) == 130
+    assert f"interrupted (SIGTERM); 1 network(s) saved in {out}" in capsys.readouterr().err
+    assert len(SequenceClassifier.load(out / "model.safetensors").nets_) == 1
+    assert _leftovers(out) == [] and len(calls) < 200
