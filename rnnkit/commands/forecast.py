@@ -17,7 +17,7 @@ import numpy as np
 
 from rnnkit.commands import forecast_run as R
 from rnnkit.commands import options as O
-from rnnkit.commands.interrupt import guarded
+from rnnkit.commands.interrupt import GracefulStop, guarded, stop_callback
 from rnnkit.errors import UserError
 
 MODEL_FILE = "model.safetensors"
@@ -154,8 +154,18 @@ def run_train(args, locks) -> int:
     series = load_csv(args.data, **opts)
     out = locks.hold(_run_dir(args, "train"))
     t0 = time.perf_counter()
-    model, notes = R.quietly(Forecaster(config=cfg).fit, series, time=args.time)  # time: the column's name
+    with GracefulStop(notice="stopping after this step and saving the model trained so far (again to abort)") \
+            as stop:
+        model, notes = R.quietly(Forecaster(config=cfg).fit, series, time=args.time,  # time: the column's name
+                                 callback=stop_callback(stop))
     seconds = time.perf_counter() - t0
+    if stop.requested:  # keep what was trained (predict works on it); no evaluation, refit or forecast
+        model.save(out / MODEL_FILE)
+        write_json(out / "config.json", {"data": os.path.abspath(args.data), "load": opts,
+                                         "forecast": dataclasses.asdict(cfg), "season": model.season_,
+                                         "lookback": model.lookback_, "log": model.log_, "refit": False})
+        return stop.report("forecast train", f"the model trained so far is saved in {out} (not evaluated, "
+                                             "no refit)")
     R.warn(notes)
     mlp = window_mlp_for(model)
     rep = evaluate(model, mlp=mlp, warn=False)

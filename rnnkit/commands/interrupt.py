@@ -90,3 +90,16 @@ def guarded(command):
         with AbortOnSignal(), LockScope() as locks:
             return command(args, locks)
     return run
+
+
+def stop_callback(stop: GracefulStop):
+    """A :func:`rnnkit.train.fit` callback that ends training after the current step once ``stop()`` is true
+    (for tasks that take callbacks rather than a ``stop`` callable)."""
+    from rnnkit.train import Callback, StopTraining
+
+    class _Stop(Callback):
+        def on_step(self, record):
+            if stop():
+                raise StopTraining
+            return None
+    return _Stop()
