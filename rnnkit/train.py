@@ -183,7 +183,8 @@ def fit(model, optimizer, train_step: Callable[[Any], Any], batches, *, steps: i
         epochs: int | None = None, minutes: float | None = None, clip: float | None = 5.0, schedule=None,
         eval_fn: Callable[[], dict] | None = None, eval_every: int | None = None, log_every: int = 50,
         callbacks: Iterable = (), tokens_per_step=None, progress: bool = False, snapshot_every: int = 100,
-        max_bad_steps: int = 5, log: Callable[[str], None] | None = None, start_step: int = 0) -> History:
+        max_bad_steps: int = 5, log: Callable[[str], None] | None = None, start_step: int = 0,
+        parallel=None) -> History:
     """Train ``model`` until the step, epoch or time budget runs out (or the data, or a callback says stop).
 
     model: a Layer (``params``, ``grads``, ``zero_grad``); optimizer: built on ``model.params``.
@@ -200,6 +201,8 @@ def fit(model, optimizer, train_step: Callable[[Any], Any], batches, *, steps: i
     max_bad_steps: stop with :class:`TrainingDiverged` after this many consecutive non-finite steps.
     log: where to send text lines (the run header, skipped steps), e.g. ``print``; None: skips go to warnings.
     start_step: global step to resume from (the schedule sees start_step + i).
+    parallel: e.g. ``rnnkit.distributed.fit_parallel.DataParallel(N)``: N Ray workers run ``train_step`` on
+        shares of each batch; fit clips and applies their averaged gradient as usual.
 
     Returns a :class:`History`. Example, a classifier on (x, y) batches::
 
@@ -214,6 +217,9 @@ def fit(model, optimizer, train_step: Callable[[Any], Any], batches, *, steps: i
         print(history.last("train")["loss"])
     """
     callbacks = list(callbacks)
+    if parallel is not None:  # the workers compute the gradient; everything below is unchanged
+        train_step = parallel.attach(model, optimizer, train_step)
+        callbacks.insert(0, parallel)
     next_batch = _batch_source(batches)
     if steps is None and minutes is None and epochs is None and getattr(next_batch, "state", None) is not None:
         epochs = 1
@@ -350,6 +356,8 @@ def fit(model, optimizer, train_step: Callable[[Any], Any], batches, *, steps: i
     finally:
         if bar is not None:
             bar.close()
+        if parallel is not None:
+            parallel.close()
     flush()
     if eval_fn is not None and last_eval_step != step:
         try:
