@@ -199,7 +199,7 @@ def format_spelling(report: dict) -> list[str]:
     """The report as lines of a small table (what ``rnnkit text evaluate RUN --spelling`` prints)."""
     lines = [f"spelling: share of the words (regex {report['word_pattern']}, lowercased) found among the "
              f"{report['train_vocabulary']:,} distinct words of the training text"]
-    lines.append(f"  {'text':<12} {'temperature':>11} {'words':>7} {'in training':>12}  invented (most frequent)")
+    lines.append(f"  {'text':<12} {'temperature':>11} {'words':>7} {'in training':>12}  words not in the training text (most frequent)")
     val = report["validation"]
     if val is not None:
         lines.append(f"  {'validation':<12} {'-':>11} {val['words']:>7,} {val['fraction']:>12.1%}  "
