@@ -2,7 +2,7 @@
 optimizer and the task's ``train_step`` to N Ray actors once, splits every batch along its first axis (an
 array, or a tuple/list of arrays; None entries are passed to every worker), averages the gradients weighted
 by the rows of each share, and hands each worker the exact update the driver applied at its next step.
-Buffers beyond the parameters (BatchNorm's running statistics) follow worker 0, as in PyTorch's DDP.
+Buffers (``model.buffers()``: BatchNorm's running statistics) follow worker 0, as in PyTorch's DDP.
 Text training has its own group (``driver.TextGroup``): its streams and their state stay on the workers.
 """
 from __future__ import annotations
@@ -35,9 +35,10 @@ def _rows(share) -> int:
 
 
 def _buffers(model) -> dict:
-    """What ``state_dict`` holds besides the parameters (running statistics), as copies."""
-    state = model.state_dict() if hasattr(model, "state_dict") else {}
-    return {k: np.array(v) for k, v in state.items() if k not in model.params}
+    """The model's live buffers by name: ``model.buffers()`` (ClassifierNet) or a ``buffers`` dict (BatchNorm)."""
+    b = getattr(model, "buffers", None)
+    b = b() if callable(b) else b
+    return b if isinstance(b, dict) else {}
 
 
 class FitWorker:
@@ -75,7 +76,7 @@ class FitWorker:
             out = self.train_step(share)
             extras = dict(out) if isinstance(out, dict) else {"loss": out}
             loss = float(extras.pop("loss"))
-        buffers = _buffers(self.model) if self.rank == 0 else None
+        buffers = {k: v.copy() for k, v in _buffers(self.model).items()} if self.rank == 0 else None
         return flatten(self.model.grads), loss, rows, {k: float(v) for k, v in extras.items()}, buffers, \
             time.perf_counter() - t0
 
@@ -154,11 +155,9 @@ class DataParallel(Callback):
         out = {"loss": sum(l * (n / total) for _, l, n, _, _, _ in results if n)}
         for key in results[0][3]:
             out[key] = sum(e[key] * (n / total) for _, _, n, e, _, _ in results if n and key in e)
-        buffers = results[0][4]
-        if buffers:  # running statistics follow worker 0
-            state = self.model.state_dict()
-            state.update(buffers)
-            self.model.load_state_dict(state)
+        live = _buffers(self.model)
+        for k, v in (results[0][4] or {}).items():  # running statistics follow worker 0, in place
+            live[k][...] = v
         self.step_no += 1
         self.stats["steps"] += 1
         self.stats["wall"] += time.perf_counter() - t0
