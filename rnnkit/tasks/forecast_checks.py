@@ -2,6 +2,8 @@
 learned fields, scalers, one entry per series with its tail tensors, and nothing else."""
 from __future__ import annotations
 
+import math
+
 from rnnkit import io
 from rnnkit.errors import UserError
 
@@ -39,7 +41,8 @@ def check(path, meta: dict, tensors: dict) -> None:
     io.field(meta, "log_", bool, src)
     io.field(meta, "input_size_", int, src, low=1, high=L * 1000 + 1000)
     io.field(meta, "future_size_", int, src, low=0, high=1000)
-    io.field(meta, "sigma_scale_", float, src, low=0.0)
+    if not io.field(meta, "sigma_scale_", float, src, low=0.0) > 0:
+        raise UserError(f"{src}: field 'sigma_scale_' is 0, expected a positive number")
     io.field(meta, "highway_", int, src, low=0, high=L)
     for key in ("time_name_", "refit_"):
         io.field(meta, key, (str, dict, list), src, optional=True)
@@ -51,7 +54,10 @@ def check(path, meta: dict, tensors: dict) -> None:
         sc = io.field(meta, key, dict, src)
         io.check_keys(sc, ("mean_", "scale_"), f"{src} field {key!r}", required=("mean_", "scale_"))
         mean = _numbers(sc["mean_"], src, f"{key}.mean_")
-        if len(_numbers(sc["scale_"], src, f"{key}.scale_")) != len(mean):
+        scale = _numbers(sc["scale_"], src, f"{key}.scale_")
+        if not all(math.isfinite(v) and v > 0 for v in scale) or not all(math.isfinite(v) for v in mean):
+            raise UserError(f"{src}: {key} needs finite means and positive finite scales")
+        if len(scale) != len(mean):
             raise UserError(f"{src}: {key} has {len(mean)} means but {len(sc['scale_'])} scales")
         sizes[key] = len(mean)
     scalers = io.field(meta, "scalers_", dict, src)
@@ -78,12 +84,15 @@ def check(path, meta: dict, tensors: dict) -> None:
         tail = d.get("time_tail")
         if tail is not None:
             _strings(tail, ssrc, "time_tail")
-        io.field(d, "freq", dict, ssrc, optional=True)
+        freq = io.field(d, "freq", dict, ssrc, optional=True)
+        if tail:
+            _time_labels(tail, freq, ssrc)
         sc = io.field(scalers, name, dict, f"{src} field 'scalers_'")
         io.check_keys(sc, ("log", "mean_", "scale_"), f"{src} scalers_[{name[:40]!r}]", required=("log", "mean_", "scale_"))
         io.field(sc, "log", bool, f"{src} scalers_[{name[:40]!r}]")
         io.field(sc, "mean_", float, f"{src} scalers_[{name[:40]!r}]")
-        io.field(sc, "scale_", float, f"{src} scalers_[{name[:40]!r}]", low=0.0)
+        if not io.field(sc, "scale_", float, f"{src} scalers_[{name[:40]!r}]", low=0.0) > 0:
+            raise UserError(f"{src} scalers_[{name[:40]!r}]: scale_ is 0, expected a positive number")
         m = min(L, n)
         want = {f"tail.{name}.y": (m,), f"tail.{name}.past": (m, len(past)), f"tail.{name}.future": (m, len(future))}
         for tname, shape in want.items():
@@ -122,3 +131,17 @@ def run_config(path) -> dict:
     for key in ("covariates", "future_covariates"):
         _strings(load[key], lsrc, key)
     return conf
+
+
+def _time_labels(tail: list, freq, source: str) -> None:
+    """The stored time labels must parse and extend at the stored frequency (predict dates its forecast)."""
+    from rnnkit.tasks.forecast_time import Frequency, future_labels, parse_labels
+
+    try:
+        parse_labels(tail)
+        future_labels(tail, 1, None if freq is None else Frequency.from_json(freq))
+    except UserError as exc:
+        raise UserError(f"{source}: the stored time labels are damaged ({exc})") from None
+    except (TypeError, ValueError, KeyError, OverflowError, AttributeError, IndexError) as exc:
+        raise UserError(f"{source}: the stored time labels or frequency are damaged ({type(exc).__name__}: "
+                        f"{str(exc)[:80]})") from None
