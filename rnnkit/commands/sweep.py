@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from rnnkit.commands import options as O
 from rnnkit.errors import UserError
 
 
@@ -24,18 +25,21 @@ def register(subparsers) -> None:
                         "forecast: one CSV (with --target and --horizon)")
     p.add_argument("--space", metavar="SPACE.json", help="search space (default: the task's default space, "
                                                          "printed by --show-space)")
-    p.add_argument("--trials", type=int, default=8, help="trials to run (default 8)")
-    p.add_argument("--minutes", type=float,
-                   help="wall-clock budget of the whole sweep; each trial gets its share unless --set gives one")
+    p.add_argument("--trials", type=O.int_range(1), default=8, help="trials to run (default 8)")
+    p.add_argument("--minutes", type=O.float_range(0, lo_open=True),
+                   help="wall-clock budget of the whole sweep; each trial gets its share unless --set gives one "
+                        "(default: no limit, each trial its own budget)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                    help="a fixed setting for every trial, e.g. --set steps=300 --set batch_size=16 (repeatable)")
     p.add_argument("--out", help="sweep folder (default runs/sweep-<task>-<date>-<time>)")
-    p.add_argument("--resume", metavar="SWEEP", help="continue an interrupted sweep in this folder")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random search (default 0)")
+    p.add_argument("--resume", metavar="SWEEP",
+                   help="continue an interrupted sweep in this folder (default: start a new sweep)")
+    p.add_argument("--seed", type=O.int_range(0), default=0, help="seed of the random search (default 0)")
     p.add_argument("--ray-address", metavar="ADDRESS", help="join this Ray cluster (default: a local instance)")
-    p.add_argument("--target", help="forecast: the column to forecast")
-    p.add_argument("--time", help="forecast: the time column")
-    p.add_argument("--horizon", type=int, help="forecast: steps ahead")
+    p.add_argument("--target", help="forecast: the column to forecast (default: none, required for forecast)")
+    p.add_argument("--time", help="forecast: the time column (default: none, rows in file order)")
+    p.add_argument("--horizon", type=O.int_range(1), help="forecast: steps ahead (default: none, required for "
+                                                            "forecast)")
     p.add_argument("--label-col", help="classify, CSV: the label column (default label)")
     p.add_argument("--show-space", action="store_true", help="print the task's default space as JSON and exit")
     p.set_defaults(func=run)

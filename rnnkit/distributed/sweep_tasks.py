@@ -96,7 +96,7 @@ def _text_trial(tune, values, corpus, out: Path) -> None:
 
     import tempfile
 
-    cfg = make_config("text", {**values, "workers": 1, "ray_address": None})
+    cfg = make_config("text", {**values, "workers": 1, "ray_address": None, "threads": 1})  # one CPU per trial
     # a Tune checkpoint is a small JSON file with the last reported step: a trial restored after an interrupt
     # keeps its report count (ASHA's clock) and does not report the evaluations Tune already has
     last = tune.get_checkpoint()
