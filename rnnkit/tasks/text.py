@@ -211,7 +211,7 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         ckpt = io.resolve_checkpoint(run_dir, prefer="latest")
         lm0, start_tensors, start_meta = model_from_checkpoint(ckpt)
         text_checks.resume_meta(ckpt, start_meta)  # all --resume needs, checked before a step is trained
-        cfg = TextConfig.from_dict(text_checks.config(ckpt, start_meta["config"], start_meta["arch"]))
+        cfg = TextConfig.from_dict(text_checks.config(ckpt, start_meta["config"], start_meta["arch"], TextConfig))
         spent_steps, spent_minutes = int(start_meta["step"]), float(start_meta["train_seconds"]) / 60.0
         added = config is not None and (config.steps is not None or config.minutes is not None)
         if config is not None:  # only the budget may change when resuming
@@ -364,5 +364,8 @@ def _data_spec(data):
 def load(path: str | os.PathLike, prefer: str = "best") -> LanguageModel:
     """A trained model from a run folder (its best checkpoint by validation loss, or ``prefer="latest"``)
     or a checkpoint file."""
-    lm, _, _ = model_from_checkpoint(io.resolve_checkpoint(path, prefer=prefer))
+    ckpt = io.resolve_checkpoint(path, prefer=prefer)
+    lm, _, meta = model_from_checkpoint(ckpt)
+    if meta.get("config") is not None:  # read by the view and --spelling: typed like --resume needs it
+        text_checks.config(ckpt, meta["config"], meta.get("arch"), TextConfig)
     return lm

@@ -71,19 +71,17 @@ def _optional_fields(path, meta: dict, arch: dict) -> None:
         v = io.field(meta, key, list, src, optional=True)
         if v is not None and not all(isinstance(p, str) for p in v):
             raise UserError(f"{src}: field {key!r} must be a list of file paths (strings)")
-    if meta.get("config") is not None:
-        config(path, meta["config"], arch)
+    io.field(meta, "config", dict, src, optional=True)  # its fields: config(), called by text.load and --resume
 
 
-def config(path, d, arch: dict | None = None) -> dict:
-    """A text run's saved config, every field type-checked, unknown fields refused, and its model
-    settings equal to the checkpoint's ``arch``."""
-    from rnnkit.tasks.text import TextConfig
-
+def config(path, d, arch: dict | None, config_cls) -> dict:
+    """A text run's saved config, every field of dataclass ``config_cls`` (TextConfig, passed in: this module
+    must not import rnnkit.tasks.text) type-checked, unknown fields refused, and its model settings equal to
+    the checkpoint's ``arch``."""
     src = f"checkpoint {path} metadata field 'config'"
     if not isinstance(d, dict):
         raise UserError(f"{src} is a {type(d).__name__}, expected an object")
-    fields = {f.name: f for f in dataclasses.fields(TextConfig)}
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
     io.check_keys(d, fields, src)
     for name, value in d.items():
         kinds = tuple(_KINDS[t.strip()] for t in str(fields[name].type).split("|") if t.strip() in _KINDS)
