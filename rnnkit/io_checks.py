@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.io_lock import check_memory, memory_cap
 
 MAX_JSON_DEPTH = 64          # rnnkit writes at most ~5 levels; hostile files nest hundreds of thousands
 MAX_HEADER_BYTES = 100_000_000
@@ -74,26 +75,6 @@ def read_regular_bytes(path, what: str = "file", limit: int | None = None) -> by
             return f.read()
     except OSError as exc:
         raise UserError(f"{what} {path} cannot be read ({exc.strerror or exc})") from None
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available now (Linux MemAvailable), or None when unknown."""
-    try:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def check_memory(nbytes: int, what: str) -> None:
-    """UserError when ``what`` needs more bytes than the machine has available."""
-    avail = available_memory()
-    if avail is not None and nbytes > avail:
-        raise UserError(f"{what} needs {nbytes / 2**30:.1f} GiB of memory, more than the "
-                        f"{avail / 2**30:.1f} GiB available")
 
 
 # -- JSON -----------------------------------------------------------------------------------------
@@ -272,55 +253,17 @@ def dataclass_dict(cls, d, source: str) -> dict:
     return d
 
 
-def _vm_bytes() -> int | None:
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-@contextlib.contextmanager
-def memory_cap(extra_bytes: int):
-    """Within the block the process may grow by at most ``extra_bytes`` of address space (RLIMIT_AS): a
-    damaged size in a file then fails as MemoryError at once instead of thrashing or the OOM killer."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    vm = _vm_bytes()
-    if vm is None:
-        yield
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = vm + int(extra_bytes)
-    if hard != resource.RLIM_INFINITY:
-        cap = min(cap, hard)
-    if soft != resource.RLIM_INFINITY and soft <= cap:
-        yield
-        return
-    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
 @contextlib.contextmanager
 def guard_load(path, what: str = "checkpoint", cap: bool = True):
     """Any error a damaged file still provokes while being turned into objects becomes one UserError
     naming the file (UserError passes through unchanged). With ``cap`` the load may use at most 8 times
-    the file's size plus 512 MiB of new memory (see :func:`memory_cap`)."""
+    the file's size plus 2 GiB of new address space (see :func:`memory_cap`)."""
     try:
         size = os.stat(path).st_size if cap else None
     except OSError:
         size = None
     try:
-        with contextlib.nullcontext() if size is None else memory_cap(8 * size + (512 << 20)):
+        with contextlib.nullcontext() if size is None else memory_cap(8 * size + (2 << 30)):
             yield
     except UserError:
         raise

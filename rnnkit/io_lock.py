@@ -1,4 +1,4 @@
-"""One writer per run folder (:class:`RunLock`) and the pre-flight disk checks a run makes before training.
+"""One writer per run folder (:class:`RunLock`) and the pre-flight checks of disk room and memory.
 
 The lock is ``RUN/.rnnkit.lock`` held with ``flock``: the kernel drops it when the holder dies (kill -9
 included), so a lock left by a dead process is simply taken over; the file records pid and host for the
@@ -6,6 +6,7 @@ message the second writer gets.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -186,3 +187,62 @@ def check_room(run_dir, nbytes: int, what: str = "run folder") -> None:
         raise UserError(f"{what} {run_dir} has {free / 2**20:.1f} MiB free, a checkpoint needs about "
                         f"{2 * nbytes / 2**20:.1f} MiB (two copies during the atomic write); free some space "
                         "or choose another --out")
+
+
+# -- memory -----------------------------------------------------------------------------------------
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """UserError when ``what`` needs more bytes than the machine has available."""
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise UserError(f"{what} needs {nbytes / 2**30:.1f} GiB of memory, more than the "
+                        f"{avail / 2**30:.1f} GiB available")
+
+
+def _vm_bytes() -> int | None:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+@contextlib.contextmanager
+def memory_cap(extra_bytes: int):
+    """Within the block the process may grow by at most ``extra_bytes`` of address space (RLIMIT_AS): a
+    damaged size in a file then fails as MemoryError at once instead of thrashing or the OOM killer."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    vm = _vm_bytes()
+    if vm is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = vm + int(extra_bytes)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    if soft != resource.RLIM_INFINITY and soft <= cap:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
