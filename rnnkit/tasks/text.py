@@ -184,6 +184,9 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
           on_metrics: Callable[[list, TextConfig], None] | None = None) -> LanguageModel:
     """Train a character model and return it (a :class:`LanguageModel`, ``.history`` holds the log).
 
+    The returned weights are the final ones (what ``resume`` continues from); ``meta["best_step"]`` and
+    ``meta["best_val_loss"]`` name the best evaluation, whose weights ``load(out)`` returns.
+
     data: a file, folder or glob, or a list of them; None (and no ``text``): the built-in corpus.
     text: train on this string instead of files. config: a :class:`TextConfig` (defaults if None).
     out: run folder for config.json, metrics.csv and checkpoints (None: nothing written). resume: a run
