@@ -85,7 +85,8 @@ def test_cli_writers_on_a_locked_folder_exit_2_at_once(tmp_path, corpus, capsys)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with io.RunLock(out):
         for argv in (["text", "train", "--resume", str(out), "--steps", "3", "--no-progress"],
-                     ["export", str(out), "--format", "torch"]):
+                     ["export", str(out), "--format", "torch"],
+                     ["memory", "run", "--task", "adding", "--length", "5", "--max-steps", "2", "--out", str(out)]):
             assert main(argv) == 2
             err = capsys.readouterr().err
             assert f"in use by process {os.getpid()}" in err and err.count("\n") == 1
