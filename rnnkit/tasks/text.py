@@ -194,7 +194,8 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
         Without a budget in ``config`` the run finishes its own budget; ``config.steps`` / ``config.minutes``
         train that many steps / minutes MORE (added to what the run already spent). With nothing left to do
         the run's latest model is returned untrained (``meta["trained_steps"] == 0``).
-        init_from: a checkpoint or run folder whose weights start a new run (architecture and vocabulary come from it; step, optimizer and schedule start from zero).
+        init_from: a checkpoint or run folder whose weights start a new run (architecture and vocabulary come
+        from it; step, optimizer and schedule start from zero).
     log: a callable that takes each line of text (e.g. ``print``; with a progress bar ``tqdm.write``); None:
         silent. progress: fit's progress bar. stop: polled after every step; once it returns True the run
         evaluates, saves a checkpoint and returns (if it is already True before training starts,
