@@ -172,6 +172,7 @@ SETTINGS = {  # framework -> name -> threads: PyTorch's intra-op threads, rnnkit
     "torch": {"1": 1, "2": 2},
     "torch_cell": {"1": 1, "2": 2},
     "rnnkit": {"1": 1, "2": 2},
+    "gemm": {"1": 1, "2": 2},
 }
 
 
@@ -225,18 +226,19 @@ def step_gemms(cell, H):
     return [g for (m, k, n) in forward for g in ((m, k, n), (k, m, n), (m, n, k))]
 
 
-def gemm_seconds(cell, H, threads, repeats=5):
-    """The machine's time, now, for the step's GEMMs (:func:`step_gemms`) as plain NumPy float32 GEMMs on
-    ``threads`` BLAS threads (sum of medians): the time a step would take at the machine's GEMM rate at
-    its shapes, with no time loop and nothing else."""
+def gemm_fn(cell, H):
+    """The step's GEMMs (:func:`step_gemms`) as plain NumPy float32 GEMMs: timed among the frameworks' calls
+    (same threads, same moments), this is the time a step would take at the machine's GEMM rate at its
+    shapes, with no time loop and nothing else."""
     rng = np.random.default_rng(0)
-    total = 0.0
-    with threadpool_limits(limits=threads):
-        for m, k, n in step_gemms(cell, H):
-            a = rng.standard_normal((m, k)).astype(np.float32)
-            b = rng.standard_normal((k, n)).astype(np.float32)
-            total += median_time(lambda: a @ b, repeats, warmup=1)
-    return total
+    pairs = [(rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32),
+              np.empty((m, n), np.float32)) for m, k, n in step_gemms(cell, H)]
+
+    def run():
+        for a, b, out in pairs:
+            np.matmul(a, b, out=out)
+
+    return run
 
 
 def blas_report() -> dict:
@@ -348,15 +350,15 @@ def main(argv=None):
     rows = []
     for cell in args.cells:
         for H in args.hidden:
-            train = time_interleaved({"rnnkit": rnnkit_train_step_fn(cell, H), "torch": torch_train_step_fn(cell, H)},
-                                     args.steps)
+            train = time_interleaved({"rnnkit": rnnkit_train_step_fn(cell, H), "torch": torch_train_step_fn(cell, H),
+                                      "gemm": gemm_fn(cell, H)}, args.steps)
             gen = time_interleaved({"rnnkit": rnnkit_generate_fn(cell, H, args.chars),
                                     "torch": torch_generate_fn(cell, H, args.chars),
                                     "torch_cell": torch_generate_fn(cell, H, args.chars, "cell")}, 5)
             r_set, r_s, r_spread = best(train["rnnkit"])
             t_set, t_s, t_spread = best(train["torch"])
             r_tok, t_tok, one_core = B * T / r_s, B * T / t_s, B * T / train["rnnkit"]["1"][0]
-            frac = gemm_seconds(cell, H, SETTINGS["rnnkit"][r_set]) / r_s
+            frac = train["gemm"][r_set][0] / r_s
             g_r, g_t, g_c = best(gen["rnnkit"]), best(gen["torch"]), best(gen["torch_cell"])
             r_cps, t_cps, c_cps = args.chars / g_r[1], args.chars / g_t[1], args.chars / g_c[1]
             row = dict(cell=cell, H=H, train_rnnkit=r_tok, train_torch=t_tok, train_ratio=r_tok / t_tok,
@@ -378,8 +380,8 @@ def main(argv=None):
     print("best setting (threads): " + ", ".join(
         f"{r['cell']}/{r['H']}: rnnkit {r['threads_rnnkit']}, torch {r['threads_torch']}" for r in rows))
     print("'1 core' is rnnkit with threads=1; ± is half the interquartile range over the repeats; %GEMM is the time "
-          "the step's GEMMs take as plain whole-batch NumPy GEMMs on the same threads (measured now) over rnnkit's "
-          "step time; 'Cell' is PyTorch's one-step module (nn.LSTMCell...), the generation target's baseline.")
+          "the step's GEMMs take as plain whole-batch NumPy GEMMs on the same threads (timed among the steps) over "
+          "rnnkit's step time; 'Cell' is PyTorch's one-step module (nn.LSTMCell...), the generation target's baseline.")
     print("The machine is shared (other jobs run on its 2 cores): figures are medians of interleaved calls and "
           "the ratios matter more than the absolute rates.")
     print()
