@@ -358,7 +358,7 @@ def main(argv=None):
             r_set, r_s, r_spread = best(train["rnnkit"])
             t_set, t_s, t_spread = best(train["torch"])
             r_tok, t_tok, one_core = B * T / r_s, B * T / t_s, B * T / train["rnnkit"]["1"][0]
-            frac = train["gemm"][r_set][0] / r_s
+            frac = best(train["gemm"])[1] / r_s  # the machine's GEMM time at these shapes, best thread count
             g_r, g_t, g_c = best(gen["rnnkit"]), best(gen["torch"]), best(gen["torch_cell"])
             r_cps, t_cps, c_cps = args.chars / g_r[1], args.chars / g_t[1], args.chars / g_c[1]
             row = dict(cell=cell, H=H, train_rnnkit=r_tok, train_torch=t_tok, train_ratio=r_tok / t_tok,
@@ -380,8 +380,8 @@ def main(argv=None):
     print("best setting (threads): " + ", ".join(
         f"{r['cell']}/{r['H']}: rnnkit {r['threads_rnnkit']}, torch {r['threads_torch']}" for r in rows))
     print("'1 core' is rnnkit with threads=1; ± is half the interquartile range over the repeats; %GEMM is the time "
-          "the step's GEMMs take as plain whole-batch NumPy GEMMs on the same threads (timed among the steps) over "
-          "rnnkit's step time; 'Cell' is PyTorch's one-step module (nn.LSTMCell...), the generation target's baseline.")
+          "the step's GEMMs take as plain whole-batch NumPy GEMMs (timed among the steps, best of 1 and 2 threads) "
+          "over rnnkit's step time; 'Cell' is PyTorch's one-step module (nn.LSTMCell...), the generation target's baseline.")
     print("The machine is shared (other jobs run on its 2 cores): figures are medians of interleaved calls and "
           "the ratios matter more than the absolute rates.")
     print()
