@@ -16,6 +16,7 @@ _CELLS = ("lstm", "gru", "elman", "jordan")
 _GATES = {"lstm": 4, "gru": 3, "elman": 1, "jordan": 1}
 _ARCH = ("cell", "hidden_size", "num_layers", "embedding_dim", "dropout", "dtype")
 _KINDS = {"str": str, "int": int, "float": float, "bool": bool}  # annotation -> JSON kind
+MAX_WARMUP = 100_000  # characters of warm-up text a checkpoint may carry
 
 
 def model_meta(path, meta: dict) -> tuple[str, dict]:
@@ -62,7 +63,10 @@ def _optional_fields(path, meta: dict, arch: dict) -> None:
         v = meta.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise UserError(f"{src}: field {key!r} is {str(v)[:20]!r}, expected a number or null")
-    io.field(meta, "warmup", str, src, optional=True)
+    warmup = io.field(meta, "warmup", str, src, optional=True)
+    if warmup is not None and len(warmup) > MAX_WARMUP:  # read before every sample: bounded, or generate crawls
+        raise UserError(f"{src}: field 'warmup' holds {len(warmup):,} characters, at most {MAX_WARMUP:,} "
+                        "(rnnkit stores 512); the metadata is damaged")
     io.field(meta, "train_seconds", float, src, optional=True, low=0.0)
     io.field(meta, "schedule_total", int, src, optional=True, low=1)
     io.field(meta, "corpus", str, src, optional=True)

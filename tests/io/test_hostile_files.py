@@ -174,3 +174,11 @@ def test_hostile_config_json_is_refused_in_one_line(tmp_path, text, words):
     path = tmp_path / "config.json"
     path.write_bytes(text)
     _refused(io.read_json_file, path, *words)
+
+
+def test_an_oversized_warmup_text_is_refused(valid_files, tmp_path):
+    from rnnkit.tasks.text_checks import MAX_WARMUP
+
+    path = tmp_path / "big.safetensors"
+    path.write_bytes(runs.with_meta(valid_files["text"], lambda m: {**m, "warmup": "a" * (MAX_WARMUP + 1)}))
+    _refused(lambda p: _load("text", p), path, "'warmup'", "at most")
