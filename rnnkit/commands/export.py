@@ -20,12 +20,15 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=sorted(DEFAULT_NAMES), default="onnx", help="onnx (default) or torch")
     p.add_argument("--out", type=O.file_path, help="output file (default RUN/export/onnx/model.onnx or "
                                  "RUN/export/torch/model.safetensors)")
+    p.add_argument("--no-refit", action="store_true",
+                   help="forecast runs: export the model evaluated on the test span, not the one refitted on all "
+                        "the data (default: the refitted one, as forecast predict uses)")
     p.set_defaults(func=run)
 
 
 @guarded  # a run folder being trained or exported elsewhere is refused
 def run(args, locks) -> int:
-    from rnnkit.export.runs import load_run
+    from rnnkit.export.runs import checkpoint_of, load_run
 
     if args.format == "onnx":
         from rnnkit.export.graph import require_onnx
@@ -39,7 +42,7 @@ def run(args, locks) -> int:
         out = base / "export" / DEFAULT_NAMES[args.format]
     if run_path.is_dir():
         locks.hold(run_path, optional=True)  # a read-only run folder can still be exported elsewhere
-    model = load_run(run_path)
+    model = load_run(run_path, refit=not args.no_refit)
     if args.format == "onnx":
         from rnnkit.export.onnx import to_onnx
 
@@ -48,7 +51,7 @@ def run(args, locks) -> int:
         from rnnkit.export.torch import to_torch
 
         written = to_torch(model, out)
-    print(f"exported {type(model).__name__} from {run_path} ({args.format}):")
+    print(f"exported {type(model).__name__} from {checkpoint_of(run_path, not args.no_refit)} ({args.format}):")
     for path in written:
         print(f"  {path}")
     return 0

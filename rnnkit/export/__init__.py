@@ -18,11 +18,11 @@ def to_torch(model, path):
     return _to_torch(model, path)
 
 
-def load_run(path):
+def load_run(path, refit: bool = True):
     """See :func:`rnnkit.export.runs.load_run`."""
     from rnnkit.export.runs import load_run as _load_run
 
-    return _load_run(path)
+    return _load_run(path, refit)
 
 
 __all__ = ["to_onnx", "to_torch", "load_run"]

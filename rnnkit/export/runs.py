@@ -50,24 +50,27 @@ RUN_KINDS = [
 ]
 
 
-def checkpoint_of(path) -> Path:
-    """The checkpoint file of a run folder: model.safetensors, else the best (or latest) step checkpoint."""
+def checkpoint_of(path, refit: bool = True) -> Path:
+    """The checkpoint file of a run folder: a forecast's model refitted on all the data (the one ``forecast
+    predict`` uses; ``refit=False``: the evaluated one), model.safetensors, else the best step checkpoint."""
     from rnnkit import io
 
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist; give a run folder or a checkpoint file")
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        return path / "model.safetensors"
+    if path.is_dir():
+        for name in ("model_refit.safetensors",) * refit + ("model.safetensors",):
+            if (path / name).is_file():
+                return path / name
     return io.resolve_checkpoint(path, prefer="best")
 
 
-def load_run(path):
+def load_run(path, refit: bool = True):
     """The model of a run folder or checkpoint file written by ``rnnkit text train``, ``forecast train``,
     ``classify train`` or ``memory run`` (a LanguageModel, Forecaster, SequenceClassifier or SequenceModel)."""
     from rnnkit import io
 
-    ckpt = checkpoint_of(path)
+    ckpt = checkpoint_of(path, refit)
     meta = io.read_meta(ckpt)
     for _, test, load in RUN_KINDS:
         if test(meta):

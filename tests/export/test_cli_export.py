@@ -163,6 +163,28 @@ def test_forecast_run_graph_reproduces_predict(tmp_path, capsys):
     assert main(["export", str(folder), "--format", "torch"]) == 0
 
 
+def test_forecast_export_takes_the_refit_model_unless_told(tmp_path, capsys):
+    from rnnkit.tasks.forecast import Forecaster
+
+    folder = forecast_run(tmp_path)
+    assert (folder / "model_refit.safetensors").is_file()
+    for flags, name in (([], "model_refit.safetensors"), (["--no-refit"], "model.safetensors")):
+        capsys.readouterr()
+        target = tmp_path / f"{name}.onnx"
+        assert main(["export", str(folder), "--out", str(target), *flags]) == 0
+        assert name in capsys.readouterr().out
+        model = Forecaster.load(folder / name)
+        s = model.series_[0]
+        info = json.loads(target.with_suffix(".json").read_text())
+        L = info["lookback"]
+        out = run(session_from(target), history=s.y[-L:][None].astype(np.float32),
+                  series=np.array([info["series"].index(s.name)]))
+        np.testing.assert_allclose(out["mean"][0], model.predict()[s.name]["mean"], rtol=1e-5)
+    a = json.loads((tmp_path / "model_refit.safetensors.json").read_text())
+    b = json.loads((tmp_path / "model.safetensors.json").read_text())
+    assert a != b  # the refit's scaler saw every point: the two exports differ
+
+
 def test_recursive_forecast_run_is_refused(tmp_path, capsys):
     folder = forecast_run(tmp_path, "--strategy", "recursive")
     capsys.readouterr()
