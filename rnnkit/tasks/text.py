@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,7 +33,8 @@ from rnnkit.tasks.text_model import (
 from rnnkit.tasks import text_checks
 from rnnkit.tasks.text_run import RunRecorder, TimeHorizon
 from rnnkit.tasks.text_sampling import DEFAULT_TEMPERATURE, evaluate, generate, score
-from rnnkit.tasks.text_spelling import CharNGram, spelling, training_texts
+from rnnkit.tasks.text_corpus import corpus_fingerprint, training_texts
+from rnnkit.tasks.text_spelling import CharNGram, spelling
 from rnnkit.train import Callback, StopTraining, fit
 
 __all__ = ["TextConfig", "train", "load", "generate", "evaluate", "score", "LanguageModel", "CharRNN",
@@ -141,10 +141,6 @@ class TextConfig:
         if self.workers > 1 or self.ray_address:
             from rnnkit.distributed import require_ray
             require_ray(f"--workers {self.workers}")
-
-
-def _fingerprint(ids: np.ndarray) -> str:
-    return f"{len(ids)}:{zlib.crc32(memoryview(np.ascontiguousarray(ids)).cast('B')):08x}"
 
 
 def _load_corpus(data, text, cfg: TextConfig, vocab: CharVocab | None):
@@ -267,7 +263,7 @@ def train(data=None, config: TextConfig | None = None, out: str | os.PathLike | 
                if changed else ""))
 
     ids, vocab, sources = _load_corpus(data, text, cfg, vocab)
-    fingerprint = _fingerprint(ids)
+    fingerprint = corpus_fingerprint(ids)
     if start_meta is not None and start_meta.get("corpus") != fingerprint:
         raise UserError(f"the corpus ({', '.join(map(str, sources))}) differs from the one run {resume} was trained "
                         "on; an exact resume needs the same data (use --init-from to fine-tune on new text)")

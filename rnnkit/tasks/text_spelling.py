@@ -13,6 +13,7 @@ from collections import Counter
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.tasks.text_corpus import training_texts
 from rnnkit.tasks.text_defaults import SPELLING_TEMPERATURES
 
 WORD_PATTERN = r"[^\W\d_]+(?:['’][^\W\d_]+)*"
@@ -126,30 +127,6 @@ class CharNGram:
             raise UserError("need at least 2 known characters to compute an n-gram loss")
         return {"loss": total / count, "bits_per_char": total / count / math.log(2.0), "chars": count,
                 "skipped": skipped}
-
-
-def training_texts(lm) -> tuple[str, str]:
-    """(training split, validation split) of the text a loaded model was trained on, read again from the files
-    (or the built-in corpus) its checkpoint names and checked against the corpus fingerprint stored there."""
-    from rnnkit.data.text import read_texts, split_ids
-    from rnnkit.tasks.text import TextConfig, _fingerprint
-
-    meta = lm.meta
-    if meta.get("text_fingerprint") or "corpus" not in meta or "config" not in meta:
-        raise UserError("this model's checkpoint does not say which files it was trained on (text given in Python "
-                        "or a bare checkpoint); pass the training text yourself: spelling(lm, train_text, val_text)")
-    cfg = TextConfig.from_dict(meta["config"])
-    try:
-        corpus, sources = read_texts(meta.get("data"), errors="replace" if cfg.replace_bad_bytes else "strict",
-                                     separator=cfg.separator)
-    except UserError as exc:
-        raise UserError(f"cannot read the model's training text again: {exc}") from None
-    ids = None if lm.vocab.unknown(corpus) else lm.vocab.encode(corpus, check=False)
-    if ids is None or _fingerprint(ids) != meta["corpus"]:
-        raise UserError(f"the training text ({', '.join(sources)}) changed since the model was trained on it; the "
-                        "spelling report needs the same text: pass it as train_text")
-    train_ids, val_ids = split_ids(ids, cfg.val_fraction)
-    return lm.vocab.decode(train_ids), lm.vocab.decode(val_ids)
 
 
 def spelling(lm, train_text: str | None = None, val_text: str | None = None, temperatures=SPELLING_TEMPERATURES,
