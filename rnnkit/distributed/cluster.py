@@ -4,6 +4,7 @@ the machine, and checks that the cluster has one CPU per worker. ``close`` shuts
 from __future__ import annotations
 
 import logging
+import socket
 
 from rnnkit.distributed import require_ray
 from rnnkit.errors import UserError
@@ -21,6 +22,18 @@ class Cluster:
         self.started = False
 
 
+def _reachable(address: str) -> None:
+    """Refuse at once a HOST:PORT nobody listens on (Ray itself retries for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "local", "ray://...": left to Ray
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=10).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach the Ray cluster at --ray-address {address} ({exc.strerror or exc}); start "
+                        "one with `ray start --head` and give the address it prints") from None
+
+
 def connect(workers: int, address: str | None = None, what: str = "--workers", log_to_driver: bool = True) -> Cluster:
     ray = require_ray(what)
     started = False
@@ -28,6 +41,7 @@ def connect(workers: int, address: str | None = None, what: str = "--workers", l
         kwargs = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=log_to_driver)
         try:
             if address:
+                _reachable(address)
                 ray.init(address=address, **kwargs)
             else:
                 ray.init(**kwargs)  # a local instance with all the machine's CPUs

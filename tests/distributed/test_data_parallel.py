@@ -106,3 +106,11 @@ def test_engine_never_imports_ray():
     root = Path(text.__file__).resolve().parents[1] / "nn"
     hits = [p for p in root.rglob("*.py") if re.search(r"^\s*(import|from)\s+ray\b", p.read_text(), re.M)]
     assert hits == []
+
+
+def test_unreachable_ray_address_is_refused_at_once():
+    from rnnkit.distributed.cluster import _reachable
+
+    with pytest.raises(UserError, match="cannot reach the Ray cluster at --ray-address 127.0.0.1:1"):
+        _reachable("127.0.0.1:1")  # nothing listens on port 1
+    _reachable("auto")  # left to Ray
