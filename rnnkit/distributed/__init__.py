@@ -1,6 +1,7 @@
-"""Ray on top of rnnkit (optional: ``pip install "rnnkit[ray]"``): data-parallel text training
-(``driver``, ``worker``, ``cluster``) and Ray Tune sweeps (``sweep``). Nothing outside this package and the
-commands that use it imports Ray; the engine (``rnnkit.nn``) never does."""
+"""Ray on top of rnnkit (optional: ``pip install "rnnkit[ray]"``): data-parallel text training (``driver``,
+``worker``), data parallelism for any ``fit()`` loop (``fit_parallel``), joining or starting Ray (``cluster``)
+and Ray Tune sweeps (``sweep``, ``sweep_tasks``). Ray is imported only when one of these runs; the engine
+(``rnnkit.nn``) never imports it."""
 from __future__ import annotations
 
 from rnnkit.errors import UserError
