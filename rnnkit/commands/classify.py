@@ -64,6 +64,7 @@ def register(subparsers) -> None:
                     help="networks averaged, different seeds and validation splits (default 5)")
     tr.add_argument("--minutes", type=O.minutes, default=9.0, help="time budget for the whole fit (default 9)")
     tr.add_argument("--seed", type=O.seed_int, default=0, help="random seed (default 0)")
+    O.add_worker_options(tr, "each batch's cases")
     tr.add_argument("--no-baselines", action="store_true", help="skip the baselines (DTW takes a while on "
                                                                  "large sets)")
     tr.add_argument("--no-plot", action="store_true", help="skip the PNG figures")
@@ -222,7 +223,8 @@ def run_train(args, locks) -> int:
                              num_layers=args.num_layers, bidirectional=args.bidirectional, pool=args.pool,
                              stride=args.stride, normalize=args.normalize, epochs=args.epochs,
                              patience=args.patience, batch_size=args.batch_size, lr=args.lr, val_size=args.val_size,
-                             n_estimators=args.ensemble, max_minutes=args.minutes, random_state=args.seed)
+                             n_estimators=args.ensemble, max_minutes=args.minutes, random_state=args.seed,
+                             workers=args.workers, ray_address=args.ray_address)
     clf.config.check()
     _check_pair(args, X, y, test)
     out = locks.hold(_run_dir(args))

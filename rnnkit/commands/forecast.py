@@ -66,6 +66,7 @@ def _model_args(p):
     p.add_argument("--ensemble", type=O.int_range(1, 1000), default=1,
                    help="networks averaged (different seeds; default 1)")
     p.add_argument("--seed", type=O.seed_int, default=0, help="random seed (default 0)")
+    O.add_worker_options(p, "each batch's windows")
     p.add_argument("--out", type=O.folder_path, help="run folder (default runs/forecast-<time>)")
 
 
@@ -115,7 +116,8 @@ def _config(args):
         hidden_size=args.hidden_size, num_layers=args.num_layers or 1, season=args.season,
         transform=args.transform, val_size=args.val, test_size=args.test, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, interval=args.interval,
-        ensemble=args.ensemble, seed=args.seed, highway="auto" if args.highway is None else args.highway)
+        ensemble=args.ensemble, seed=args.seed, highway="auto" if args.highway is None else args.highway,
+        workers=args.workers, ray_address=args.ray_address)
     cfg.check()
     return cfg
 

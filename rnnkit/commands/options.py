@@ -153,3 +153,12 @@ def file_path(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{out} is not a regular file; give a file path")
     _creatable(out.parent)
     return str(out)
+
+
+def add_worker_options(parser, what: str = "each batch") -> None:
+    """``--workers N`` and ``--ray-address`` for a training command whose task trains through ``fit``."""
+    parser.add_argument("--workers", type=int_range(1, 4096), default=1, metavar="N",
+                        help=f"data-parallel training: {what} split over N Ray workers, gradients averaged "
+                             '(needs pip install "rnnkit[ray]"; default 1: one process, no Ray)')
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="join this Ray cluster (`ray start --head` prints it; default: a local Ray instance)")

@@ -177,3 +177,25 @@ class DataParallel(Callback):
         self.actors = []
         if self.cluster is not None:
             self.cluster.close()
+
+
+def data_parallel(workers: int, address: str | None = None, log=None) -> "DataParallel | None":
+    """The ``parallel=`` argument of ``fit`` for a task's ``workers`` setting: None for one process."""
+    return DataParallel(workers, address, log=log) if workers > 1 or address else None
+
+
+class RaySession:
+    """``with RaySession(workers, address):`` around a task's several ``fit`` calls (ensemble members,
+    candidate models): Ray is joined or started once, not once per network, and stopped at the end if started."""
+
+    def __init__(self, workers: int, address: str | None = None):
+        self.workers, self.address, self.cluster = int(workers), address, None
+
+    def __enter__(self):
+        if self.workers > 1 or self.address:
+            self.cluster = connect(self.workers, self.address)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.cluster is not None:
+            self.cluster.close()

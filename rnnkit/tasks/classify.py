@@ -185,53 +185,57 @@ class SequenceClassifier:
         models = AUTO_MODEL if cfg.model == "auto" else (cfg.model,)
         norms = AUTO_NORMALIZE if cfg.normalize == "auto" else (cfg.normalize,)
         candidates = [(m, n) for n in norms for m in models]  # by normalisation: one copy of the data each
-        data = None
-        for k, seed in enumerate(seeds):
-            if k and stop is not None and stop():
-                break
-            if k and cfg.max_minutes is not None and time.perf_counter() - t0 > 60.0 * cfg.max_minutes:
-                if log is not None:
-                    log(f"time budget spent: {k} of {cfg.n_estimators} ensemble members trained")
-                break
-            train_idx, val_idx = stratified_split(ys, cfg.val_size, as_rng(int(seed)))
-            if log is not None:
-                log(f"member {k + 1}/{cfg.n_estimators}: {len(train_idx)} training cases, {len(val_idx)} "
-                    f"validation cases, stride {self.stride_}")
-            if k == 0 and len(candidates) > 1 and not len(val_idx):
-                # nothing to choose on: the first model, and the data as given unless a normalisation was named
-                candidates = [(models[0], norms[0] if cfg.normalize != "auto" else "global")]
-            trials = []
-            runs = candidates if k == 0 else [(self.model_, self.normalize_)]
-            for j, (model, mode) in enumerate(runs):
-                if j and stop is not None and stop():
+        from rnnkit.distributed.fit_parallel import RaySession, data_parallel  # Ray itself only if workers > 1
+
+        with RaySession(cfg.workers, cfg.ray_address):  # one Ray for every network of the ensemble
+            data = None
+            for k, seed in enumerate(seeds):
+                if k and stop is not None and stop():
                     break
-                minutes = None
-                if cfg.max_minutes is not None:  # an equal share of what is left for each network still to train
-                    left = cfg.max_minutes - (time.perf_counter() - t0) / 60.0
-                    minutes = max(left / (len(runs) - j + cfg.n_estimators - k - 1), 0.0)
-                if data is None or mode != self.normalize_:
-                    self.normalize_ = mode
-                    data = Padded([self._normalize(c) for c in raw], np.dtype(cfg.dtype))
-                self.model_ = model
-                net = self._new_net(int(seed))
-                history, best = train_net(net, data, ys, train_idx, val_idx, epochs=cfg.epochs,
-                                          patience=cfg.patience, batch_size=min(cfg.batch_size, len(train_idx)),
-                                          lr=cfg.lr, weight_decay=cfg.weight_decay, minutes=minutes,
-                                          rng=as_rng(int(seed) + 1), log=log, progress=progress,
-                                          monitor=cfg.monitor, stop=stop)
-                trials.append((_choice_key(history, cfg.monitor), model, mode, net, history, best, data))
-            if len(trials) > 1:
-                self.choice_scores_ = {f"{t[1]}/{t[2]}": t[0][-1] for t in trials}
-                val, model, mode, net, history, best, data = min(trials, key=lambda t: t[0])
-                self.model_, self.normalize_ = model, mode
+                if k and cfg.max_minutes is not None and time.perf_counter() - t0 > 60.0 * cfg.max_minutes:
+                    if log is not None:
+                        log(f"time budget spent: {k} of {cfg.n_estimators} ensemble members trained")
+                    break
+                train_idx, val_idx = stratified_split(ys, cfg.val_size, as_rng(int(seed)))
                 if log is not None:
-                    log(f"chose model {model} with normalize {mode} (validation loss at the kept epoch: "
-                        + ", ".join(f"{c} {v:.4f}" for c, v in self.choice_scores_.items()) + ")")
-            else:
-                val, model, mode, net, history, best, data = trials[0]
-            self.nets_.append(net)
-            self.histories_.append(history)
-            self.best_epochs_.append(float(best))
+                    log(f"member {k + 1}/{cfg.n_estimators}: {len(train_idx)} training cases, {len(val_idx)} "
+                        f"validation cases, stride {self.stride_}")
+                if k == 0 and len(candidates) > 1 and not len(val_idx):
+                    # nothing to choose on: the first model, and the data as given unless a normalisation was named
+                    candidates = [(models[0], norms[0] if cfg.normalize != "auto" else "global")]
+                trials = []
+                runs = candidates if k == 0 else [(self.model_, self.normalize_)]
+                for j, (model, mode) in enumerate(runs):
+                    if j and stop is not None and stop():
+                        break
+                    minutes = None
+                    if cfg.max_minutes is not None:  # an equal share of what is left for each network still to train
+                        left = cfg.max_minutes - (time.perf_counter() - t0) / 60.0
+                        minutes = max(left / (len(runs) - j + cfg.n_estimators - k - 1), 0.0)
+                    if data is None or mode != self.normalize_:
+                        self.normalize_ = mode
+                        data = Padded([self._normalize(c) for c in raw], np.dtype(cfg.dtype))
+                    self.model_ = model
+                    net = self._new_net(int(seed))
+                    history, best = train_net(net, data, ys, train_idx, val_idx, epochs=cfg.epochs,
+                                              patience=cfg.patience, batch_size=min(cfg.batch_size, len(train_idx)),
+                                              lr=cfg.lr, weight_decay=cfg.weight_decay, minutes=minutes,
+                                              rng=as_rng(int(seed) + 1), log=log, progress=progress,
+                                              monitor=cfg.monitor, stop=stop,
+                                              parallel=data_parallel(cfg.workers, cfg.ray_address, log))
+                    trials.append((_choice_key(history, cfg.monitor), model, mode, net, history, best, data))
+                if len(trials) > 1:
+                    self.choice_scores_ = {f"{t[1]}/{t[2]}": t[0][-1] for t in trials}
+                    val, model, mode, net, history, best, data = min(trials, key=lambda t: t[0])
+                    self.model_, self.normalize_ = model, mode
+                    if log is not None:
+                        log(f"chose model {model} with normalize {mode} (validation loss at the kept epoch: "
+                            + ", ".join(f"{c} {v:.4f}" for c, v in self.choice_scores_.items()) + ")")
+                else:
+                    val, model, mode, net, history, best, data = trials[0]
+                self.nets_.append(net)
+                self.histories_.append(history)
+                self.best_epochs_.append(float(best))
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 

@@ -44,6 +44,8 @@ class ClassifyConfig:
     random_state: int = 0
     fill: str | None = None  # missing values (NaN) inside a case: None refuses them; "interpolate", "zero", "ffill"
     dtype: str = "float32"
+    workers: int = 1  # > 1: each batch's cases split over this many Ray workers (rnnkit.distributed)
+    ray_address: str | None = None  # join this Ray cluster (None: start a local one when workers > 1)
 
     def check(self) -> None:
         def need(ok, msg):
@@ -72,6 +74,10 @@ class ClassifyConfig:
         need(0 <= self.weight_decay < math.inf, f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
         need(self.max_minutes is None or 0 < self.max_minutes < math.inf,
              f"max_minutes must be positive and finite (or None for no limit), got {self.max_minutes}")
+        need(int(self.workers) >= 1, f"workers must be at least 1, got {self.workers}")
+        if self.workers > 1 or self.ray_address:
+            from rnnkit.distributed import require_ray
+            require_ray(f"--workers {self.workers}")
         need(int(self.random_state) >= 0, f"random_state (--seed) must be >= 0, got {self.random_state}")
         need_bytes = recurrent_bytes(self.hidden_size * (2 if self.bidirectional else 1), self.num_layers,
                                      self.front_size, self.batch_size, self.target_steps,

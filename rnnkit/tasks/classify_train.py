@@ -135,9 +135,10 @@ class _Deadline(Callback):
 
 def train_net(net, data: Padded, ys: np.ndarray, train_idx, val_idx, *, epochs: int, patience: int,
               batch_size: int, lr: float, weight_decay: float, minutes: float | None, rng, log=None,
-              progress: bool = False, monitor: str = "val_loss", stop=None):
+              progress: bool = False, monitor: str = "val_loss", stop=None, parallel=None):
     """Train ``net`` in place; return (history, best_epoch). With an empty ``val_idx`` it trains for
-    ``epochs`` epochs (or the time budget) and keeps the last parameters."""
+    ``epochs`` epochs (or the time budget) and keeps the last parameters. ``parallel``: fit's data-parallel
+    hook (rnnkit.distributed.fit_parallel.DataParallel), or None for one process."""
     opt = Adam(net.params, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, -(-len(train_idx) // batch_size))
     deadline = None if minutes is None else time.perf_counter() + 60.0 * minutes
@@ -161,6 +162,6 @@ def train_net(net, data: Padded, ys: np.ndarray, train_idx, val_idx, *, epochs: 
         callbacks.append(keep)
     history = fit(net, opt, train_step, _Epochs(data, ys, train_idx, batch_size, rng), epochs=epochs,
                   clip=5.0, eval_fn=eval_fn, eval_every=steps_per_epoch if eval_fn else None,
-                  log_every=steps_per_epoch, callbacks=callbacks, log=log, progress=progress)
+                  log_every=steps_per_epoch, callbacks=callbacks, log=log, progress=progress, parallel=parallel)
     best_epoch = (keep.best_step if keep is not None else history.steps) / steps_per_epoch
     return history, best_epoch

@@ -191,11 +191,14 @@ class Forecaster:
         self.future_size_ = series[0].future.shape[1]
         rng = as_rng(cfg.seed)
         self.nets_, self.history_ = [], []
-        for k in range(cfg.ensemble):
-            net = self._new_net(rng)
-            self.history_.append(train_net(net, train, val, cfg, rng, callback=callback,
-                                           epochs=None if epochs is None else epochs[k]))
-            self.nets_.append(net)
+        from rnnkit.distributed.fit_parallel import RaySession  # Ray itself only if cfg.workers > 1
+
+        with RaySession(cfg.workers, cfg.ray_address):  # one Ray for every member
+            for k in range(cfg.ensemble):
+                net = self._new_net(rng)
+                self.history_.append(train_net(net, train, val, cfg, rng, callback=callback,
+                                               epochs=None if epochs is None else epochs[k]))
+                self.nets_.append(net)
         self.sigma_scale_ = self._calibrate(val)
         self.best_epochs_ = [int(h.best_epoch) for h in self.history_]
         self.series_, self.has_full_series_ = series, True

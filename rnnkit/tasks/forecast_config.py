@@ -40,6 +40,8 @@ class ForecastConfig:
     ensemble: int = 1
     seed: int = 0
     dtype: str = "float32"
+    workers: int = 1  # > 1: each batch's windows split over this many Ray workers (rnnkit.distributed)
+    ray_address: str | None = None  # join this Ray cluster (None: start a local one when workers > 1)
     quiet: bool = True
 
     def check(self) -> None:
@@ -75,6 +77,11 @@ class ForecastConfig:
         for name in ("weight_decay", "clip"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise UserError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if int(self.workers) < 1:
+            raise UserError(f"workers must be at least 1, got {self.workers}")
+        if self.workers > 1 or self.ray_address:
+            from rnnkit.distributed import require_ray
+            require_ray(f"--workers {self.workers}")
         if int(self.patience) < 1 or int(self.seed) < 0:
             raise UserError(f"patience must be at least 1 and seed >= 0, got {self.patience} and {self.seed}")
         need = recurrent_bytes(self.hidden_size, self.num_layers, 8, self.batch_size, self.lookback or 1,

@@ -66,9 +66,11 @@ def train_net(net, train, val, cfg, rng: np.random.Generator, callback=None, epo
         history.best_epoch = 0
         return history
     opt = Adam(net.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    from rnnkit.distributed.fit_parallel import data_parallel  # Ray itself only if cfg.workers > 1
+
     history = fit(net, opt, train_step, batches, epochs=epochs, clip=cfg.clip,
                   eval_fn=None if val is None else eval_fn, eval_every=len(batches), log_every=len(batches),
-                  callbacks=callbacks)
+                  callbacks=callbacks, parallel=data_parallel(cfg.workers, cfg.ray_address))
     done = -(-history.steps // len(batches))
     history.best_epoch = done if val is None else stopper.best_step // len(batches)
     return history
