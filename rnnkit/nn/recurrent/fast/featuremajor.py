@@ -138,7 +138,7 @@ class FeatureMajorCore(FastCore):
                                "buffers); run forward again, or sum the output gradients into one backward")
         (parts, xs, (T, B, _)), self._fw = self._fw, None
         H, G = self.hidden_size, len(self.gates)
-        for name, shape in {"Wh_p": (H, G * H), "h_cat": (H, T * B), **self.backward_buffers(T, B)}.items():
+        for name, shape in {"Wh_p": (H, G * H), **self.backward_buffers(T, B)}.items():
             self.buffer(name, shape)
         if self._projected:  # written column block by column block
             dxs = self.input_grad(T, B, True)
@@ -162,12 +162,6 @@ class FeatureMajorCore(FastCore):
         if j == 0 and self.dh_record_ is not None:
             record = self.dh_record_[:, :, lo:hi].transpose(0, 2, 1)
         return StateGradient(dy, d0, (hi - lo, B), self.dtype, m, record, in_place=dy is None and j > 0)
-
-    def copy_states(self, lo: int, hi: int, T: int) -> None:
-        """My rows of h_0..h_{T-1} as one (n, T*B) matrix for the weight gradient (all read it after a sync)."""
-        w = self._work
-        n, B = hi - lo, w["hs"].shape[2]
-        w["h_cat"][lo:hi].reshape(n, T, B)[...] = w["hs"][:T, lo:hi].transpose(1, 0, 2)
 
     def recurrent_rows(self, lo: int, hi: int, parts) -> np.ndarray:
         """W_h rows of my units with the columns in the internal (permuted) order of all units, (n, G*H)."""
@@ -195,15 +189,17 @@ class FeatureMajorCore(FastCore):
         T, _, B = dg.shape
         steps = max(1, CHUNK_COLUMNS // B)
         cat = self.buffer(f"cat{k}", (G * n, min(steps, T) * B))
+        h_cat = self.buffer(f"hcat{k}", (p["W_h"].shape[0], min(steps, T) * B))
         dWhT = np.zeros((G * n, p["W_h"].shape[0]), self.dtype)
         db_h, db_x = np.zeros(G * n, self.dtype), np.zeros(G * n, self.dtype)
         dWxT = None if self._projected else np.zeros((G * n, self.input_size), self.dtype)
         WxT = w["WxT"][G * lo:G * hi]
         for t0 in range(0, T, steps):
             t1 = min(t0 + steps, T)
-            c = cat[:, :(t1 - t0) * B]
+            c, h = cat[:, :(t1 - t0) * B], h_cat[:, :(t1 - t0) * B]
             c.reshape(G * n, t1 - t0, B)[...] = dg[t0:t1].transpose(1, 0, 2)
-            dWhT += c @ w["h_cat"][:, t0 * B:t1 * B].T  # a_h = h W_h + b_h
+            h.reshape(-1, t1 - t0, B)[...] = w["hs"][t0:t1].transpose(1, 0, 2)  # h_{t-1} of every unit
+            dWhT += c @ h.T  # a_h = h W_h + b_h
             db_h += c.sum(axis=1)
             if x_rows is not None:
                 c[(G - 1) * n:].reshape(n, t1 - t0, B)[...] = x_rows[t0:t1].transpose(1, 0, 2)

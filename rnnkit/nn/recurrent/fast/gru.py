@@ -85,7 +85,6 @@ class GRUCore(FeatureMajorCore):
         dgh, dpn = dgh_all[:, 3 * lo:3 * hi], w["dpn"][:, lo:hi]
         hn = dgh[:, 2 * n:]  # h W_hn + b_hn until overwritten
         Wp = self.recurrent_rows(lo, hi, parts)
-        self.copy_states(lo, hi, T)
         # what needs the forward alone, for all steps at once (dh' = dL/dh'):
         #   d pre_n = dh' (1 - z)(1 - n^2)               = dh' P_n       (dpn)
         #   d pre_z = dh' (h - n) z (1 - z)              = dh' P_z       (z rows of dgh)

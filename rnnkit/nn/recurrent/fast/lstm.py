@@ -97,7 +97,6 @@ class LSTMCore(FeatureMajorCore):
         xg, dg_all = w["xg"][:, 4 * lo:4 * hi], w["dg"]
         dg, A, tanh_cs = dg_all[:, 4 * lo:4 * hi], w["A"][:, lo:hi], w["tanh_cs"][:, lo:hi]
         Wp = self.recurrent_rows(lo, hi, parts)
-        self.copy_states(lo, hi, T)
         # what needs the forward alone, for all steps at once:
         #   A  = o (1 - tanh(c')^2)                 so that dL/dc' += dL/dh' * A
         #   dg = [i (1 - g^2), g i (1 - i), c f (1 - f), tanh(c') o (1 - o)]
