@@ -127,7 +127,7 @@ def test_cli_writes_the_page_and_prints_the_best_units(tmp_path, capsys):
     assert main(["text", "view", str(tmp_path / "run"), "--out", str(out), "--chars", "300"]) == 0
     printed = capsys.readouterr().out
     for label in ("inside quotes", "inside brackets", "position in the line", "start of a word"):
-        assert re.search(label + r"\s+l0\.\w\[\d+\] r=[+-]\d\.\d{3}", printed)
+        assert re.search(label + r"\s+l\d+\.\w\[\d+\] r=[+-]\d\.\d{3}", printed)  # any layer
     _, data = _page_data(out)
     n_train = int(len(TEXT * 20) * 0.9)
     assert data["text"] == (TEXT * 20)[n_train:n_train + 300]  # the validation text
