@@ -170,7 +170,8 @@ class RunRecorder(Callback):
         return min(vals, key=lambda sv: (sv[1], sv[0])) if vals else None
 
     def _warn_overfit(self) -> None:
-        """Once: the latest validation loss is no better than an earlier one while training loss kept falling.
+        """Once: the last two validation losses are no better than the best before them while the training loss
+        kept falling (one bump is common noise: the main job's run had one and then improved again).
 
         The training loss of an evaluation is the mean of the "train" rows since the evaluation before it.
         """
@@ -184,11 +185,11 @@ class RunRecorder(Callback):
                 if train_n and int(r["step"]) != prev_step:
                     evals.append((int(r["step"]), float(r["loss"]), train_sum / train_n))
                 train_sum, train_n, prev_step = 0.0, 0, int(r["step"])
-        if len(evals) < 2:
+        if len(evals) < 3:
             return
         step, val, train = evals[-1]
-        best_step, best_val, best_train = min(evals[:-1], key=lambda e: e[1])
-        if val >= best_val and train < best_train:
+        best_step, best_val, best_train = min(evals[:-2], key=lambda e: e[1])
+        if min(val, evals[-2][1]) >= best_val and train < best_train:
             self.overfit_warned = True
             self.log(f"warning: overfitting from step {best_step} on: validation loss {val:.4f} at step {step} is "
                      f"no better than {best_val:.4f} at step {best_step}, while the training loss fell from "

@@ -28,18 +28,22 @@ def rows_of(pairs):
 def test_overfit_warning_names_the_best_step_once():
     r = recorder_with(rows_of([([2.0, 1.8], 1.9), ([1.6, 1.5], 1.55), ([1.4, 1.2], 1.6)]))
     r._warn_overfit()
+    assert r.lines == []  # one evaluation above the best: noise, not yet a trend
+    r.rows = rows_of([([2.0, 1.8], 1.9), ([1.6, 1.5], 1.55), ([1.4, 1.2], 1.6), ([1.2, 1.0], 1.58)])
+    r._warn_overfit()
     assert len(r.lines) == 1
     line = r.lines[0]
-    assert line.startswith("warning: overfitting from step 40 on: validation loss 1.6000 at step 60 is no better "
-                           "than 1.5500 at step 40, while the training loss fell from 1.5500 to 1.3000")
-    r.rows += rows_of([([1.0], 1.7)])
+    assert line.startswith("warning: overfitting from step 40 on: validation loss 1.5800 at step 80 is no better "
+                           "than 1.5500 at step 40, while the training loss fell from 1.5500 to 1.1000")
+    r.rows += [{"kind": "train", "step": 90, "loss": 0.9}, {"kind": "val", "step": 90, "loss": 1.7}]
     r._warn_overfit()
     assert len(r.lines) == 1  # once per run
 
 
 @pytest.mark.parametrize("pairs", [
-    [([2.0, 1.8], 1.9), ([1.6, 1.5], 1.55), ([1.4, 1.2], 1.5)],   # validation still improves
-    [([2.0, 1.8], 1.9), ([1.6, 1.5], 1.55), ([1.7, 1.6], 1.6)],   # both got worse: not overfitting
+    [([2.0, 1.8], 1.9), ([1.6, 1.5], 1.55), ([1.4, 1.2], 1.5), ([1.1], 1.45)],  # validation still improves
+    [([2.0, 1.8], 1.9), ([1.6, 1.5], 1.55), ([1.4, 1.2], 1.6), ([1.1], 1.5)],   # one bump, then better again
+    [([2.0, 1.8], 1.9), ([1.6, 1.5], 1.55), ([1.7, 1.6], 1.6), ([1.7], 1.6)],   # both got worse: no overfitting
     [([2.0, 1.8], 1.9)],                                           # one evaluation: nothing to compare
 ])
 def test_no_overfit_warning_without_the_pattern(pairs):
