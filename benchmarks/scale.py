@@ -40,8 +40,8 @@ def environment() -> list[str]:
     load = os.getloadavg()
     return [f"BLAS kernel: {', '.join(kernels) or 'unknown'}"
             + (f"  (WARNING: {', '.join(forced)} set: the kernel is forced)" if forced else ""),
-            f"cores: {os.cpu_count()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at start. The "
-            "machine is shared by 7 agents working at the same time: every figure below is taken under that load."]
+            f"cores: {os.cpu_count()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at start (other "
+            "jobs on the machine slow every figure below; compare runs at similar loads)."]
 
 
 class Spy(driver.TextGroup):
