@@ -250,6 +250,9 @@ def main(argv=None) -> int:
     vocab = CharVocab.from_text(corpus)
     ids = vocab.encode(corpus)
     train_ids, val_ids = split_ids(ids, cfg.val_fraction)
+    from blas_env import blas_line
+
+    log(blas_line())
     log(f"# charlm benchmark: {Path(args.path).name}, {len(ids):,} chars, vocab {len(vocab)}; "
         f"train {len(train_ids):,} / validation {len(val_ids):,} (nanoGPT split)")
     log(f"config: {cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embedding {cfg.embedding_dim}, batch "

@@ -150,11 +150,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--save", help="also write the table (and a JSON beside it) here")
     args = ap.parse_args(argv)
-    from threadpoolctl import threadpool_info
+    from blas_env import blas_line
 
-    kernels = sorted({f"{i.get('internal_api')} {i.get('architecture')} x{i.get('num_threads')}"
-                      for i in threadpool_info()})
-    lines = [f"BLAS: {'; '.join(kernels)}", ""]
+    lines = [blas_line(), ""]
     print(lines[0], flush=True)
     results = {}
     for name in args.datasets.split(","):

@@ -22,7 +22,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 import rnnkit.distributed.driver as driver  # noqa: E402
 from rnnkit.nn.losses import softmax_cross_entropy  # noqa: E402
@@ -34,12 +34,10 @@ NET_GBPS = 10.0  # assumed driver link for the multi-node model (10 GbE); NOT me
 
 
 def environment() -> list[str]:
-    kernels = sorted({f"{i.get('internal_api')} {i.get('architecture')} ({i.get('num_threads')} threads)"
-                      for i in threadpool_info() if i.get("user_api") == "blas"})
-    forced = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
+    from blas_env import blas_line
+
     load = os.getloadavg()
-    return [f"BLAS kernel: {', '.join(kernels) or 'unknown'}"
-            + (f"  (WARNING: {', '.join(forced)} set: the kernel is forced)" if forced else ""),
+    return [blas_line(),
             f"cores: {os.cpu_count()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at start (other "
             "jobs on the machine slow every figure below; compare runs at similar loads)."]
 

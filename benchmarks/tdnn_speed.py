@@ -17,12 +17,11 @@ slower).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 
 def rnnkit_step_fn(B, T, D, C, K, algorithm, seed=0):
@@ -108,11 +107,9 @@ def main(argv=None):
                         times[key].append(time.perf_counter() - t0)
                         cpu[key].append(clock() - c0)
     flops = 3 * 2 * B * T * K * D * C  # forward, dW and dx GEMMs
-    kernels = sorted({f"{i.get('internal_api')} {i.get('architecture')}" for i in threadpool_info()
-                      if i.get("user_api") == "blas"})
-    forced = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
-    print(f"BLAS kernel: {'; '.join(kernels)}"
-          + (f" (forced by {', '.join(forced)}: run with env -u to measure what users get)" if forced else ""))
+    from blas_env import blas_line
+
+    print(blas_line())
     print(f"TDNN forward+backward, B={B} T={T} D={D} C={C} K={K}, causal, float32, "
           f"rnnkit: {'winograd' if layer.uses_winograd() else 'unfold'} (auto) and the unfold reference, "
           f"{args.repeats} repeats (torch {torch.__version__}, numpy {np.__version__}); "
