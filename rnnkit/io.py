@@ -247,7 +247,7 @@ def load_checkpoint(
     info, specs, offset = _open_header(path)
     meta = _meta(path, info)
     total = sum(end - begin for _, _, begin, end in specs.values())
-    checks.check_memory(total, f"checkpoint {path}")
+    checks.check_memory(total, f"checkpoint {path}", now=True)
     try:
         with _open(path) as f:
             f.seek(offset)

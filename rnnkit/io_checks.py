@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UserError
-from rnnkit.io_lock import check_memory, memory_cap
+from rnnkit.io_lock import memory_cap
+from rnnkit.limits import check_memory
 
 MAX_JSON_DEPTH = 64          # rnnkit writes at most ~5 levels; hostile files nest hundreds of thousands
 MAX_HEADER_BYTES = 100_000_000
@@ -71,7 +72,7 @@ def read_regular_bytes(path, what: str = "file", limit: int | None = None) -> by
             size = os.fstat(f.fileno()).st_size
             if limit is not None and size > limit:
                 raise UserError(f"{what} {path} is {size:,} bytes, more than the {limit:,} such a file can have")
-            check_memory(size, f"reading {what} {path}")
+            check_memory(size, f"reading {what} {path}", now=True)
             return f.read()
     except OSError as exc:
         raise UserError(f"{what} {path} cannot be read ({exc.strerror or exc})") from None

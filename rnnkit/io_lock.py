@@ -1,4 +1,5 @@
-"""One writer per run folder (:class:`RunLock`) and the pre-flight checks of disk room and memory.
+"""One writer per run folder (:class:`RunLock`), the pre-flight check of disk room, and the address-space cap
+for loads (the memory check itself is rnnkit.limits.check_memory).
 
 The lock is ``RUN/.rnnkit.lock`` held with ``flock``: the kernel drops it when the holder dies (kill -9
 included), so a lock left by a dead process is simply taken over; the file records pid and host for the
@@ -190,26 +191,6 @@ def check_room(run_dir, nbytes: int, what: str = "run folder") -> None:
 
 
 # -- memory -----------------------------------------------------------------------------------------
-def available_memory() -> int | None:
-    """Bytes of memory available now (Linux MemAvailable), or None when unknown."""
-    try:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def check_memory(nbytes: int, what: str) -> None:
-    """UserError when ``what`` needs more bytes than the machine has available."""
-    avail = available_memory()
-    if avail is not None and nbytes > avail:
-        raise UserError(f"{what} needs {nbytes / 2**30:.1f} GiB of memory, more than the "
-                        f"{avail / 2**30:.1f} GiB available")
-
-
 def _vm_bytes() -> int | None:
     try:
         with open("/proc/self/status", "rb") as f:

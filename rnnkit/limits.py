@@ -23,13 +23,25 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} PB"
 
 
-def check_memory(nbytes: float, what: str, fix: str) -> None:
-    """UserError when ``nbytes`` (an estimate) exceeds the machine's memory. what: the options named
-    (``--hidden-size 100000``); fix: how to get under it."""
-    have = available_bytes()
-    if nbytes > have:
-        raise UserError(f"{what} would need about {format_bytes(nbytes)} of memory, more than this machine has "
-                        f"({format_bytes(have)}); {fix}")
+def free_bytes() -> int | None:
+    """Memory available now (Linux MemAvailable), or None when the OS does not say."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(nbytes: float, what: str, fix: str = "", *, now: bool = False) -> None:
+    """UserError when ``nbytes`` exceeds the machine's physical memory (``now``: the memory available at this
+    moment, for a file about to be read). what: the options or file named; fix: how to get under it."""
+    have = free_bytes() if now else available_bytes()
+    if have is not None and nbytes > have:
+        raise UserError(f"{what} would need about {format_bytes(nbytes)} of memory, more than this machine has"
+                        f"{' available' if now else ''} ({format_bytes(have)})" + (f"; {fix}" if fix else ""))
 
 
 def recurrent_bytes(hidden_size: int, num_layers: int, input_size: int, batch: int, length: int,

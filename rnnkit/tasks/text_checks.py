@@ -50,7 +50,7 @@ def model_meta(path, meta: dict) -> tuple[str, dict]:
     if params * itemsize > size:
         raise UserError(f"{asrc} describes a model of {params:,} {dtype} parameters, more than the file's "
                         f"{size:,} bytes can hold; the metadata is damaged")
-    io.check_memory(3 * params * itemsize, f"the model of {path}")
+    io.check_memory(3 * params * itemsize, f"the model of {path}", now=True)
     _optional_fields(path, meta, arch)
     return chars, arch
 
