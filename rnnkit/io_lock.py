@@ -44,15 +44,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def prepare_folder(path, what: str = "run folder") -> Path:
-    """Create ``path`` (and parents) as a folder; UserError when it is a file or cannot be created."""
+def prepare_folder(path, what: str = "run folder", option: str = "--out") -> Path:
+    """Create ``path`` (and parents) as a folder; UserError when it is a file or cannot be created (the
+    messages name ``option``, the command-line option that chose the folder)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UserError(f"{what} {path} is a file, expected a folder (give the run folder, or another --out)")
+        raise UserError(f"{what} {path} is a file, expected a folder (give the run folder, or another {option})")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create {what} {path}: {exc.strerror or exc}; choose another --out") from None
+        raise UserError(f"cannot create {what} {path}: {exc.strerror or exc}; choose another {option}") from None
     return path
 
 

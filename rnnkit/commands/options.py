@@ -79,14 +79,9 @@ minutes = float_range(MIN_MINUTES, 60.0 * 24 * 365)
 def out_folder(path, option: str = "--out") -> Path:
     """Create the run folder ``path`` (and its parents), or a UserError naming the option: a path that is an
     existing file, or one that cannot be created (no permission, a file in the way, a name too long)."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{option} {out} is an existing file, not a folder; give a folder path")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{option} {out}: cannot create the folder ({exc.strerror or exc}); pick another "
-                        f"{option}") from None
+    from rnnkit.io_lock import prepare_folder
+
+    out = prepare_folder(path, f"{option} folder", option)
     if not os.access(out, os.W_OK | os.X_OK):
         raise UserError(f"{option} {out}: the folder is not writable; pick another {option}")
     return out
