@@ -135,12 +135,3 @@ def test_frequency_round_trips_through_json():
     assert Frequency.from_json(f.to_json()) == f
     values, style = parse_labels(["2020-01-01T00:00:00Z", "2020-01-01T01:00:00+00:00"])
     assert style == "iso" and values[1] - values[0] == np.timedelta64(3600, "s")
-
-
-def test_builtin_airline_equals_the_file():
-    from rnnkit.data.datasets import airline
-
-    (s,) = airline()
-    (f,) = load_csv(f"{DATA}/airline.csv", target="passengers", time="month")
-    np.testing.assert_array_equal(s.y, f.y)
-    assert s.time == f.time and s.target == f.target == "passengers" and s.name == f.name
