@@ -8,8 +8,9 @@ Characters the model never saw in training have no probability in it, so by defa
 scored and not fed to the model (the text is used as if they were not there), and the counts are returned
 (``unknown``: {char: count}, ``skipped``: their total). ``strict=True`` raises UserError naming them instead.
 
-Sampling advances all samples together one character at a time with the recurrent layer's ``step`` and a
-precomputed ``embedding @ W_x`` table, so the Python work per character is a handful of small array ops.
+Sampling advances all samples together one character at a time (:class:`Stepper`): each layer's in-place
+``advance`` and a precomputed ``embedding @ W_x`` table, every buffer allocated once, the uniforms drawn in
+blocks, so the Python work per character is a couple of dozen small array operations around one gemv per layer.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 from rnnkit.data.text import eval_streams
 from rnnkit.errors import UserError
 from rnnkit.nn.activations import log_softmax
+from rnnkit.nn.recurrent.threads import blas_limit
 
 from rnnkit.tasks.text_defaults import DEFAULT_TEMPERATURE
 
@@ -87,31 +89,116 @@ def generate(lm, prime: str = "", length: int = 500, temperature: float = DEFAUL
     prime, _ = _known(lm, prime, strict, "prime text")
     ids = vocab.encode(_warm_text(lm, prime, warmup), what="prime text").astype(np.intp)
     B, V = int(num_samples), len(vocab)
-    state = None
     if len(ids) > 1:  # read all but the last prime character in one forward pass, then copy to B rows
         _, state = model.forward(ids[None, :-1], None, training=False)
         state = tuple(np.repeat(s, B, axis=1) for s in state)
-    x = np.full(B, ids[-1], dtype=np.intp)
-    out = np.empty((B, length), dtype=np.intp)
+    else:
+        state = model.initial_state(B)
+    advance = Stepper(model, state) if Stepper.supports(model) else _plain_stepper(model, state)
     k = None if top_k is None or top_k >= V else int(top_k)
-    for t in range(length):
-        logits, state = model.step(x, state)
-        logits = logits.astype(np.float64)
-        if temperature == 0:
-            x = logits.argmax(axis=1)
-        else:
-            logits /= temperature
-            if k is not None:
-                kth = np.partition(logits, V - k, axis=1)[:, V - k][:, None]
-                logits[logits < kth] = -np.inf
-            logits -= logits.max(axis=1, keepdims=True)
-            cdf = np.cumsum(np.exp(logits), axis=1)
-            u = rng.random(B) * cdf[:, -1]
-            x = np.minimum((cdf < u[:, None]).sum(axis=1), V - 1)
-        out[:, t] = x
-        if on_text is not None:
-            on_text([vocab.chars[i] for i in x])
+    emit = None if on_text is None else (lambda x: on_text([vocab.chars[x]] if B == 1 else [vocab.chars[i] for i in x]))
+    # one BLAS thread: a second one on the per-character gemv was measured 10-20x slower in this loop on a
+    # busy 2-core machine (its thread is woken and parked for every product) and never clearly faster
+    with blas_limit(1):
+        out = _sample(advance, int(ids[-1]), B, V, length, temperature, k, rng, emit)
     return [vocab.decode(row) for row in out]
+
+
+def _sample(advance, first: int, B: int, V: int, length: int, temperature: float, k: int | None, rng,
+            emit) -> np.ndarray:
+    """The sampling loop: ``advance(ids) -> logits (B, V)``, starting from character ``first`` in every row.
+    Returns the sampled ids (B, length). Per row and step the float64 softmax of logits / temperature
+    (top k), and the first index whose cumulative weight reaches u * total, u = rng.random(B) of the step."""
+    out = np.empty((B, length), dtype=np.intp)
+    z = np.empty((B, V))  # float64 logits / temperature, then their exponentials
+    cdf = np.empty((B, V))
+    x = first if B == 1 else np.full(B, first, dtype=np.intp)
+    for t in range(length):
+        logits = advance(x)
+        if temperature == 0:
+            x = int(logits[0].argmax()) if B == 1 else logits.argmax(axis=1)  # float32 to 64 is exact
+        else:
+            if t % UNIFORM_CHUNK == 0:  # the same numbers as one rng.random(B) per step, drawn in blocks
+                u = rng.random((min(UNIFORM_CHUNK, length - t), B))
+            np.copyto(z, logits)  # float64 from here on
+            if temperature != 1:
+                z /= temperature
+            if k is not None:
+                kth = np.partition(z, V - k, axis=1)[:, V - k][:, None]
+                z[z < kth] = -np.inf
+            if B == 1:  # the same arithmetic on one row, without the per-row reductions' overhead
+                z0, cdf0 = z[0], cdf[0]
+                z0 -= np.maximum.reduce(z0)
+                np.exp(z0, out=z0)
+                np.add.accumulate(z0, out=cdf0)  # np.cumsum, without its wrapper's overhead
+                x = min(int(cdf0.searchsorted(u[t % UNIFORM_CHUNK, 0] * cdf0[-1])), V - 1)
+            else:
+                z -= z.max(axis=1, keepdims=True)
+                np.exp(z, out=z)
+                np.cumsum(z, axis=1, out=cdf)
+                r = u[t % UNIFORM_CHUNK] * cdf[:, -1]
+                x = np.minimum((cdf < r[:, None]).sum(axis=1), V - 1)
+        out[:, t] = x
+        if emit is not None:
+            emit(x)
+    return out
+
+
+UNIFORM_CHUNK = 1024  # steps of uniforms drawn at once: (UNIFORM_CHUNK, num_samples) float64
+
+
+class Stepper:
+    """The character model advanced one character at a time, in place, for sampling: a call takes the
+    characters (an int for one row, else (B,) ints) and returns the logits (B, V), a buffer overwritten by
+    the next call. It owns ``state`` (tuple of (L, B, S) arrays, updated in place). The first layer reads a
+    row of the (V, G*H) table ``embed.W @ W_x + biases`` (one gemv per layer fewer); every layer steps with
+    its core's ``advance`` in buffers allocated here once, and nothing is checked per character. The
+    numbers are those of ``model.step`` (the same ``advance``), which the reference cells match."""
+
+    def __init__(self, model, state):
+        cores = model.rnn.cores
+        B = state[0].shape[1]
+        self.state = state
+        self.table = model.projection.table()  # (V, G*H), a new array
+        cores[0].add_input_bias(self.table, True)
+        self.x0 = np.empty((B, self.table.shape[1]), dtype=self.table.dtype)
+        self.layers = []  # (core, its state arrays (views of self.state), work buffers, x W_x buffer, W_x)
+        for k, core in enumerate(cores):
+            xb = None if k == 0 else np.empty((B, core.params["W_x"].shape[1]), dtype=core.dtype)
+            self.layers.append((core, tuple(s[k] for s in state), core.step_buffers(B), xb, core.params["W_x"]))
+        self.W, self.b = model.head.W, model.head.b
+        self.logits = np.empty((B, self.W.shape[1]), dtype=self.W.dtype)
+
+    @staticmethod
+    def supports(model) -> bool:
+        """Every layer a one-direction core with an in-place step (the fast engine)."""
+        return not model.rnn.bidirectional and all(hasattr(c, "advance") for c in model.rnn.cores)
+
+    def __call__(self, ids):
+        if isinstance(ids, int):
+            y = self.table[ids:ids + 1]  # a (1, G*H) view, no copy
+        else:
+            y = np.take(self.table, ids, axis=0, out=self.x0)
+        for core, state, work, xb, W_x in self.layers:
+            if xb is not None:  # a higher layer: its input projection, as model.step computes it
+                np.matmul(y, W_x, out=xb)
+                core.add_input_bias(xb, False)
+                y = xb
+            y = core.advance(y, state, work)
+        np.matmul(y, self.W, out=self.logits)
+        if self.b is not None:
+            self.logits += self.b
+        return self.logits
+
+
+def _plain_stepper(model, state):
+    """The same calls through ``model.step`` (any engine; allocates per character)."""
+    def advance(ids):
+        nonlocal state
+        logits, state = model.step(np.atleast_1d(np.asarray(ids, dtype=np.intp)), state)
+        return logits
+
+    return advance
 
 
 def _nll_sums(lm, ids: np.ndarray, streams: int, burn_in: int, chunk: int) -> tuple[float, int]:

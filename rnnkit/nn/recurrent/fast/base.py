@@ -87,8 +87,30 @@ class FastCore(Layer):
     def backward_loop(self, dys, dstate):  # pragma: no cover - interface
         raise NotImplementedError
 
-    def step(self, x, state, projected: bool = False):  # pragma: no cover - interface
-        """One step for generation: x (B, D) (or x W_x, (B, G*H)) -> (y, new state tuple)."""
+    # -- one step (generation, streaming) ------------------------------------------------------------
+    def step(self, x, state, projected: bool = False):
+        """One step for generation: x (B, D) (or x W_x, (B, G*H)) -> (y, new state tuple of new arrays)."""
+        xb = np.array(x, dtype=self.dtype) if projected else x @ self.params["W_x"]
+        self.add_input_bias(xb, projected)
+        state = tuple(np.array(s, dtype=self.dtype) for s in state)
+        return self.advance(xb, state, self.step_buffers(xb.shape[0])), state
+
+    def add_input_bias(self, xw: np.ndarray, projected: bool) -> None:
+        """In place: x W_x (B, G*H) (or a table of it, (V, G*H)) plus the biases ``advance`` expects in its
+        input; it adds the rest itself. Here b_x, then b_h (in this order: the sampled text stays the same
+        bit for bit as in earlier versions)."""
+        xw += self.params["b_x"]
+        xw += self.params["b_h"]
+
+    def step_buffers(self, batch_size: int) -> dict[str, np.ndarray]:  # pragma: no cover - interface
+        """The scratch arrays ``advance`` writes into, for ``batch_size`` rows (and views of them)."""
+        raise NotImplementedError
+
+    def advance(self, xb, state, work) -> np.ndarray:  # pragma: no cover - interface
+        """One step in place, allocating nothing: ``xb`` (B, G*H) is x W_x with :meth:`add_input_bias`;
+        ``state`` a tuple of (B, S) arrays, overwritten with the next state; ``work`` from
+        :meth:`step_buffers`. Returns the output y (B, O) (the new h itself, or a buffer of ``work``): the
+        hot loop of a character sampler (:class:`rnnkit.tasks.text_sampling.Stepper`)."""
         raise NotImplementedError
 
     def use_threads(self, threads: int | None) -> int | None:  # pragma: no cover - interface

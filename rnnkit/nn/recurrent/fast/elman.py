@@ -74,11 +74,16 @@ class ElmanCore(RowMajorCore):
             later.ready(t)
         return later.finish(), (g_h.next,)
 
-    def step(self, x, state, projected=False):
+    def step_buffers(self, batch_size):
+        return {"a": np.empty((batch_size, self.hidden_size), dtype=self.dtype)}
+
+    def advance(self, xb, state, work):
         (h,) = state
-        p = self.params
-        a = x + p["b_x"] if projected else x @ p["W_x"] + p["b_x"]
-        a += p["b_h"]
-        a += h @ p["W_h"]
-        h = self._act(a)
-        return h, (h,)
+        a = work["a"]
+        np.matmul(h, self.params["W_h"], out=a)
+        a += xb
+        if self.nonlinearity == "tanh":  # h' = act(x W_x + b_x + h W_h + b_h), written into h
+            np.tanh(a, out=h)
+        else:
+            np.maximum(a, 0, out=h)
+        return h

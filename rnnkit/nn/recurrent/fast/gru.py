@@ -123,17 +123,28 @@ class GRUCore(FeatureMajorCore):
         self.weight_grads(k, lo, hi, xs, dgh, dxs, x_rows=dpn)
 
     # -- generation -------------------------------------------------------------------------------
-    def step(self, x, state, projected=False):
+    def add_input_bias(self, xw, projected):
+        xw += self.params["b_x"]  # b_h goes with h W_h: b_hn sits inside r * (h W_hn + b_hn)
+
+    def step_buffers(self, batch_size):
+        H = self.hidden_size
+        hg = np.empty((batch_size, 3 * H), dtype=self.dtype)  # h W_h + b_h
+        rz = np.empty((batch_size, 2 * H), dtype=self.dtype)
+        return {"hg": hg, "hg_rz": hg[:, :2 * H], "hg_n": hg[:, 2 * H:], "rz": rz, "r": rz[:, :H], "z": rz[:, H:],
+                "n": np.empty((batch_size, H), dtype=self.dtype)}
+
+    def advance(self, xb, state, work):
         (h,) = state
         H = self.hidden_size
-        p = self.params
-        gt = x + p["b_x"] if projected else x @ p["W_x"] + p["b_x"]
-        hgt = h @ p["W_h"]
-        hgt += p["b_h"]
-        rz = sigmoid_(gt[:, :2 * H] + hgt[:, :2 * H])
-        n = hgt[:, 2 * H:] * rz[:, :H]
-        n += gt[:, 2 * H:]
+        hg, rz, n = work["hg"], work["rz"], work["n"]
+        np.matmul(h, self.params["W_h"], out=hg)
+        hg += self.params["b_h"]
+        np.add(xb[:, :2 * H], work["hg_rz"], out=rz)
+        sigmoid_(rz)
+        np.multiply(work["hg_n"], work["r"], out=n)  # n = tanh(x W_xn + b_xn + r * (h W_hn + b_hn))
+        n += xb[:, 2 * H:]
         np.tanh(n, out=n)
-        h = (h - n) * rz[:, H:]
+        h -= n  # h' = (1 - z) n + z h = (h - n) z + n
+        h *= work["z"]
         h += n
-        return h, (h,)
+        return h

@@ -107,18 +107,25 @@ class GRUResetBeforeCore(RowMajorCore):
             later.ready(t)
         return later.finish(), (g_h.next,)
 
-    def step(self, x, state, projected=False):
+    def step_buffers(self, batch_size):
+        H = self.hidden_size
+        rz = np.empty((batch_size, 2 * H), dtype=self.dtype)
+        return {"rz": rz, "r": rz[:, :H], "z": rz[:, H:], "rh": np.empty((batch_size, H), dtype=self.dtype),
+                "n": np.empty((batch_size, H), dtype=self.dtype)}
+
+    def advance(self, xb, state, work):
         (h,) = state
         H = self.hidden_size
-        p = self.params
-        gt = x + p["b_x"] if projected else x @ p["W_x"] + p["b_x"]
-        gt += p["b_h"]
-        rz = gt[:, :2 * H]
-        rz += h @ p["W_h"][:, :2 * H]
+        W_h = self.params["W_h"]
+        rz, rh, n = work["rz"], work["rh"], work["n"]
+        np.matmul(h, W_h[:, :2 * H], out=rz)
+        rz += xb[:, :2 * H]
         sigmoid_(rz)
-        n = gt[:, 2 * H:]
-        n += (gt[:, :H] * h) @ p["W_h"][:, 2 * H:]
+        np.multiply(work["r"], h, out=rh)  # n = tanh(x W_xn + (r * h) W_hn + b_n)
+        np.matmul(rh, W_h[:, 2 * H:], out=n)
+        n += xb[:, 2 * H:]
         np.tanh(n, out=n)
-        h = (h - n) * gt[:, H:2 * H]
+        h -= n  # h' = (1 - z) n + z h = (h - n) z + n
+        h *= work["z"]
         h += n
-        return h, (h,)
+        return h

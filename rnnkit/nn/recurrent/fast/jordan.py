@@ -113,14 +113,17 @@ class JordanCore(RowMajorCore):
             later.ready(t)
         return later.finish(), (g_y.next,)
 
-    def step(self, x, state, projected=False):
+    def step_buffers(self, batch_size):
+        return {"a": np.empty((batch_size, self.hidden_size), dtype=self.dtype)}
+
+    def advance(self, xb, state, work):
         (y,) = state
         p = self.params
-        a = x + p["b_x"] if projected else x @ p["W_x"] + p["b_x"]
-        a += p["b_h"]
-        a += y @ p["W_h"]
+        a = work["a"]
+        np.matmul(y, p["W_h"], out=a)
+        a += xb
         np.tanh(a, out=a)
-        y = a @ p["W_o"]
+        np.matmul(a, p["W_o"], out=y)  # y = out(h W_o + b_o), fed back
         y += p["b_o"]
-        y = self._out(y)
-        return y, (y,)
+        self._out(y)
+        return y

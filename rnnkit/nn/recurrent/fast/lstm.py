@@ -36,7 +36,7 @@ class LSTMCore(FeatureMajorCore):
         if forget_bias is not None:
             self.params["b_x"][H:2 * H] = forget_bias
             self.params["b_h"][H:2 * H] = 0.0
-        # step(): sigmoid(a) = 0.5 tanh(0.5 a) + 0.5 and tanh(a) share one tanh call over all 4H columns
+        # advance(): sigmoid(a) = 0.5 tanh(0.5 a) + 0.5 and tanh(a) share one tanh call over all 4H columns
         self._scale = np.full(4 * H, 0.5, dtype=self.dtype)
         self._scale[2 * H:3 * H] = 1.0
         self._shift = np.full(4 * H, 0.5, dtype=self.dtype)
@@ -137,18 +137,31 @@ class LSTMCore(FeatureMajorCore):
         self.weight_grads(k, lo, hi, xs, dg, dxs)  # the same gate gradients on both sides
 
     # -- generation -------------------------------------------------------------------------------
-    def step(self, x, state, projected=False):
-        h, c = state
+    def add_input_bias(self, xw, projected):
+        if projected:
+            super().add_input_bias(xw, projected)
+        else:  # the biases summed first, as earlier versions did (the same sampled text, bit for bit)
+            xw += self.params["b_x"] + self.params["b_h"]
+
+    def step_buffers(self, batch_size):
         H = self.hidden_size
-        p = self.params
-        gt = x + p["b_x"] + p["b_h"] if projected else x @ p["W_x"] + (p["b_x"] + p["b_h"])
-        gt += h @ p["W_h"]
+        gt = np.empty((batch_size, 4 * H), dtype=self.dtype)  # i, f, g, o (PyTorch's order)
+        return {"gt": gt, "i": gt[:, :H], "f": gt[:, H:2 * H], "g": gt[:, 2 * H:3 * H], "o": gt[:, 3 * H:],
+                "ig": np.empty((batch_size, H), dtype=self.dtype)}
+
+    def advance(self, xb, state, work):
+        h, c = state
+        gt, ig = work["gt"], work["ig"]
+        np.matmul(h, self.params["W_h"], out=gt)
+        gt += xb
+        # one tanh for the four gates: sigmoid(a) = 0.5 tanh(0.5 a) + 0.5 on the i, f, o columns
         gt *= self._scale
         np.tanh(gt, out=gt)
         gt *= self._scale
         gt += self._shift
-        c = gt[:, H:2 * H] * c
-        c += gt[:, :H] * gt[:, 2 * H:3 * H]
-        h = np.tanh(c)
-        h *= gt[:, 3 * H:]
-        return h, (h, c)
+        np.multiply(work["f"], c, out=c)  # c' = f c + i g
+        np.multiply(work["i"], work["g"], out=ig)
+        c += ig
+        np.tanh(c, out=h)  # h' = o tanh(c')
+        h *= work["o"]
+        return h
