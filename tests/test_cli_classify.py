@@ -11,7 +11,7 @@ import pytest
 from rnnkit.cli import main
 
 UCR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ucr"
-FAST = ["--epochs", "4", "--hidden-size", "8", "--minutes", "1", "--no-plot"]
+FAST = ["--model", "auto", "--epochs", "4", "--hidden-size", "8", "--minutes", "1", "--no-plot"]
 
 
 def write_ts(path, cases, labels, classes=None, extra_header=""):

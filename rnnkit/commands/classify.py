@@ -35,9 +35,10 @@ def register(subparsers) -> None:
     tr.add_argument("--test", help="test file, scored once at the end, never used for training or model choice "
                                     "(default: none)")
     tr.add_argument("--out", type=O.folder_path, help="run folder (default runs/classify-<time>)")
-    tr.add_argument("--model", default="auto", choices=["auto", "combined", "tdnn", "rnn"],
-                    help="combined: a TDNN branch beside a recurrent branch; tdnn; rnn; auto (default): combined "
-                         "or rnn, whichever validates better")
+    tr.add_argument("--model", default="rocket", choices=["rocket", "auto", "combined", "tdnn", "rnn"],
+                    help="rocket (default): a random time-delay layer (MiniRocket's kernels) and a ridge readout, no "
+                         "gradient training, seconds to fit; trained networks: combined (a TDNN branch beside a "
+                         "recurrent branch), tdnn, rnn, or auto: combined or rnn, whichever validates better")
     tr.add_argument("--cell", default="gru", choices=["gru", "lstm", "elman", "jordan"],
                     help="recurrent cell of the recurrent branch (default gru)")
     tr.add_argument("--hidden-size", type=O.int_range(1, 1 << 16), default=64,
@@ -210,6 +211,23 @@ def _check_pair(args, X, y, test) -> None:
                         f"{X[0].shape[0]}; train and test files must have the same channels")
 
 
+def _finish_rocket(args, clf, X, y, test, out: Path, stop) -> int:
+    """metrics.csv (one row per random-TDNN member: its ridge penalty and leave-one-out accuracy), the summary,
+    and the test report; no learning curves, since nothing is trained by epochs."""
+    infos = [m.describe() for m in clf.nets_]
+    _write_csv(out / "metrics.csv", ["member", "features", "dilations", "ridge_alpha", "loo_accuracy"],
+               [[k, i["n_features"], i["n_dilations"], i["alpha"], i["loo_accuracy"]] for k, i in enumerate(infos)])
+    loo = ", ".join(f"{i['loo_accuracy']:.4f}" for i in infos)
+    print(f"fitted {len(infos)} random-TDNN member(s) in {clf.fit_seconds_:.1f} s; leave-one-out accuracy on the "
+          f"training cases {loo}")
+    if stop.requested:
+        return stop.report("classify train", f"{len(infos)} member(s) saved in {out}")
+    if test is not None:
+        _evaluate_and_print(clf, test[0], test[1], X, y, not args.no_baselines, out, not args.no_plot)
+    print(f"run folder: {out}")
+    return 0
+
+
 @guarded  # SIGTERM like Ctrl-C; the run folder locked while written
 def run_train(args, locks) -> int:
     from rnnkit.io import write_json
@@ -232,11 +250,14 @@ def run_train(args, locks) -> int:
           f"lengths {min(c.shape[1] for c in X)}-{max(c.shape[1] for c in X)}", flush=True)
     with GracefulStop(notice="stopping after this step; the networks trained so far are saved (again to abort)") \
             as stop:
-        clf.fit(X, y, progress=sys.stderr.isatty(), stop=stop)
+        clf.fit(X, y, progress=sys.stderr.isatty(), stop=stop,
+                log=(lambda line: print(line, flush=True)) if args.model == "rocket" else None)
     clf.save(out / MODEL_FILE)
     write_json(out / "config.json", {"train_file": os.path.abspath(args.train_file), "read": opts,
                                      "classify": dataclasses.asdict(clf.config), "stride": clf.stride_,
                                      "classes": clf.state()[1]["classes_"]})
+    if clf.model_ == "rocket":
+        return _finish_rocket(args, clf, X, y, test, out, stop)
     rows = _metrics_rows(clf)
     _write_csv(out / "metrics.csv", ["member", "epoch", "step", "train_loss", "val_loss", "val_acc"],
                [[r["member"], r["epoch"], r["step"], r.get("train_loss", ""), r.get("val_loss", ""),

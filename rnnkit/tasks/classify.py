@@ -23,6 +23,7 @@ from rnnkit.errors import UserError
 from rnnkit.nn.base import as_rng
 from rnnkit.tasks.classify_config import AUTO_MODEL, AUTO_NORMALIZE, NORMALIZE, ClassifyConfig
 from rnnkit.tasks.classify_model import MODELS, ClassifierNet
+from rnnkit.tasks.classify_rocket import RocketMember
 from rnnkit.tasks.classify_train import Padded, predict_logits, stratified_split, train_net
 
 FORMAT = "rnnkit-classify"
@@ -182,6 +183,10 @@ class SequenceClassifier:
         t0 = time.perf_counter()
         self.nets_, self.histories_, self.best_epochs_, self.choice_scores_ = [], [], [], {}
         self.model_ = self.normalize_ = None
+        if cfg.model == "rocket":
+            self._fit_rocket(raw, ys, seeds, t0, log, stop)
+            self.fit_seconds_ = time.perf_counter() - t0
+            return self
         models = AUTO_MODEL if cfg.model == "auto" else (cfg.model,)
         norms = AUTO_NORMALIZE if cfg.normalize == "auto" else (cfg.normalize,)
         candidates = [(m, n) for n in norms for m in models]  # by normalisation: one copy of the data each
@@ -239,6 +244,26 @@ class SequenceClassifier:
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
+    def _fit_rocket(self, raw, ys, seeds, t0: float, log, stop) -> None:
+        """``n_estimators`` random-TDNN members (rnnkit.tasks.classify_rocket), each with its own kernels; the
+        data as given, standardised per channel (normalize "auto" = "global"), zero-padded with lengths."""
+        cfg = self.config
+        self.model_, self.normalize_ = "rocket", ("global" if cfg.normalize == "auto" else cfg.normalize)
+        data = Padded([self._normalize(c) for c in raw], np.float32)
+        for k, seed in enumerate(seeds):
+            if k and ((stop is not None and stop()) or (cfg.max_minutes is not None
+                                                         and time.perf_counter() - t0 > 60.0 * cfg.max_minutes)):
+                if log is not None:
+                    log(f"stopped after {k} of {cfg.n_estimators} members (time budget or interrupt)")
+                break
+            member = RocketMember.fit(data, ys, self.n_classes_, int(seed))
+            self.nets_.append(member)
+            if log is not None:
+                info = member.describe()
+                log(f"member {k + 1}/{cfg.n_estimators}: {info['n_features']:,} random-TDNN features over "
+                    f"{info['n_dilations']} dilations, ridge penalty {info['alpha']:.3g}, leave-one-out accuracy "
+                    f"{info['loo_accuracy']:.4f} ({time.perf_counter() - t0:.1f} s)")
+
     # -- predict --------------------------------------------------------------------------------------------
     def _check_fitted(self):
         if not getattr(self, "nets_", None):
@@ -248,6 +273,9 @@ class SequenceClassifier:
         """Class probabilities (n_cases, n_classes_), columns in the order of ``classes_``; the ensemble
         members' probabilities are averaged."""
         self._check_fitted()
+        if self.model_ == "rocket":
+            data = Padded(self._prepare(X), np.float32)
+            return sum(m.predict_proba(data) for m in self.nets_) / len(self.nets_)
         data = Padded(self._prepare(X), np.dtype(self.config.dtype))
         probs = np.zeros((len(data), self.n_classes_))
         for net in self.nets_:
@@ -270,15 +298,19 @@ class SequenceClassifier:
     # -- save / load ----------------------------------------------------------------------------------------
     def state(self) -> tuple[dict, dict]:
         self._check_fitted()
-        tensors = {}
+        tensors, members = {}, []
         for k, net in enumerate(self.nets_):
+            if self.model_ == "rocket":
+                tensors.update(net.tensors(f"member{k}"))
+                members.append(net.describe())
+                continue
             for name, arr in {**net.params, **net.buffers()}.items():
                 tensors[f"net{k}.{name}"] = arr
         meta = {"task": "classify", "format": FORMAT, "config": dataclasses.asdict(self.config),
                 "classes_": [_json_label(v) for v in self.classes_], "n_channels_": int(self.n_channels_),
                 "stride_": int(self.stride_), "max_length_": int(self.max_length_), "normalize_": self.normalize_,
                 "model_": self.model_, "n_members_": len(self.nets_), "best_epochs_": self.best_epochs_,
-                "fit_seconds_": float(self.fit_seconds_),
+                "fit_seconds_": float(self.fit_seconds_), "members_": members,
                 **{name: [float(v) for v in getattr(self, name)] for name in STATISTICS}}
         return tensors, meta
 
@@ -319,7 +351,7 @@ class SequenceClassifier:
             self.n_channels_ = int(meta["n_channels_"])
             self.stride_, self.max_length_ = int(meta["stride_"]), int(meta["max_length_"])
             self.normalize_, self.model_ = str(meta["normalize_"]), str(meta["model_"])
-            if self.model_ not in MODELS:
+            if self.model_ not in MODELS + ("rocket",):
                 raise ValueError(f"unknown model_ {self.model_!r}")
             if self.normalize_ not in NORMALIZE[1:]:
                 raise ValueError(f"unknown normalize_ {self.normalize_!r}")
@@ -334,8 +366,24 @@ class SequenceClassifier:
             members = int(meta["n_members_"])
             if not 1 <= members <= self.config.n_estimators:
                 raise ValueError(f"n_members_ {members} outside 1..{self.config.n_estimators}")
+            if self.model_ == "rocket":
+                infos = meta["members_"]
+                if not isinstance(infos, list) or len(infos) != members or not all(isinstance(i, dict) for i in infos):
+                    raise ValueError("members_ must list one description per member")
+                expected = {}
+                for k, info in enumerate(infos):
+                    expected.update(RocketMember.expected(f"member{k}", info, C, self.n_classes_))
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"checkpoint {path}: metadata is damaged ({exc}); retrain the classifier") from None
+        if self.model_ == "rocket":
+            tensors, _ = load_checkpoint(path, expected=expected)
+            try:
+                self.nets_ = [RocketMember.from_tensors(tensors, f"member{k}") for k in range(members)]
+            except ValueError as exc:
+                raise UserError(f"checkpoint {path}: a random-TDNN member is damaged ({exc}); retrain the "
+                                "classifier") from None
+            self.histories_ = []
+            return self
         nets = [self._new_net(0) for _ in range(members)]
         expected = {f"net{k}.{n}": a for k, net in enumerate(nets)
                     for n, a in {**net.params, **net.buffers()}.items()}

@@ -19,7 +19,7 @@ class ClassifyConfig:
     """Everything that defines a classifier; saved as JSON with the model. ``None`` sizes are chosen from
     the data at fit time (see :meth:`SequenceClassifier.fit`)."""
 
-    model: str = "auto"
+    model: str = "rocket"  # "rocket": random TDNN + ridge (no gradient training); "auto": combined or rnn by validation
     cell: str = "gru"
     hidden_size: int = 64
     num_layers: int = 1
@@ -52,8 +52,8 @@ class ClassifyConfig:
             if not ok:
                 raise UserError(msg)
 
-        need(self.model in MODELS + ("auto",), f"unknown model {self.model!r}; choose one of: auto, "
-                                                f"{', '.join(MODELS)}")
+        need(self.model in MODELS + ("auto", "rocket"), f"unknown model {self.model!r}; choose one of: rocket, auto, "
+                                                          f"{', '.join(MODELS)}")
         need(self.cell in CELLS, f"unknown cell {self.cell!r}; choose one of: {', '.join(CELLS)}")
         need(self.pool in POOLS, f"unknown pooling {self.pool!r}; choose one of: {', '.join(POOLS)}")
         need(self.normalize in NORMALIZE, f"unknown normalize {self.normalize!r}; choose one of: "

@@ -15,7 +15,7 @@ from rnnkit.tasks.classify import SequenceClassifier
 from rnnkit.tasks.classify_train import Padded, predict_logits
 from tests.export.util import close, run, session
 
-SMALL = dict(channels=(6, 5), kernels=(5, 3), hidden_size=6, front_size=4, epochs=2, patience=5, batch_size=8,
+SMALL = dict(model="auto", channels=(6, 5), kernels=(5, 3), hidden_size=6, front_size=4, epochs=2, patience=5, batch_size=8,
              max_minutes=1.0)
 
 

@@ -9,7 +9,7 @@ from rnnkit.tasks.classify import SequenceClassifier
 from rnnkit.tasks.classify_metrics import report
 from rnnkit.tasks.classify_train import bucketed_batches, stratified_split
 
-SMALL = dict(channels=(8, 8), kernels=(5, 3), hidden_size=8, front_size=4, epochs=40, patience=40,
+SMALL = dict(model="auto", channels=(8, 8), kernels=(5, 3), hidden_size=8, front_size=4, epochs=40, patience=40,
              max_minutes=2.0, batch_size=8, n_estimators=1)
 
 

@@ -1,0 +1,186 @@
+"""A time-delay layer with fixed random weights and PPV pooling: MiniRocket's features (Dempster, Schmidt and
+Webb, KDD 2021) on the engine's batch-first, masked layout. Nothing here learns by gradient: ``fit`` draws the
+kernels' channels and biases from training cases, ``transform`` turns (B, T, C) into (B, F) features for a
+trained readout (:class:`rnnkit.nn.ridge.RidgeReadout`).
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from rnnkit.nn.base import as_rng
+
+KERNEL = 9  # taps per kernel; weights -1 everywhere except three taps of 2, so every kernel sums to zero
+TAPS = np.array(list(itertools.combinations(range(KERNEL), 3)))  # (84, 3): where the three 2s sit
+N_KERNELS = len(TAPS)
+GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0  # quantile positions (k * GOLDEN) mod 1 spread evenly without a pattern
+STATE = ("dilations", "kernel", "padded", "channels", "counts", "biases")
+
+
+def dilation_plan(length: int, n_features: int, max_dilations: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(dilations, biases per kernel at each dilation): up to ``max_dilations`` dilations spread exponentially
+    from 1 to (length - 1) / 8, so the widest kernel spans the series; ``n_features // 84`` biases per kernel
+    shared out among them (a dilation that rounding repeats gets the repeats' share)."""
+    per_kernel = max(1, n_features // N_KERNELS)
+    n = min(per_kernel, max_dilations)
+    top = np.log2((length - 1) / (KERNEL - 1)) if length > KERNEL else 0.0
+    dil, repeats = np.unique(np.floor(np.logspace(0, top, n, base=2)).astype(np.int64), return_counts=True)
+    counts = (repeats * (per_kernel / n)).astype(np.int64)
+    counts[: per_kernel - counts.sum()] += 1  # the remainder, one each to the smallest dilations
+    return dil, counts
+
+
+def _taps(xs: np.ndarray, d: int) -> np.ndarray:
+    """(9, B, T, C): xs shifted so that tap j at step t reads step t + (j - 4) * d (zero outside 0..T-1)."""
+    B, T, C = xs.shape
+    p = 4 * d
+    padded = np.zeros((B, T + 2 * p, C), xs.dtype)
+    padded[:, p: p + T] = xs
+    return np.stack([padded[:, j * d: j * d + T] for j in range(KERNEL)])
+
+
+def _masks(lengths: np.ndarray, T: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """(same, valid), each (B, T) bool. same: the case's own steps (zero padding at its ends). valid: the
+    steps whose whole window lies inside the case; a case too short for any falls back to its own steps."""
+    t = np.arange(T)[None, :]
+    same = t < lengths[:, None]
+    valid = (t >= 4 * d) & (t < lengths[:, None] - 4 * d)
+    short = ~valid.any(axis=1)
+    valid[short] = same[short]
+    return same, valid
+
+
+class RandomTDNN:
+    """Random dilated convolutions over time + the proportion of positive values (PPV) per bias.
+
+    Each of the 84 kernels of length 9 runs at every dilation of :func:`dilation_plan`, over a random subset
+    of the channels (summed; all channels of a one-channel series), alternately with zero padding ("same")
+    and without ("valid" steps only). Its biases are quantiles of its output on one random training case;
+    feature = fraction of the case's steps where output > bias. Cases are right-padded with a ``lengths``
+    vector: a padded batch gives each case exactly the features it gets alone.
+
+    Learned (drawn) state, all arrays, see :meth:`state`: ``dilations`` (n_dil,), per group of one kernel at
+    one dilation (G = 84 * n_dil): ``kernel`` (G,), ``padded`` (G,), ``channels`` (G, C), ``counts`` (G,)
+    biases of the group, and ``biases`` (F,).
+    """
+
+    def __init__(self, n_features: int = 10_000, max_dilations: int = 32, rng=None, chunk_bytes: int = 64 << 20):
+        self.n_features, self.max_dilations = int(n_features), int(max_dilations)
+        self.rng = as_rng(rng)
+        self.chunk_bytes = int(chunk_bytes)
+
+    # -- drawing the kernels -------------------------------------------------------------------------------------
+    def fit(self, xs: np.ndarray, lengths: np.ndarray) -> "RandomTDNN":
+        """Draw channels and biases from training cases xs (B, T, C), right-padded, with their ``lengths``."""
+        xs = np.asarray(xs, np.float32)
+        lengths = np.asarray(lengths, np.int64)
+        B, T, C = xs.shape
+        rng = self.rng
+        self.dilations, per_kernel = dilation_plan(int(lengths.max()), self.n_features, self.max_dilations)
+        G = N_KERNELS * len(self.dilations)
+        self.kernel = np.tile(np.arange(N_KERNELS), len(self.dilations))
+        self.padded = (np.arange(G) % 2 == 0)
+        self.counts = np.repeat(per_kernel, N_KERNELS)
+        self.channels = np.ones((G, C), dtype=bool)
+        if C > 1:  # 1 to min(C, 9) channels, small subsets more likely (uniform in log2)
+            for g in range(G):
+                k = min(C, int(2 ** rng.uniform(0, np.log2(min(C, KERNEL) + 1))))
+                self.channels[g] = False
+                self.channels[g, rng.choice(C, k, replace=False)] = True
+        examples = rng.integers(0, B, size=G)  # the training case each group draws its biases from
+        quantile_at = (np.arange(1, int(self.counts.sum()) + 1) * GOLDEN) % 1.0
+        biases, start = [], 0
+        for i, d in enumerate(self.dilations):
+            groups = np.arange(i * N_KERNELS, (i + 1) * N_KERNELS)
+            rows = examples[groups]
+            out = self._outputs(xs[rows], int(d), groups, diagonal=True)  # (84, T): group g on its own case
+            same, valid = _masks(lengths[rows], T, int(d))
+            for j, g in enumerate(groups):
+                m = same[j] if self.padded[g] else valid[j]
+                n = int(self.counts[g])
+                biases.append(np.quantile(out[j][m], quantile_at[start: start + n]))
+                start += n
+        self.biases = np.concatenate(biases).astype(np.float32)
+        return self
+
+    # -- features ---------------------------------------------------------------------------------------------
+    def _outputs(self, xs: np.ndarray, d: int, groups: np.ndarray, diagonal: bool = False) -> np.ndarray:
+        """Convolution outputs of ``groups`` (all at dilation d) on xs (B, T, C): (len(groups), B, T), or with
+        ``diagonal`` group j on case j only: (len(groups), T)."""
+        taps = _taps(xs, d)  # (9, B, T, C)
+        base = -taps.sum(axis=0)  # every tap at weight -1 ...
+        out = []
+        for j, g in enumerate(groups):
+            a, b, c = TAPS[self.kernel[g]]  # ... and three of them at 2: add 3x those
+            if diagonal:
+                y = base[j] + 3.0 * (taps[a, j] + taps[b, j] + taps[c, j])
+            else:
+                y = base + 3.0 * (taps[a] + taps[b] + taps[c])
+            out.append(y[..., self.channels[g]].sum(axis=-1))
+        return np.stack(out)
+
+    def transform(self, xs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Features (B, F) float32 of right-padded cases xs (B, T, C) with their ``lengths``."""
+        xs = np.asarray(xs, np.float32)
+        lengths = np.asarray(lengths, np.int64)
+        B, T, C = xs.shape
+        if C != self.channels.shape[1]:
+            raise ValueError(f"RandomTDNN was fitted on {self.channels.shape[1]} channel(s), got {C}")
+        per_case = 4 * T * (KERNEL + 3) * max(C, 2)  # the taps and outputs of one case, in bytes
+        step = max(1, self.chunk_bytes // per_case)
+        out = np.empty((B, int(self.counts.sum())), np.float32)
+        for a in range(0, B, step):
+            out[a: a + step] = self._transform(xs[a: a + step], lengths[a: a + step])
+        return out
+
+    def _transform(self, xs, lengths) -> np.ndarray:
+        B, T, _ = xs.shape
+        feats, start = np.empty((B, int(self.counts.sum())), np.float32), 0
+        for i, d in enumerate(self.dilations):
+            groups = np.arange(i * N_KERNELS, (i + 1) * N_KERNELS)
+            same, valid = _masks(lengths, T, int(d))
+            n_same, n_valid = same.sum(axis=1), valid.sum(axis=1)
+            for g, y in zip(groups, self._outputs(xs, int(d), groups)):
+                m, n = (same, n_same) if self.padded[g] else (valid, n_valid)
+                y = np.where(m, y, -np.inf)  # steps outside the case never count as positive
+                k = int(self.counts[g])
+                b = self.biases[start: start + k]
+                feats[:, start: start + k] = (y[:, None, :] > b[None, :, None]).sum(axis=2) / n[:, None]
+                start += k
+        return feats
+
+    # -- state ------------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        return {"dilations": self.dilations.astype(np.int64), "kernel": self.kernel.astype(np.int64),
+                "padded": self.padded.astype(np.uint8), "channels": self.channels.astype(np.uint8),
+                "counts": self.counts.astype(np.int64), "biases": self.biases.astype(np.float32)}
+
+    @staticmethod
+    def state_shapes(n_dilations: int, n_channels: int, n_features: int) -> dict[str, tuple]:
+        """Name -> (shape, dtype) of :meth:`state` for a layer of this size (to check a file against)."""
+        G = N_KERNELS * n_dilations
+        return {"dilations": ((n_dilations,), np.int64), "kernel": ((G,), np.int64), "padded": ((G,), np.uint8),
+                "channels": ((G, n_channels), np.uint8), "counts": ((G,), np.int64),
+                "biases": ((n_features,), np.float32)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> "RandomTDNN":
+        """The layer :meth:`state` describes; ValueError when the arrays do not fit together."""
+        self = cls(n_features=int(state["biases"].shape[0]))
+        self.dilations = np.asarray(state["dilations"], np.int64)
+        self.kernel = np.asarray(state["kernel"], np.int64)
+        self.padded = np.asarray(state["padded"]).astype(bool)
+        self.channels = np.asarray(state["channels"]).astype(bool)
+        self.counts = np.asarray(state["counts"], np.int64)
+        self.biases = np.asarray(state["biases"], np.float32)
+        G = N_KERNELS * len(self.dilations)
+        if (self.dilations < 1).any() or (self.dilations > 1 << 24).any():
+            raise ValueError("dilations must lie between 1 and 2**24")
+        if self.kernel.shape != (G,) or ((self.kernel < 0) | (self.kernel >= N_KERNELS)).any():
+            raise ValueError(f"kernel must hold {G} indices in 0..{N_KERNELS - 1}")
+        if self.counts.shape != (G,) or (self.counts < 1).any() or self.counts.sum() != len(self.biases):
+            raise ValueError(f"counts must be {G} positive numbers summing to the {len(self.biases)} biases")
+        if self.channels.shape[0] != G or not self.channels.any(axis=1).all():
+            raise ValueError("every kernel must read at least one channel")
+        return self
