@@ -14,6 +14,7 @@ blocks, so the Python work per character is a couple of dozen small array operat
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -74,6 +75,8 @@ def generate(lm, prime: str = "", length: int = 500, temperature: float = DEFAUL
         warm-up (the last characters of its training split), "" for none.
     strict: a prime character the model never saw raises UserError; by default it is dropped (see
         CharVocab.drop_unknown to learn which were).
+    BLAS runs with the model's ``threads`` if set, else with the threads the caller set (threadpoolctl;
+    ``rnnkit --threads``, default 1): on a busy machine one thread can be much faster.
     Returns the continuations (without the prime). An empty prime starts from a line break.
     """
     if length < 0:
@@ -97,9 +100,11 @@ def generate(lm, prime: str = "", length: int = 500, temperature: float = DEFAUL
     advance = Stepper(model, state) if Stepper.supports(model) else _plain_stepper(model, state)
     k = None if top_k is None or top_k >= V else int(top_k)
     emit = None if on_text is None else (lambda x: on_text([vocab.chars[x]] if B == 1 else [vocab.chars[i] for i in x]))
-    # one BLAS thread: a second one on the per-character gemv was measured 10-20x slower in this loop on a
-    # busy 2-core machine (its thread is woken and parked for every product) and never clearly faster
-    with blas_limit(1):
+    # BLAS threads for the per-character gemv: the layers' threads= if set, else as the caller set them. Two
+    # threads made a 4 MB gemv (LSTM, H=512) ~1.4x faster on an idle 2-core machine, and 10-20x slower
+    # while another process kept the second core busy (measured), so it is the user's choice
+    threads = getattr(model.rnn, "threads", None)
+    with contextlib.nullcontext() if threads is None else blas_limit(threads):
         out = _sample(advance, int(ids[-1]), B, V, length, temperature, k, rng, emit)
     return [vocab.decode(row) for row in out]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.nn.recurrent.fast.base import freeze, sigmoid_
+from rnnkit.nn.recurrent.fast.base import freeze
 from rnnkit.nn.recurrent.fast.featuremajor import FeatureMajorCore
 
 
@@ -130,17 +130,22 @@ class GRUCore(FeatureMajorCore):
         H = self.hidden_size
         hg = np.empty((batch_size, 3 * H), dtype=self.dtype)  # h W_h + b_h
         rz = np.empty((batch_size, 2 * H), dtype=self.dtype)
+        # b_h and 0.5 as (B, ...) arrays, the shapes they meet: NumPy's same-shape loop is ~2x faster
         return {"hg": hg, "hg_rz": hg[:, :2 * H], "hg_n": hg[:, 2 * H:], "rz": rz, "r": rz[:, :H], "z": rz[:, H:],
-                "n": np.empty((batch_size, H), dtype=self.dtype)}
+                "n": np.empty((batch_size, H), dtype=self.dtype), "b_h": np.tile(self.params["b_h"], (batch_size, 1)),
+                "half": np.full((batch_size, 2 * H), 0.5, dtype=self.dtype)}
 
     def advance(self, xb, state, work):
         (h,) = state
         H = self.hidden_size
-        hg, rz, n = work["hg"], work["rz"], work["n"]
+        hg, rz, n, half = work["hg"], work["rz"], work["n"], work["half"]
         np.matmul(h, self.params["W_h"], out=hg)
-        hg += self.params["b_h"]
+        hg += work["b_h"]  # a copy of b_h: step_buffers are made again for new weights
         np.add(xb[:, :2 * H], work["hg_rz"], out=rz)
-        sigmoid_(rz)
+        rz *= half  # sigmoid(a) = 0.5 tanh(0.5 a) + 0.5
+        np.tanh(rz, out=rz)
+        rz *= half
+        rz += half
         np.multiply(work["hg_n"], work["r"], out=n)  # n = tanh(x W_xn + b_xn + r * (h W_hn + b_hn))
         n += xb[:, 2 * H:]
         np.tanh(n, out=n)

@@ -146,19 +146,21 @@ class LSTMCore(FeatureMajorCore):
     def step_buffers(self, batch_size):
         H = self.hidden_size
         gt = np.empty((batch_size, 4 * H), dtype=self.dtype)  # i, f, g, o (PyTorch's order)
+        # scale and shift as (B, 4H), the shape of gt: NumPy's same-shape loop is ~2x faster than broadcasting
         return {"gt": gt, "i": gt[:, :H], "f": gt[:, H:2 * H], "g": gt[:, 2 * H:3 * H], "o": gt[:, 3 * H:],
-                "ig": np.empty((batch_size, H), dtype=self.dtype)}
+                "ig": np.empty((batch_size, H), dtype=self.dtype),
+                "scale": np.tile(self._scale, (batch_size, 1)), "shift": np.tile(self._shift, (batch_size, 1))}
 
     def advance(self, xb, state, work):
         h, c = state
-        gt, ig = work["gt"], work["ig"]
+        gt, ig, scale = work["gt"], work["ig"], work["scale"]
         np.matmul(h, self.params["W_h"], out=gt)
         gt += xb
         # one tanh for the four gates: sigmoid(a) = 0.5 tanh(0.5 a) + 0.5 on the i, f, o columns
-        gt *= self._scale
+        gt *= scale
         np.tanh(gt, out=gt)
-        gt *= self._scale
-        gt += self._shift
+        gt *= scale
+        gt += work["shift"]
         np.multiply(work["f"], c, out=c)  # c' = f c + i g
         np.multiply(work["i"], work["g"], out=ig)
         c += ig
