@@ -9,8 +9,10 @@ rnnkit with ``threads=1`` and ``threads=2`` on its layers and as many BLAS threa
 Elman the background thread and one BLAS thread). The calls of all settings of both frameworks are
 interleaved, repeat by repeat, so that a change in the machine's load hits them alike; each framework is
 credited with its best setting (median), and the spread (half the interquartile range) is printed. Also
-printed: the fraction of the machine's GEMM rate at the step's own shapes that the step reaches, and the
-peak memory of a training step, each framework alone in a fresh subprocess.
+printed: the fraction of the machine's GEMM rate at the step's own shapes that the step reaches, the
+roofline (the step's counted FLOPs at the machine's 2-thread GEMM peak: the best ratio to PyTorch physically
+possible here, and whether the 1.5x target is within it), and the peak memory of a training step, each
+framework alone in a fresh subprocess.
 
     python benchmarks/rnn_speed.py                       # the full table, as users run it (~15 min)
     python benchmarks/rnn_speed.py --as-set              # the same under this machine's OpenBLAS variables
@@ -226,6 +228,21 @@ def step_gemms(cell, H):
     return [g for (m, k, n) in forward for g in ((m, k, n), (k, m, n), (m, n, k))]
 
 
+def step_flops(cell, H):
+    """Floating-point operations of one training step, counted: per token the forward's 2 G H (E + H) of the
+    layer (input and recurrent products) and 2 H V of the head, the backward twice the forward; B*T tokens.
+    Element-wise work (gates, softmax, Adam) is left out: a lower bound on the work."""
+    G = GATES[cell]
+    forward = 2 * G * H * (E + H) + 2 * H * V
+    return 3 * forward * B * T
+
+
+def roofline(cell, H, torch_seconds, peak_flops):
+    """The ratio to PyTorch a step would reach if all its counted FLOPs ran at the machine's GEMM peak: the
+    best any implementation could do on this machine (element-wise work and the time loop only lower it)."""
+    return torch_seconds / (step_flops(cell, H) / peak_flops)
+
+
 def gemm_fn(cell, H):
     """The step's GEMMs (:func:`step_gemms`) as plain NumPy float32 GEMMs: timed among the frameworks' calls
     (same threads, same moments), this is the time a step would take at the machine's GEMM rate at its
@@ -263,12 +280,16 @@ def print_blas_report(report: dict) -> None:
              "python benchmarks/rnn_speed.py without --as-set"))
 
 
-def print_targets(rows) -> None:
-    """The issue's targets, each marked met or missed."""
+def print_targets(rows, peak) -> None:
+    """The issue's targets, each marked met or missed; for the training targets, whether the machine's GEMM
+    peak (``peak`` FLOP/s, 2 threads, 1024^3) allows them at all."""
     for r in rows:
         name = f"{r['cell']} H={r['H']}"
         goal = 1.5 if r["cell"] in ("lstm", "gru") and r["H"] >= 256 else 1.0
-        checks = [(f"training {r['train_ratio']:.2f}x PyTorch (target >= {goal}x)", r["train_ratio"] >= goal),
+        need = step_flops(r["cell"], r["H"]) * goal / (B * T / r["train_torch"])
+        reach = (f"reachable at most: {r['roofline_ratio']:.2f}x at the GEMM peak; {goal}x needs "
+                 f"{need / 1e9:.0f} GFLOP/s of {peak / 1e9:.0f}: {'possible' if need < peak else 'NOT possible'}")
+        checks = [(f"training {r['train_ratio']:.2f}x PyTorch (target >= {goal}x; {reach})", r["train_ratio"] >= goal),
                   (f"generation {r['gen_ratio_cell']:.1f}x PyTorch's one-step cell (target >= 3x)",
                    r["gen_ratio_cell"] >= 3.0)]
         if "mem_rnnkit" in r:
@@ -342,7 +363,8 @@ def main(argv=None):
     print(f"machine float32 GEMM (1024^3, median): 1 thread {rates[1] / 1e9:.1f} GFLOP/s, "
           f"2 threads {rates[2] / 1e9:.1f} GFLOP/s")
     print()
-    head = (f"{'cell':5} {'H':>4} | {'tok/s rnnkit':>15} {'1 core':>7} {'torch':>13} {'ratio':>6} {'%GEMM':>6} | "
+    head = (f"{'cell':5} {'H':>4} | {'tok/s rnnkit':>15} {'1 core':>7} {'torch':>13} {'ratio':>6} {'max':>6} "
+            f"{'%GEMM':>6} | "
             f"{'gen rnnkit':>10} {'nn.LSTM':>7} {'ratio':>6} {'  Cell':>7} {'ratio':>6}" + ("" if args.no_memory else
                                                                          f" | {'peak MiB rnnkit':>15} {'torch':>6}"))
     print(head)
@@ -359,16 +381,20 @@ def main(argv=None):
             t_set, t_s, t_spread = best(train["torch"])
             r_tok, t_tok, one_core = B * T / r_s, B * T / t_s, B * T / train["rnnkit"]["1"][0]
             frac = best(train["gemm"])[1] / r_s  # the machine's GEMM time at these shapes, best thread count
+            bound = roofline(cell, H, t_s, rates[2])  # PyTorch's time over the step's FLOPs at the peak
             g_r, g_t, g_c = best(gen["rnnkit"]), best(gen["torch"]), best(gen["torch_cell"])
             r_cps, t_cps, c_cps = args.chars / g_r[1], args.chars / g_t[1], args.chars / g_c[1]
             row = dict(cell=cell, H=H, train_rnnkit=r_tok, train_torch=t_tok, train_ratio=r_tok / t_tok,
                        train_rnnkit_one_core=one_core, spread_rnnkit=r_spread / r_s, spread_torch=t_spread / t_s,
                        threads_rnnkit=r_set, threads_torch=t_set, gemm_fraction=frac,
+                       step_gflop=step_flops(cell, H) / 1e9, gflops_rnnkit=step_flops(cell, H) / r_s / 1e9,
+                       roofline_ratio=bound,
                        gen_rnnkit=r_cps, gen_torch=t_cps, gen_ratio=r_cps / t_cps,
                        gen_torch_cell=c_cps, gen_ratio_cell=r_cps / c_cps,
                        gen_threads_rnnkit=g_r[0], gen_threads_torch=g_t[0])
             line = (f"{cell:5} {H:>4} | {r_tok:>10,.0f} ±{100 * r_spread / r_s:>2.0f}% {one_core:>7,.0f} "
-                    f"{t_tok:>8,.0f} ±{100 * t_spread / t_s:>2.0f}% {r_tok / t_tok:>5.2f}x {100 * frac:>5.1f}% | "
+                    f"{t_tok:>8,.0f} ±{100 * t_spread / t_s:>2.0f}% {r_tok / t_tok:>5.2f}x {bound:>5.2f}x "
+                    f"{100 * frac:>5.1f}% | "
                     f"{r_cps:>10,.0f} {t_cps:>7,.0f} {r_cps / t_cps:>5.1f}x {c_cps:>7,.0f} {r_cps / c_cps:>5.1f}x")
             if not args.no_memory:
                 row["mem_rnnkit"] = peak_memory("rnnkit", cell, H)
@@ -381,11 +407,14 @@ def main(argv=None):
         f"{r['cell']}/{r['H']}: rnnkit {r['threads_rnnkit']}, torch {r['threads_torch']}" for r in rows))
     print("'1 core' is rnnkit with threads=1; ± is half the interquartile range over the repeats; %GEMM is the time "
           "the step's GEMMs take as plain whole-batch NumPy GEMMs (timed among the steps, best of 1 and 2 threads) "
-          "over rnnkit's step time; 'Cell' is PyTorch's one-step module (nn.LSTMCell...), the generation target's baseline.")
+          "over rnnkit's step time; 'max' is the roofline, the ratio to PyTorch a step would reach if its counted "
+          "FLOPs (forward 2*G*H*(E+H) + 2*H*V per token, backward twice that) all ran at the 2-thread 1024^3 "
+          "GEMM rate; "
+          "'Cell' is PyTorch's one-step module (nn.LSTMCell...), the generation target's baseline.")
     print("The machine is shared (other jobs run on its 2 cores): figures are medians of interleaved calls and "
           "the ratios matter more than the absolute rates.")
     print()
-    print_targets(rows)
+    print_targets(rows, rates[2])
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"gemm_gflops": {k: v / 1e9 for k, v in rates.items()}, "blas": blas, "rows": rows}, f,
