@@ -1,5 +1,6 @@
-"""Sequence classification: an estimator with scikit-learn / aeon conventions over rnnkit's TDNN and
-recurrent networks.
+"""Sequence classification: an estimator with scikit-learn / aeon conventions over rnnkit's time-delay and
+recurrent networks. The default, model="rocket", is a random time-delay layer with a closed-form readout
+(rnnkit.tasks.classify_rocket); "auto", "combined", "tdnn" and "rnn" are networks trained by backpropagation.
 
     clf = SequenceClassifier().fit(X_train, y_train)   # X in aeon's layouts (rnnkit.data.layout)
     clf.predict(X_test); clf.predict_proba(X_test); clf.score(X_test, y_test)
@@ -23,7 +24,7 @@ from rnnkit.errors import UserError
 from rnnkit.nn.base import as_rng
 from rnnkit.tasks.classify_config import AUTO_MODEL, AUTO_NORMALIZE, NORMALIZE, ClassifyConfig
 from rnnkit.tasks.classify_model import MODELS, ClassifierNet
-from rnnkit.tasks.classify_rocket import RocketMember
+from rnnkit.tasks.classify_rocket import RocketMember, fit_members
 from rnnkit.tasks.classify_train import Padded, predict_logits, stratified_split, train_net
 
 FORMAT = "rnnkit-classify"
@@ -64,7 +65,8 @@ class SequenceClassifier:
     Learned attributes: ``classes_`` (sorted labels), ``n_classes_``, ``n_channels_``, ``stride_``,
     ``mean_``/``scale_`` (per-channel statistics of the training data), ``ref_``, ``feature_mean_`` and
     ``feature_scale_`` (the level and scale features of normalize="series+scale"), ``normalize_`` (the
-    normalisation used) and ``model_``: with "auto", the pair of ``AUTO_MODEL`` x ``AUTO_NORMALIZE`` whose first
+    normalisation used) and ``model_``: "rocket" by default (``nets_`` then holds RocketMember objects); with
+    "auto", the pair of ``AUTO_MODEL`` x ``AUTO_NORMALIZE`` whose first
     network reached the lowest validation loss, the losses in ``choice_scores_``; ``nets_`` (one network per
     ensemble member), ``histories_``, ``best_epochs_``, ``fit_seconds_``.
     """
@@ -245,24 +247,12 @@ class SequenceClassifier:
         return self
 
     def _fit_rocket(self, raw, ys, seeds, t0: float, log, stop) -> None:
-        """``n_estimators`` random-TDNN members (rnnkit.tasks.classify_rocket), each with its own kernels; the
-        data as given, standardised per channel (normalize "auto" = "global"), zero-padded with lengths."""
-        cfg = self.config
-        self.model_, self.normalize_ = "rocket", ("global" if cfg.normalize == "auto" else cfg.normalize)
+        """The random-TDNN members (rnnkit.tasks.classify_rocket) on the data as given, standardised per channel
+        (normalize "auto" means "global"), zero-padded with lengths."""
+        self.model_ = "rocket"
+        self.normalize_ = "global" if self.config.normalize == "auto" else self.config.normalize
         data = Padded([self._normalize(c) for c in raw], np.float32)
-        for k, seed in enumerate(seeds):
-            if k and ((stop is not None and stop()) or (cfg.max_minutes is not None
-                                                         and time.perf_counter() - t0 > 60.0 * cfg.max_minutes)):
-                if log is not None:
-                    log(f"stopped after {k} of {cfg.n_estimators} members (time budget or interrupt)")
-                break
-            member = RocketMember.fit(data, ys, self.n_classes_, int(seed))
-            self.nets_.append(member)
-            if log is not None:
-                info = member.describe()
-                log(f"member {k + 1}/{cfg.n_estimators}: {info['n_features']:,} random-TDNN features over "
-                    f"{info['n_dilations']} dilations, ridge penalty {info['alpha']:.3g}, leave-one-out accuracy "
-                    f"{info['loo_accuracy']:.4f} ({time.perf_counter() - t0:.1f} s)")
+        self.nets_ = fit_members(data, ys, self.n_classes_, seeds, t0, self.config.max_minutes, log, stop)
 
     # -- predict --------------------------------------------------------------------------------------------
     def _check_fitted(self):

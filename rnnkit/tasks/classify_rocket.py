@@ -5,6 +5,8 @@ penalty and the softmax temperature are chosen by exact leave-one-out on the tra
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from rnnkit.nn.random_tdnn import RandomTDNN
@@ -54,3 +56,23 @@ class RocketMember:
             return {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
 
         return cls(RandomTDNN.from_state(part("tdnn")), RidgeReadout.from_state(part("ridge")))
+
+
+def fit_members(data, ys: np.ndarray, n_classes: int, seeds, t0: float, max_minutes: float | None, log=None,
+                stop=None) -> list[RocketMember]:
+    """One member per seed, each with its own kernels, until the seeds, the time budget (``max_minutes`` since
+    ``t0``) or ``stop()`` run out; at least one member is always fitted."""
+    members = []
+    for k, seed in enumerate(seeds):
+        spent = time.perf_counter() - t0
+        if k and ((stop is not None and stop()) or (max_minutes is not None and spent > 60.0 * max_minutes)):
+            if log is not None:
+                log(f"stopped after {k} of {len(seeds)} members (time budget or interrupt)")
+            break
+        members.append(RocketMember.fit(data, ys, n_classes, int(seed)))
+        if log is not None:
+            info = members[-1].describe()
+            log(f"member {k + 1}/{len(seeds)}: {info['n_features']:,} random-TDNN features over "
+                f"{info['n_dilations']} dilations, ridge penalty {info['alpha']:.3g}, leave-one-out accuracy "
+                f"{info['loo_accuracy']:.4f} ({time.perf_counter() - t0:.1f} s)")
+    return members
