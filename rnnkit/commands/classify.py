@@ -242,7 +242,8 @@ def run_train(args, locks) -> int:
                              stride=args.stride, normalize=args.normalize, epochs=args.epochs,
                              patience=args.patience, batch_size=args.batch_size, lr=args.lr, val_size=args.val_size,
                              n_estimators=args.ensemble, max_minutes=args.minutes, random_state=args.seed,
-                             workers=args.workers, ray_address=args.ray_address)
+                             workers=args.workers, ray_address=args.ray_address,
+                             threads=getattr(args, "threads", None))  # the global ``rnnkit --threads N``
     clf.config.check()
     _check_pair(args, X, y, test)
     out = locks.hold(_run_dir(args))

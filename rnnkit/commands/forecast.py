@@ -117,7 +117,8 @@ def _config(args):
         transform=args.transform, val_size=args.val, test_size=args.test, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, interval=args.interval,
         ensemble=args.ensemble, seed=args.seed, highway="auto" if args.highway is None else args.highway,
-        workers=args.workers, ray_address=args.ray_address)
+        workers=args.workers, ray_address=args.ray_address,
+        threads=getattr(args, "threads", None))  # the global ``rnnkit --threads N``
     cfg.check()
     return cfg
 

@@ -72,7 +72,8 @@ def _config(args, cell: str, length: int, monitor_every: int = 0):
     cfg = MemoryConfig(task=args.task, length=length, cell=cell, hidden_size=args.hidden_size,
                        num_layers=args.num_layers, batch_size=args.batch_size, lr=args.lr, clip=args.clip,
                        forget_bias=args.forget_bias, max_steps=args.max_steps, max_seconds=args.max_seconds,
-                       eval_every=args.eval_every, monitor_every=monitor_every, seed=args.seed).validate()
+                       eval_every=args.eval_every, monitor_every=monitor_every, seed=args.seed,
+                       threads=getattr(args, "threads", None)).validate()  # the global ``rnnkit --threads N``
     # the held-out test set goes through the network in one batch, so it sets the activation memory
     need = O.recurrent_bytes(cfg.hidden_size, cfg.num_layers, 8, max(cfg.batch_size, cfg.test_size), cfg.length,
                              gates=4, itemsize=np.dtype(cfg.dtype).itemsize)

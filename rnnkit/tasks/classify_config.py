@@ -46,6 +46,7 @@ class ClassifyConfig:
     dtype: str = "float32"
     workers: int = 1  # > 1: each batch's cases split over this many Ray workers (rnnkit.distributed)
     ray_address: str | None = None  # join this Ray cluster (None: start a local one when workers > 1)
+    threads: int | None = None  # the recurrent layers' threads= (team and BLAS inside them); None: automatic
 
     def check(self) -> None:
         def need(ok, msg):

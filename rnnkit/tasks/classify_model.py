@@ -35,10 +35,11 @@ def make_pool(kind: str, size: int, dtype, rng) -> Layer:
 
 
 def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,
-                   dtype, rng):
+                   dtype, rng, threads: int | None = None):
     from rnnkit.nn import recurrent as R
 
-    kw = dict(num_layers=num_layers, bidirectional=bidirectional, return_sequences=True, dtype=dtype, rng=rng)
+    kw = dict(num_layers=num_layers, bidirectional=bidirectional, return_sequences=True, dtype=dtype, rng=rng,
+              threads=threads)
     if cell == "lstm":
         return R.LSTM(input_size, hidden_size, **kw)
     if cell == "gru":
@@ -57,10 +58,11 @@ class ClassifierNet(Layer):
     the recurrent front-end), channels and kernels (the TDNN blocks), cell, hidden_size, num_layers,
     bidirectional, pool (the recurrent branch's pooling over time), front_size (the recurrent front-end's
     width), dropout. Parameters are named ``conv{i}.*``, ``bn{i}.*``, ``front.*``, ``rnn.*``, ``att.*``,
-    ``head.*``.
+    ``head.*``. ``threads``: the recurrent layer's ``threads=`` (see :class:`rnnkit.nn.recurrent.RecurrentLayer`).
     """
 
-    def __init__(self, n_channels: int, n_classes: int, arch: dict, dtype=np.float32, rng=None):
+    def __init__(self, n_channels: int, n_classes: int, arch: dict, dtype=np.float32, rng=None,
+                 threads: int | None = None):
         super().__init__(dtype)
         rng = as_rng(rng)
         self.arch = dict(arch)
@@ -92,7 +94,7 @@ class ClassifierNet(Layer):
                 size = int(arch["front_size"])
             self.rnn = self.add_child("rnn", make_recurrent(arch["cell"], size, int(arch["hidden_size"]),
                                                             int(arch["num_layers"]), bool(arch["bidirectional"]),
-                                                            dtype, rng))
+                                                            dtype, rng, threads))
             out = self.rnn.output_size
             self.rnn_pool = make_pool(arch["pool"], out, dtype, rng)
             if self.rnn_pool.params:

@@ -244,7 +244,8 @@ class Forecaster:
     def _new_net(self, rng=None) -> ForecastNet:
         cfg = self.config
         return ForecastNet(cfg.cell, self.input_size_, self.lookback_, self.out_steps, self.future_size_,
-                           cfg.hidden_size, cfg.num_layers, self.highway_, np.dtype(cfg.dtype), rng)
+                           cfg.hidden_size, cfg.num_layers, self.highway_, np.dtype(cfg.dtype), rng,
+                           threads=cfg.threads)
 
     # -- forecasting ------------------------------------------------------------------------------
     def _net_outputs(self, xs, fut):

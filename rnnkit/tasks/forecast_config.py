@@ -42,6 +42,7 @@ class ForecastConfig:
     dtype: str = "float32"
     workers: int = 1  # > 1: each batch's windows split over this many Ray workers (rnnkit.distributed)
     ray_address: str | None = None  # join this Ray cluster (None: start a local one when workers > 1)
+    threads: int | None = None  # the recurrent layers' threads= (team and BLAS inside them); None: automatic
     quiet: bool = True
 
     def check(self) -> None:
@@ -79,6 +80,8 @@ class ForecastConfig:
                 raise UserError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         if int(self.workers) < 1:
             raise UserError(f"workers must be at least 1, got {self.workers}")
+        from rnnkit.nn.recurrent.threads import check_threads
+        check_threads(self.threads)
         if self.workers > 1 or self.ray_address:
             from rnnkit.distributed import require_ray
             require_ray(f"--workers {self.workers}")

@@ -20,11 +20,12 @@ LOG_SIGMA_MIN, LOG_SIGMA_MAX = -7.0, 5.0
 
 
 class ForecastNet(Layer):
-    """Encoder (recurrent layer or MLP over the flattened window) -> Dense head -> (mu, log_sigma)."""
+    """Encoder (recurrent layer or MLP over the flattened window) -> Dense head -> (mu, log_sigma).
+    ``threads``: the recurrent encoder's ``threads=`` (see :class:`rnnkit.nn.recurrent.RecurrentLayer`)."""
 
     def __init__(self, cell: str, input_size: int, lookback: int, out_steps: int, future_size: int = 0,
                  hidden_size: int = 32, num_layers: int = 1, highway: int = 0, dtype=np.float32,
-                 rng=None):
+                 rng=None, threads: int | None = None):
         super().__init__(dtype)
         from rnnkit.nn.layers import Dense
 
@@ -39,7 +40,7 @@ class ForecastNet(Layer):
         else:
             from rnnkit.nn import recurrent
 
-            kw = dict(num_layers=num_layers, return_sequences=False, dtype=dtype, rng=rng)
+            kw = dict(num_layers=num_layers, return_sequences=False, dtype=dtype, rng=rng, threads=threads)
             if cell == "jordan":
                 self.encoder = recurrent.JordanRNN(input_size, hidden_size, hidden_size, **kw)
             else:

@@ -72,12 +72,13 @@ def get_task(name: str) -> TaskSpec:
 
 # -- the model --------------------------------------------------------------------------------------
 def make_cell(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, return_sequences=True,
-              forget_bias: float = 1.0, dtype=np.float32, rng=None, nonlinearity: str = "tanh"):
+              forget_bias: float = 1.0, dtype=np.float32, rng=None, nonlinearity: str = "tanh",
+              threads: int | None = None):
     """A recurrent layer by name. Jordan feeds back a tanh output of size ``hidden_size``;
-    ``nonlinearity`` applies to Elman only."""
+    ``nonlinearity`` applies to Elman only; ``threads`` is the layer's ``threads=``."""
     from rnnkit.nn import recurrent as R
 
-    kw = dict(num_layers=num_layers, return_sequences=return_sequences, dtype=dtype, rng=rng)
+    kw = dict(num_layers=num_layers, return_sequences=return_sequences, dtype=dtype, rng=rng, threads=threads)
     if cell == "lstm":
         return R.LSTM(input_size, hidden_size, forget_bias=forget_bias, **kw)
     if cell == "gru":
@@ -95,12 +96,12 @@ class SequenceModel(Layer):
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, output_size: int, output: str = "last",
                  num_layers: int = 1, forget_bias: float = 1.0, dtype=np.float32, rng=None,
-                 nonlinearity: str = "tanh"):
+                 nonlinearity: str = "tanh", threads: int | None = None):
         super().__init__(dtype)
         rng = as_rng(rng)
         self.cell, self.output = cell, output
         self.rnn = self.add_child("rnn", make_cell(cell, input_size, hidden_size, num_layers, output == "seq",
-                                                   forget_bias, dtype, rng, nonlinearity))
+                                                   forget_bias, dtype, rng, nonlinearity, threads))
         self.head = self.add_child("head", Dense(hidden_size, output_size, dtype=dtype, rng=rng))
 
     def forward(self, xs, mask=None, training: bool = False):
@@ -112,9 +113,9 @@ class SequenceModel(Layer):
 
 
 def build_model(spec: TaskSpec, cell: str, hidden_size: int = 64, num_layers: int = 1, forget_bias: float = 1.0,
-                dtype=np.float32, rng=None) -> SequenceModel:
+                dtype=np.float32, rng=None, threads: int | None = None) -> SequenceModel:
     return SequenceModel(cell, spec.input_size, hidden_size, spec.output_size, spec.output, num_layers,
-                         forget_bias, dtype, rng)
+                         forget_bias, dtype, rng, threads=threads)
 
 
 def loss_and_grad(spec: TaskSpec, out: np.ndarray, batch: sq.Batch) -> tuple[float, np.ndarray]:
@@ -157,6 +158,7 @@ class MemoryConfig:
     log_every: int = 10  # steps averaged per "train" record of the history (metrics.csv rows)
     seed: int = 0
     dtype: str = "float32"
+    threads: int | None = None  # the recurrent layer's threads= (team and BLAS inside it); None: automatic
 
     def validate(self) -> "MemoryConfig":
         get_task(self.task)
@@ -173,6 +175,8 @@ class MemoryConfig:
                             f"{self.clip}, {self.forget_bias} and {self.seed}")
         if self.dtype not in ("float32", "float64"):
             raise UserError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        from rnnkit.nn.recurrent.threads import check_threads
+        check_threads(self.threads)
         return self
 
 
@@ -212,7 +216,8 @@ def train(config: MemoryConfig, progress: bool = False, log: Callable | None = N
     dtype = np.dtype(cfg.dtype)
     model_rng, data_rng, val_rng, test_rng = run_rngs(cfg.seed)
     if model is None:
-        model = build_model(spec, cfg.cell, cfg.hidden_size, cfg.num_layers, cfg.forget_bias, dtype, model_rng)
+        model = build_model(spec, cfg.cell, cfg.hidden_size, cfg.num_layers, cfg.forget_bias, dtype, model_rng,
+                            threads=cfg.threads)
     val = spec.make(cfg.eval_size, cfg.length, val_rng)
     test = spec.make(cfg.test_size, cfg.length, test_rng)
 
