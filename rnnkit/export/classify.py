@@ -3,13 +3,15 @@
 Inside: the normalisation (global statistics, or each case's own over its valid steps), then per ensemble
 member the TDNN blocks (ONNX Conv; BatchNorm folded into a scale and shift; ReLU), the strided front-end and
 the recurrent layer (ONNX's LSTM/GRU/RNN with ``sequence_lens``, Jordan as a Scan), the pools over each case's
-valid steps, the head and a softmax; the members' probabilities are averaged as in ``predict_proba``.
+valid steps, the head and a softmax (model "rocket": rnnkit.export.classify_rocket's random-TDNN features and
+ridge readout instead); the members' probabilities are averaged as in ``predict_proba``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.export.classify_rocket import member_scores
 from rnnkit.export.graph import FLOAT, INT64, Graph, dense
 from rnnkit.export.onnx import Export, exporter
 from rnnkit.export.recurrent import emit
@@ -132,24 +134,34 @@ def _normalize(g: Graph, clf, X: str, lengths: str) -> str:
 
 @exporter("rnnkit.tasks.classify:SequenceClassifier")
 def sequence_classifier(clf) -> Export:
-    """X (B, C, T) raw values (padded at the end), lengths (B,) -> probs (B, n_classes) in ``classes_`` order."""
+    """X (B, C, T) raw values (padded at the end), lengths (B,) -> probs (B, n_classes) in ``classes_`` order,
+    and each member's logits (B, M, n_classes) (for "rocket": ridge scores / temperature)."""
     if not getattr(clf, "nets_", None):
         raise UserError("this SequenceClassifier is not fitted; fit it (or load a trained run) before exporting")
     g = Graph("rnnkit_classify")
     X = g.input("X", FLOAT, ["B", clf.n_channels_, "T"], "cases in aeon's layout (n_cases, n_channels, "
                 "n_timepoints), padded with anything after each case's end")
     lengths = g.input("lengths", INT64, ["B"], "valid time points of each case")
+    mask = g.op("Unsqueeze", _mask(g, X, lengths, 2), g.ints(1))  # (B, 1, T)
+    X = g.op("Where", mask, X, g.const(0.0, "f0"))  # whatever pads a case (NaN too) never reaches a statistic
     x = _normalize(g, clf, X, lengths)
-    logits = [_net(g, net, x, lengths, k) for k, net in enumerate(clf.nets_)]
+    rocket = clf.model_ == "rocket"
+    if rocket:  # the members read zeros past each case's end, after the normalisation too
+        x = g.op("Where", mask, x, g.const(0.0, "f0"))
+        logits = [member_scores(g, member, x, lengths, k) for k, member in enumerate(clf.nets_)]  # float64
+    else:
+        logits = [_net(g, net, x, lengths, k) for k, net in enumerate(clf.nets_)]
     probs = [g.op("Softmax", z, axis=1) for z in logits]
     total = probs[0] if len(probs) == 1 else g.op("Sum", *probs)
-    out = g.op("Div", total, g.const(float(len(probs)), "n_members"))
+    out = g.op("Div", total, g.const(float(len(probs)), "n_members", np.float64 if rocket else np.float32))
+    if rocket:  # the ridge readout computes in float64 like rnnkit's; the outputs are float32 all the same
+        out, logits = g.op("Cast", out, to=_F32), [g.op("Cast", z, to=_F32) for z in logits]
     M, K = len(logits), clf.n_classes_
     g.output(out, "probs", FLOAT, ["B", K], "class probabilities (the members' average), columns in 'classes'")
     stacked = g.op("Concat", *[g.op("Unsqueeze", z, g.ints(1)) for z in logits], axis=1)
     g.output(stacked, "logits", FLOAT, ["B", M, K], "each ensemble member's logits")
     info = {"model": "classify", "classes": [v.item() if hasattr(v, "item") else v for v in clf.classes_],
-            "n_channels": int(clf.n_channels_), "normalize": clf.normalize_,
+            "n_channels": int(clf.n_channels_), "normalize": clf.normalize_, "classifier": clf.model_,
             "note": "the graph normalises the raw values itself; the predicted label is classes[argmax(probs)]"}
     return Export({"": g.model(f"rnnkit sequence classifier ({clf.model_}, {len(clf.nets_)} member(s))")},
                   info)

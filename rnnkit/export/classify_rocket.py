@@ -1,0 +1,102 @@
+"""The "rocket" classifier's members as ONNX nodes: the random TDNN's PPV features and the ridge readout.
+
+The convolutions are written as the same float32 additions, in the same order, as
+:meth:`rnnkit.nn.random_tdnn.RandomTDNN._outputs` (not as an ONNX Conv, whose summation order is the runtime's):
+an output sitting within rounding of a bias would otherwise count differently, so the graph's features equal
+rnnkit's bit for bit. The readout runs in float64 like :class:`rnnkit.nn.ridge.RidgeReadout`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnkit.export.graph import Graph
+from rnnkit.nn.random_tdnn import KERNEL, N_KERNELS, TAPS
+
+_F32, _F64 = 1, 11  # TensorProto element types for Cast
+_BIG = np.iinfo(np.int64).max  # a Slice end meaning "to the end"
+
+
+def _taps(g: Graph, x: str, T: str, d: int, name: str) -> list[str]:
+    """Nine (B, C, T): x (B, C, T) zero-padded by 4d at both ends, tap j at step t reading step t + (j - 4) d."""
+    p = 4 * d
+    padded = g.op("Pad", x, g.ints(0, 0, p, 0, 0, p), hint=f"{name}.pad")  # (B, C, T + 8d)
+    taps = []
+    for j in range(KERNEL):
+        start = g.ints(j * d)
+        end = g.ints(_BIG) if j == KERNEL - 1 else g.op("Add", T, start)
+        taps.append(g.op("Slice", padded, start, end, g.ints(2), hint=f"{name}.tap{j}"))
+    return taps
+
+
+def _outputs(g: Graph, tdnn, x: str, T: str, i: int, name: str) -> str:
+    """(84, B, T): the outputs of dilation i's 84 groups on x (B, C, T) float32, zero past each case's end."""
+    d = int(tdnn.dilations[i])
+    groups = np.arange(i * N_KERNELS, (i + 1) * N_KERNELS)
+    taps = _taps(g, x, T, d, name)
+    total = taps[0]
+    for tap in taps[1:]:  # the taps summed in order ...
+        total = g.op("Add", total, tap)
+    base = g.op("Neg", total, hint=f"{name}.base")  # ... every tap at weight -1: (B, C, T)
+    stack = g.op("Concat", *[g.op("Unsqueeze", tap, g.ints(0)) for tap in taps], axis=0)  # (9, B, C, T)
+    kernel = tdnn.kernel[groups]
+    chosen = tdnn.channels[groups]  # (84, C) bool
+    out = None
+    for c in np.flatnonzero(chosen.any(axis=0)):  # channels summed in order; a channel no group reads adds 0
+        at = g.ints(int(c))
+        taps_c = g.op("Gather", stack, at, axis=2)  # (9, B, 1, T)
+        three = [g.op("Gather", taps_c, g.const(TAPS[kernel, k], f"{name}.taps{k}", np.int64), axis=0)
+                 for k in range(3)]  # (84, B, 1, T) each: where the kernels' weights of 2 sit
+        y = g.op("Add", g.op("Gather", base, at, axis=1),
+                 g.op("Mul", g.op("Add", g.op("Add", three[0], three[1]), three[2]), g.const(3.0, "three")))
+        if not chosen[:, c].all():  # zero for the groups that skip channel c (x + 0 == x exactly)
+            y = g.op("Mul", y, g.const(chosen[:, c, None, None, None].astype(np.float32), f"{name}.ch{c}"))
+        out = y if out is None else g.op("Add", out, y)
+    return g.op("Squeeze", out, g.ints(2))
+
+
+def features(g: Graph, tdnn, x: str, lengths: str) -> str:
+    """PPV features (B, F) float32 of x (B, C, T) float32, zero past each case's ``lengths`` (B,) int64."""
+    T = g.op("Shape", x, start=2, end=3)  # (1,)
+    t = g.op("Unsqueeze", g.op("Range", g.const(0, "i0", np.int64), g.op("Squeeze", T, g.ints(0)),
+                               g.const(1, "i1", np.int64)), g.ints(0))  # (1, T)
+    n = g.op("Unsqueeze", lengths, g.ints(1))  # (B, 1)
+    same = g.op("Less", t, n)  # (B, T): the case's own steps
+    n_same = g.op("Cast", lengths, to=_F32)
+    start, parts = 0, []
+    for i, d in enumerate(int(v) for v in tdnn.dilations):
+        name = f"rocket.d{d}"
+        groups = np.arange(i * N_KERNELS, (i + 1) * N_KERNELS)
+        # valid: whole window inside the case; a case of length <= 8d has no such step and uses its own steps
+        edge = g.const(4 * d, "edge", np.int64)
+        inside = g.op("And", g.op("GreaterOrEqual", t, edge), g.op("Less", t, g.op("Sub", n, edge)))
+        short = g.op("LessOrEqual", lengths, g.const(8 * d, "span", np.int64))  # (B,)
+        valid = g.op("Or", inside, g.op("And", g.op("Unsqueeze", short, g.ints(1)), same))  # (no bool Where in ORT)
+        n_valid = g.op("Cast", g.op("Where", short, lengths, g.op("Sub", lengths, g.const(8 * d, "span", np.int64))),
+                       to=_F32)
+        padded = tdnn.padded[groups]
+        pad = g.const(padded[:, None, None], f"{name}.padded", bool)  # (84, 1, 1)
+        mask = g.op("Or", g.op("And", pad, same), g.op("And", g.op("Not", pad), valid))  # (84, B, T)
+        y = g.op("Where", mask, _outputs(g, tdnn, x, T, i, name), g.const(-np.inf, "ninf"))  # outside never counts
+        counts = tdnn.counts[groups]
+        k = int(counts.sum())
+        rep = np.repeat(np.arange(N_KERNELS), counts)  # each group's output once per bias of the group
+        y = g.op("Gather", y, g.const(rep, f"{name}.rep", np.int64), axis=0)  # (k, B, T)
+        above = g.op("Greater", y, g.const(tdnn.biases[start: start + k, None, None], f"{name}.bias"))
+        hits = g.op("ReduceSum", g.op("Cast", above, to=_F32), g.ints(2), keepdims=0)  # (k, B), exact integers
+        steps = g.op("Where", g.const(padded[rep, None], f"{name}.padded_f", bool), g.op("Unsqueeze", n_same, g.ints(0)),
+                     g.op("Unsqueeze", n_valid, g.ints(0)))  # (k, B)
+        parts.append(g.op("Div", hits, steps))  # float32 division == float64 division rounded to float32
+        start += k
+    F = parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=0)
+    return g.op("Transpose", F, perm=[1, 0], hint="rocket.features")  # (B, F)
+
+
+def member_scores(g: Graph, member, x: str, lengths: str, k: int) -> str:
+    """One RocketMember on x (B, C, T) float32 -> its softmax input, decision / temperature (B, K) float64."""
+    r = member.readout
+    F = g.op("Cast", features(g, member.tdnn, x, lengths), to=_F64)
+    z = g.op("Div", g.op("Sub", F, g.const(r.mean, f"member{k}.mean", np.float64)),
+             g.const(r.scale, f"member{k}.scale", np.float64))
+    z = g.op("Add", g.op("MatMul", z, g.const(r.weight, f"member{k}.weight", np.float64)),
+             g.const(r.bias, f"member{k}.bias", np.float64))
+    return g.op("Div", z, g.const(float(r.temperature), f"member{k}.temperature", np.float64))
