@@ -145,6 +145,9 @@ def sequence_classifier(clf):
     score = tanh(proj(h)) @ score.weight.T) and ``net{k}.head``; "pads" gives each Conv1d's [left, right]."""
     if not getattr(clf, "nets_", None):
         raise UserError("this SequenceClassifier is not fitted; fit it (or load a trained run) before exporting")
+    if clf.model_ == "rocket":
+        raise UserError("a rocket classifier (random time-delay features and a ridge readout) has no PyTorch "
+                        "modules to name its weights after; export it with --format onnx")
     tensors, modules, pads = {}, {}, {}
     for k, net in enumerate(clf.nets_):
         p = f"net{k}"
