@@ -16,6 +16,7 @@ TAPS = np.array(list(itertools.combinations(range(KERNEL), 3)))  # (84, 3): wher
 N_KERNELS = len(TAPS)
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0  # quantile positions (k * GOLDEN) mod 1 spread evenly without a pattern
 STATE = ("dilations", "kernel", "padded", "channels", "counts", "biases")
+CACHED = 8  # channel subsets whose shifted series are kept while one dilation's 84 kernels run
 
 
 def dilation_plan(length: int, n_features: int, max_dilations: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -31,13 +32,16 @@ def dilation_plan(length: int, n_features: int, max_dilations: int = 32) -> tupl
     return dil, counts
 
 
-def _taps(xs: np.ndarray, d: int) -> np.ndarray:
-    """(9, B, T, C): xs shifted so that tap j at step t reads step t + (j - 4) * d (zero outside 0..T-1)."""
-    B, T, C = xs.shape
-    p = 4 * d
-    padded = np.zeros((B, T + 2 * p, C), xs.dtype)
-    padded[:, p: p + T] = xs
-    return np.stack([padded[:, j * d: j * d + T] for j in range(KERNEL)])
+def _taps(s: np.ndarray, d: int) -> list[np.ndarray]:
+    """Nine (B, T) views of series s (B, T): tap j at step t reads step t + (j - 4) * d (zero outside 0..T-1).
+    One zero-padded copy of s, padded by at most T on each side (a shift of T or more reads only zeros)."""
+    B, T = s.shape
+    shifts = [(j - 4) * d for j in range(KERNEL)]
+    p = max(abs(k) for k in shifts if abs(k) < T)
+    padded = np.zeros((B, T + 2 * p), s.dtype)
+    padded[:, p: p + T] = s
+    zero = np.broadcast_to(np.zeros((), s.dtype), (B, T))
+    return [padded[:, p + k: p + k + T] if abs(k) < T else zero for k in shifts]
 
 
 def _masks(lengths: np.ndarray, T: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +98,7 @@ class RandomTDNN:
         for i, d in enumerate(self.dilations):
             groups = np.arange(i * N_KERNELS, (i + 1) * N_KERNELS)
             rows = examples[groups]
-            out = self._outputs(xs[rows], int(d), groups, diagonal=True)  # (84, T): group g on its own case
+            out = self._outputs(xs, lengths, int(d), groups, rows)  # (84, T): group g on its own case
             same, valid = _masks(lengths[rows], T, int(d))
             for j, g in enumerate(groups):
                 m = same[j] if self.padded[g] else valid[j]
@@ -105,20 +109,28 @@ class RandomTDNN:
         return self
 
     # -- features ---------------------------------------------------------------------------------------------
-    def _outputs(self, xs: np.ndarray, d: int, groups: np.ndarray, diagonal: bool = False) -> np.ndarray:
-        """Convolution outputs of ``groups`` (all at dilation d) on xs (B, T, C): (len(groups), B, T), or with
-        ``diagonal`` group j on case j only: (len(groups), T)."""
-        taps = _taps(xs, d)  # (9, B, T, C)
-        base = -taps.sum(axis=0)  # every tap at weight -1 ...
-        out = []
+    def _outputs(self, xs, lengths, d: int, groups: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Convolution outputs of ``groups`` (all at dilation d) on xs (B, T, C) with ``lengths`` (B,):
+        (len(groups), B, T), or with ``rows`` group j on case rows[j] only: (len(groups), T). The kernel is
+        linear, so a group first sums the channels it reads into one series: the cost does not grow with C.
+        Steps past a case's length read as zero whatever the padding holds."""
+        B, T, C = xs.shape
+        out = np.empty((len(groups), B if rows is None else 1, T), np.float32)
+        cache = {}  # (case, channel subset) -> (taps, base): a univariate batch computes them once
         for j, g in enumerate(groups):
+            key = (None if rows is None else int(rows[j]), self.channels[g].tobytes())
+            if key not in cache:
+                if len(cache) >= CACHED:
+                    cache.clear()
+                r = slice(None) if rows is None else slice(int(rows[j]), int(rows[j]) + 1)
+                s = xs[r, :, 0] if C == 1 else xs[r][..., self.channels[g]].sum(axis=-1)  # (B, T)
+                s = np.where(np.arange(T)[None, :] < lengths[r, None], s, np.float32(0.0))
+                taps = _taps(s, d)  # 9 x (B, T)
+                cache[key] = taps, -sum(taps)  # every tap at weight -1 ...
+            taps, base = cache[key]
             a, b, c = TAPS[self.kernel[g]]  # ... and three of them at 2: add 3x those
-            if diagonal:
-                y = base[j] + 3.0 * (taps[a, j] + taps[b, j] + taps[c, j])
-            else:
-                y = base + 3.0 * (taps[a] + taps[b] + taps[c])
-            out.append(y[..., self.channels[g]].sum(axis=-1))
-        return np.stack(out)
+            out[j] = base + 3.0 * (taps[a] + taps[b] + taps[c])
+        return out if rows is None else out[:, 0]
 
     def transform(self, xs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Features (B, F) float32 of right-padded cases xs (B, T, C) with their ``lengths``."""
@@ -127,7 +139,8 @@ class RandomTDNN:
         B, T, C = xs.shape
         if C != self.channels.shape[1]:
             raise ValueError(f"RandomTDNN was fitted on {self.channels.shape[1]} channel(s), got {C}")
-        per_case = 4 * T * (KERNEL + 3) * max(C, 2)  # the taps and outputs of one case, in bytes
+        # bytes per case: 84 outputs, the taps, temporaries (float32) and one group's steps x biases (bool)
+        per_case = T * (4 * (N_KERNELS + 4 * CACHED + 2 * KERNEL + 8) + int(self.counts.max()))
         step = max(1, self.chunk_bytes // per_case)
         out = np.empty((B, int(self.counts.sum())), np.float32)
         for a in range(0, B, step):
@@ -141,7 +154,7 @@ class RandomTDNN:
             groups = np.arange(i * N_KERNELS, (i + 1) * N_KERNELS)
             same, valid = _masks(lengths, T, int(d))
             n_same, n_valid = same.sum(axis=1), valid.sum(axis=1)
-            for g, y in zip(groups, self._outputs(xs, int(d), groups)):
+            for g, y in zip(groups, self._outputs(xs, lengths, int(d), groups)):
                 m, n = (same, n_same) if self.padded[g] else (valid, n_valid)
                 y = np.where(m, y, -np.inf)  # steps outside the case never count as positive
                 k = int(self.counts[g])
