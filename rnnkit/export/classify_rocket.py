@@ -16,10 +16,11 @@ _F32, _F64 = 1, 11  # TensorProto element types for Cast
 _BIG = np.iinfo(np.int64).max  # a Slice end meaning "to the end"
 
 
-def _taps(g: Graph, x: str, T: str, d: int, name: str) -> list[str]:
-    """Nine (B, C, T): x (B, C, T) zero-padded by 4d at both ends, tap j at step t reading step t + (j - 4) d."""
+def _taps(g: Graph, s: str, T: str, d: int, name: str) -> list[str]:
+    """Nine (U, B, T): series s (U, B, T) zero-padded by 4d at both ends, tap j at step t reading step
+    t + (j - 4) d."""
     p = 4 * d
-    padded = g.op("Pad", x, g.ints(0, 0, p, 0, 0, p), hint=f"{name}.pad")  # (B, C, T + 8d)
+    padded = g.op("Pad", s, g.ints(0, 0, p, 0, 0, p), hint=f"{name}.pad")  # (U, B, T + 8d)
     taps = []
     for j in range(KERNEL):
         start = g.ints(j * d)
@@ -28,30 +29,41 @@ def _taps(g: Graph, x: str, T: str, d: int, name: str) -> list[str]:
     return taps
 
 
-def _outputs(g: Graph, tdnn, x: str, T: str, i: int, name: str) -> str:
-    """(84, B, T): the outputs of dilation i's 84 groups on x (B, C, T) float32, zero past each case's end."""
+def _series(g: Graph, xt: str, subsets: np.ndarray) -> str:
+    """(U, B, T): the channels of xt (C, B, T) each subset (U, C) reads, summed in channel order (adding the
+    zeros of unread channels changes no bit)."""
+    total = None
+    for c in np.flatnonzero(subsets.any(axis=0)):
+        term = g.op("Slice", xt, g.ints(int(c)), g.ints(int(c) + 1), g.ints(0))  # (1, B, T)
+        if not subsets[:, c].all():
+            term = g.op("Mul", term, g.const(subsets[:, c, None, None].astype(np.float32), "subset"))
+        total = term if total is None else g.op("Add", total, term)
+    return total
+
+
+def _outputs(g: Graph, tdnn, xt: str, T: str, i: int, name: str) -> str:
+    """(84, B, T): the outputs of dilation i's 84 groups on xt (C, B, T) float32, zero past each case's end.
+
+    As RandomTDNN._outputs: each group's channels summed into one series s, then
+    -(s_0 + ... + s_8) + 3 (s_a + s_b + s_c) over the taps s_j, (a, b, c) where the kernel's weights of 2 sit.
+    """
     d = int(tdnn.dilations[i])
     groups = np.arange(i * N_KERNELS, (i + 1) * N_KERNELS)
-    taps = _taps(g, x, T, d, name)
+    subsets, which = np.unique(tdnn.channels[groups], axis=0, return_inverse=True)  # (U, C), (84,)
+    U = len(subsets)
+    taps = _taps(g, _series(g, xt, subsets), T, d, name)
     total = taps[0]
     for tap in taps[1:]:  # the taps summed in order ...
         total = g.op("Add", total, tap)
-    base = g.op("Neg", total, hint=f"{name}.base")  # ... every tap at weight -1: (B, C, T)
-    stack = g.op("Concat", *[g.op("Unsqueeze", tap, g.ints(0)) for tap in taps], axis=0)  # (9, B, C, T)
-    kernel = tdnn.kernel[groups]
-    chosen = tdnn.channels[groups]  # (84, C) bool
-    out = None
-    for c in np.flatnonzero(chosen.any(axis=0)):  # channels summed in order; a channel no group reads adds 0
-        at = g.ints(int(c))
-        taps_c = g.op("Gather", stack, at, axis=2)  # (9, B, 1, T)
-        three = [g.op("Gather", taps_c, g.const(TAPS[kernel, k], f"{name}.taps{k}", np.int64), axis=0)
-                 for k in range(3)]  # (84, B, 1, T) each: where the kernels' weights of 2 sit
-        y = g.op("Add", g.op("Gather", base, at, axis=1),
-                 g.op("Mul", g.op("Add", g.op("Add", three[0], three[1]), three[2]), g.const(3.0, "three")))
-        if not chosen[:, c].all():  # zero for the groups that skip channel c (x + 0 == x exactly)
-            y = g.op("Mul", y, g.const(chosen[:, c, None, None, None].astype(np.float32), f"{name}.ch{c}"))
-        out = y if out is None else g.op("Add", out, y)
-    return g.op("Squeeze", out, g.ints(2))
+    base = g.op("Neg", total, hint=f"{name}.base")  # ... every tap at weight -1: (U, B, T)
+    if U > 1:
+        base = g.op("Gather", base, g.const(which.reshape(-1), f"{name}.subset", np.int64), axis=0)  # (84, B, T)
+    stack = g.op("Concat", *taps, axis=0)  # (9U, B, T): tap j of subset u at j * U + u
+    kernel = TAPS[tdnn.kernel[groups]]  # (84, 3)
+    three = [g.op("Gather", stack, g.const(kernel[:, k] * U + which.reshape(-1), f"{name}.two{k}", np.int64),
+                  axis=0) for k in range(3)]  # (84, B, T) each
+    return g.op("Add", base, g.op("Mul", g.op("Add", g.op("Add", three[0], three[1]), three[2]),
+                                  g.const(3.0, "three")), hint=f"{name}.out")
 
 
 def features(g: Graph, tdnn, x: str, lengths: str) -> str:
@@ -62,6 +74,7 @@ def features(g: Graph, tdnn, x: str, lengths: str) -> str:
     n = g.op("Unsqueeze", lengths, g.ints(1))  # (B, 1)
     same = g.op("Less", t, n)  # (B, T): the case's own steps
     n_same = g.op("Cast", lengths, to=_F32)
+    xt = g.op("Transpose", x, perm=[1, 0, 2])  # (C, B, T)
     start, parts = 0, []
     for i, d in enumerate(int(v) for v in tdnn.dilations):
         name = f"rocket.d{d}"
@@ -76,7 +89,7 @@ def features(g: Graph, tdnn, x: str, lengths: str) -> str:
         padded = tdnn.padded[groups]
         pad = g.const(padded[:, None, None], f"{name}.padded", bool)  # (84, 1, 1)
         mask = g.op("Or", g.op("And", pad, same), g.op("And", g.op("Not", pad), valid))  # (84, B, T)
-        y = g.op("Where", mask, _outputs(g, tdnn, x, T, i, name), g.const(-np.inf, "ninf"))  # outside never counts
+        y = g.op("Where", mask, _outputs(g, tdnn, xt, T, i, name), g.const(-np.inf, "ninf"))  # outside never counts
         counts = tdnn.counts[groups]
         k = int(counts.sum())
         rep = np.repeat(np.arange(N_KERNELS), counts)  # each group's output once per bias of the group
