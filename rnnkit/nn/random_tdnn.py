@@ -123,7 +123,10 @@ class RandomTDNN:
                 if len(cache) >= CACHED:
                     cache.clear()
                 r = slice(None) if rows is None else slice(int(rows[j]), int(rows[j]) + 1)
-                s = xs[r, :, 0] if C == 1 else xs[r][..., self.channels[g]].sum(axis=-1)  # (B, T)
+                ch = np.flatnonzero(self.channels[g])
+                s = xs[r, :, ch[0]]  # (B, T); the group's channels added one by one, in channel order
+                for c in ch[1:]:
+                    s = s + xs[r, :, c]
                 s = np.where(np.arange(T)[None, :] < lengths[r, None], s, np.float32(0.0))
                 taps = _taps(s, d)  # 9 x (B, T)
                 cache[key] = taps, -sum(taps)  # every tap at weight -1 ...
@@ -180,20 +183,23 @@ class RandomTDNN:
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> "RandomTDNN":
         """The layer :meth:`state` describes; ValueError when the arrays do not fit together."""
-        self = cls(n_features=int(state["biases"].shape[0]))
+        self = cls(n_features=int(np.size(state["biases"])))
         self.dilations = np.asarray(state["dilations"], np.int64)
         self.kernel = np.asarray(state["kernel"], np.int64)
         self.padded = np.asarray(state["padded"]).astype(bool)
         self.channels = np.asarray(state["channels"]).astype(bool)
         self.counts = np.asarray(state["counts"], np.int64)
         self.biases = np.asarray(state["biases"], np.float32)
-        G = N_KERNELS * len(self.dilations)
-        if (self.dilations < 1).any() or (self.dilations > 1 << 24).any():
-            raise ValueError("dilations must lie between 1 and 2**24")
+        G = N_KERNELS * self.dilations.size
+        if self.dilations.ndim != 1 or not len(self.dilations) or (self.dilations < 1).any() \
+                or (self.dilations > 1 << 24).any():
+            raise ValueError("dilations must be one or more numbers between 1 and 2**24")
+        if self.padded.shape != (G,) or self.biases.ndim != 1 or not np.isfinite(self.biases).all():
+            raise ValueError(f"padded must hold {G} flags and biases must be finite numbers")
         if self.kernel.shape != (G,) or ((self.kernel < 0) | (self.kernel >= N_KERNELS)).any():
             raise ValueError(f"kernel must hold {G} indices in 0..{N_KERNELS - 1}")
         if self.counts.shape != (G,) or (self.counts < 1).any() or self.counts.sum() != len(self.biases):
             raise ValueError(f"counts must be {G} positive numbers summing to the {len(self.biases)} biases")
-        if self.channels.shape[0] != G or not self.channels.any(axis=1).all():
+        if self.channels.ndim != 2 or self.channels.shape[0] != G or not self.channels.any(axis=1).all():
             raise ValueError("every kernel must read at least one channel")
         return self

@@ -47,22 +47,25 @@ class RidgeReadout:
             U, QtY = None, None
             XV = X @ V  # columns: X's projections on the eigenvectors, squared norms s
         s = np.maximum(s, 0.0)
-        best = None
+        squares = U ** 2 if U is not None else XV ** 2  # the hat matrix's diagonal is squares @ (shrinkage)
+        best, errors = None, []
         for a in self.alphas:
             if U is not None:
                 f = s / (s + a)
                 fitted = U @ (f[:, None] * QtY)
-                h = (U ** 2) @ f
+                h = squares @ f
             else:
                 inv = 1.0 / (s + a)
                 fitted = XV @ (inv[:, None] * (XV.T @ Yc))
-                h = (XV ** 2) @ inv
+                h = squares @ inv
             h = np.minimum(h + 1.0 / N, 1.0 - 1e-9)  # + the intercept's share of the hat matrix
             loo = (Yc - fitted) / (1.0 - h)[:, None]  # leave-one-out residuals
-            err = float(np.mean(loo ** 2))
-            if best is None or err < best[0]:
-                best = (err, a, Y - loo)
+            errors.append(float(np.mean(loo ** 2)))
+            if best is None or errors[-1] < best[0]:
+                best = (errors[-1], a, Y - loo)
         _, self.alpha, loo_scores = best
+        self.loo_errors = np.array(errors)  # (len(alphas),) mean squared leave-one-out residual per penalty
+        self.loo_scores = loo_scores  # (N, K) each case's scores from the fit without it, at the chosen penalty
         if U is not None:
             self.weight = X.T @ (U @ ((1.0 / (s + self.alpha))[:, None] * QtY))
         else:
@@ -96,8 +99,14 @@ class RidgeReadout:
         self = cls()
         self.mean, self.scale = np.asarray(state["mean"], np.float64), np.asarray(state["scale"], np.float64)
         self.weight, self.bias = np.asarray(state["weight"], np.float64), np.asarray(state["bias"], np.float64)
-        self.alpha = float(state["alpha"][0])
-        self.temperature = float(state["temperature"][0])
-        if not (self.scale > 0).all() or not self.temperature > 0:
-            raise ValueError("scale and temperature must be positive")
+        self.alpha = float(np.asarray(state["alpha"]).reshape(-1)[0])
+        self.temperature = float(np.asarray(state["temperature"]).reshape(-1)[0])
+        P, K = self.mean.shape[0], self.bias.shape[0] if self.bias.ndim == 1 else -1
+        if self.mean.ndim != 1 or self.scale.shape != (P,) or self.weight.shape != (P, K) or K < 2:
+            raise ValueError(f"mean {self.mean.shape}, scale {self.scale.shape}, weight {self.weight.shape} and bias "
+                             f"{self.bias.shape} do not fit together: (P,), (P,), (P, K), (K,) with K >= 2")
+        if not all(np.isfinite(v).all() for v in (self.mean, self.scale, self.weight, self.bias)):
+            raise ValueError("mean, scale, weight and bias must be finite")
+        if not ((self.scale > 0).all() and 0 < self.temperature < np.inf and 0 <= self.alpha < np.inf):
+            raise ValueError("scale and temperature must be positive, alpha finite and >= 0")
         return self
