@@ -31,7 +31,7 @@ class GRUCore(FeatureMajorCore):
     def forward(self, xs, state, mask=None, training=False, projected=False):
         T, B, _ = xs.shape
         H = self.hidden_size
-        parts, m = self.start_forward(xs, state, mask, projected, {"hg": (T, 3 * H, B)})  # hg: h W_h + b_h
+        parts, m = self.start_forward(xs, state, mask, projected, {"hg": (T, 3 * H, B)})  # hg: h W_h (+ b_hn)
         self.run(len(parts), self._forward_member, parts, xs, m)
         return self.finish_forward(parts, xs, (self._work["hs"][T].T.copy(),))
 
@@ -39,21 +39,25 @@ class GRUCore(FeatureMajorCore):
         lo, hi = parts[k]
         n, T = hi - lo, xs.shape[0]
         p, w = self.params, self._work
-        WhT, WxT, bias = self.member_weights(lo, hi, p["b_x"])
+        # the x side carries b_h of r and z too (added once for all steps); b_hn stays on the h side, inside
+        # r * (h W_hn + b_hn), added to my n rows at each step
+        H = self.hidden_size
+        x_bias = p["b_x"].copy()
+        x_bias[:2 * H] += p["b_h"][:2 * H]
+        WhT, WxT, bias = self.member_weights(lo, hi, x_bias)
         xg, hg = w["xg"][:, 3 * lo:3 * hi], w["hg"][:, 3 * lo:3 * hi]
         # r and z pre-activations halved up front (sigmoid(a) = 0.5 tanh(a / 2) + 0.5), both sides
         self.project_inputs(lo, hi, xs, WxT, bias, slice(0, 2 * n), xg)
         WhT[:2 * n] *= 0.5
-        for j, cols in self.columns(lo, hi):  # hg starts as b_h; each step adds h W_h
-            hg[:, j * n:(j + 1) * n] = p["b_h"][cols, None] * (0.5 if j < 2 else 1.0)
+        b_hn = np.repeat(p["b_h"][2 * H + lo:2 * H + hi, None], xs.shape[1], axis=1)  # (n, B): a same-shape add
         hs = w["hs"]
-        tmp, tmp_n = w[f"tmp{k}"], w[f"tmpn{k}"]
+        tmp_n = w[f"tmpn{k}"]
         for t in range(T):
             gt, hgt = xg[t], hg[t]
-            np.matmul(WhT, hs[t], out=tmp)
-            hgt += tmp
+            np.matmul(WhT, hs[t], out=hgt)  # h W_h of my rows (r and z halved); backward reads the n rows
             rz = gt[:2 * n]
             rz += hgt[:2 * n]
+            hgt[2 * n:] += b_hn
             np.tanh(rz, out=rz)
             rz *= 0.5
             rz += 0.5
