@@ -87,18 +87,25 @@ def features(g: Graph, tdnn, x: str, lengths: str) -> str:
         n_valid = g.op("Cast", g.op("Where", short, lengths, g.op("Sub", lengths, g.const(8 * d, "span", np.int64))),
                        to=_F32)
         padded = tdnn.padded[groups]
-        pad = g.const(padded[:, None, None], f"{name}.padded", bool)  # (84, 1, 1)
-        mask = g.op("Or", g.op("And", pad, same), g.op("And", g.op("Not", pad), valid))  # (84, B, T)
-        y = g.op("Where", mask, _outputs(g, tdnn, xt, T, i, name), g.const(-np.inf, "ninf"))  # outside never counts
+        masks = g.op("Concat", g.op("Unsqueeze", valid, g.ints(0)), g.op("Unsqueeze", same, g.ints(0)), axis=0)
+        mask = g.op("Gather", masks, g.const(padded.astype(np.int64), f"{name}.padded", np.int64), axis=0)
+        y = g.op("Where", mask, _outputs(g, tdnn, xt, T, i, name), g.const(-np.inf, "ninf"))  # (84, B, T)
+        steps = g.op("Where", g.const(padded[:, None, None], f"{name}.padded_b", bool),
+                     g.op("Unsqueeze", n_same, g.ints(0, 1)), g.op("Unsqueeze", n_valid, g.ints(0, 1)))  # (84, 1, B)
         counts = tdnn.counts[groups]
         k = int(counts.sum())
-        rep = np.repeat(np.arange(N_KERNELS), counts)  # each group's output once per bias of the group
-        y = g.op("Gather", y, g.const(rep, f"{name}.rep", np.int64), axis=0)  # (k, B, T)
-        above = g.op("Greater", y, g.const(tdnn.biases[start: start + k, None, None], f"{name}.bias"))
-        hits = g.op("ReduceSum", g.op("Cast", above, to=_F32), g.ints(2), keepdims=0)  # (k, B), exact integers
-        steps = g.op("Where", g.const(padded[rep, None], f"{name}.padded_f", bool), g.op("Unsqueeze", n_same, g.ints(0)),
-                     g.op("Unsqueeze", n_valid, g.ints(0)))  # (k, B)
-        parts.append(g.op("Div", hits, steps))  # float32 division == float64 division rounded to float32
+        biases = tdnn.biases[start: start + k]
+        if (counts == counts[0]).all():  # as fit draws them: every group of a dilation has as many biases
+            above = g.op("Greater", g.op("Unsqueeze", y, g.ints(1)),
+                         g.const(biases.reshape(N_KERNELS, -1, 1, 1), f"{name}.bias"))  # (84, k/84, B, T)
+        else:  # each group's output once per bias of the group
+            rep = g.const(np.repeat(np.arange(N_KERNELS), counts), f"{name}.rep", np.int64)
+            y = g.op("Gather", y, rep, axis=0)  # (k, B, T)
+            above = g.op("Greater", y, g.const(biases[:, None, None], f"{name}.bias"))
+            steps = g.op("Gather", g.op("Squeeze", steps, g.ints(1)), rep, axis=0)  # (k, B)
+        hits = g.op("ReduceSum", g.op("Cast", above, to=_F32), g.const([-1], "last", np.int64), keepdims=0)  # exact
+        ppv = g.op("Div", hits, steps)  # float32 division == float64 division rounded to float32
+        parts.append(g.op("Reshape", ppv, g.const([k, -1], f"{name}.shape", np.int64)))  # (k, B)
         start += k
     F = parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=0)
     return g.op("Transpose", F, perm=[1, 0], hint="rocket.features")  # (B, F)

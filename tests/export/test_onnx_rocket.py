@@ -106,6 +106,11 @@ def test_features_equal_bit_for_bit_with_flat_stretches(C):
     assert np.isin(tdnn.biases, xs.sum(axis=2)).any() or (tdnn.biases == 0).any()  # ties exist to be broken
     same_features(tdnn, xs, lengths)
     same_features(tdnn, xs[3:4, : lengths[3]], lengths[3:4])  # one case, unpadded
+    state = tdnn.state()  # groups of one dilation with unequal numbers of biases (fit never draws that)
+    state["counts"][[0, 1, 90]] += [2, -1, -1]
+    uneven = RandomTDNN.from_state(state)
+    same_features(uneven, xs, lengths)
+    assert not np.array_equal(uneven.transform(xs, lengths), tdnn.transform(xs, lengths))
 
 
 def test_cli_exports_a_rocket_run_and_refuses_torch(tmp_path, capsys):
