@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -117,7 +118,8 @@ def main(argv=None) -> int:
         params["random_state"] = args.seed
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown"
-    head = [f"rnnkit at commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+    load = "/".join(f"{v:.1f}" for v in os.getloadavg())  # fit seconds depend on what else runs
+    head = [f"rnnkit at commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {load}; "
             f"SequenceClassifier({', '.join(f'{k}={v!r}' for k, v in params.items())}).fit(X_train, y_train), "
             "predict(X_test); 1-NN DTW full window, 1-NN Euclidean, raw values as stored", blas_line()]
     print("\n".join(head), flush=True)
