@@ -1,6 +1,7 @@
 """The neural-network engine: pure NumPy layers with hand-derived gradients (no I/O, no printing).
 Read the recurrent cells first in rnnkit/nn/recurrent/reference.py; the time-delay layer is in tdnn.py,
-pooling over time in pooling.py, masked batch normalisation in norm.py.
+pooling over time in pooling.py, masked batch normalisation in norm.py; fixed random kernels with PPV
+features in random_tdnn.py and their closed-form ridge readout in ridge.py (nothing there learns by gradient).
 
     from rnnkit.nn import LSTM, TDNN, MeanPool, Dense, Embedding, Adam, softmax_cross_entropy, clip_grad_norm
     from rnnkit.nn.gradcheck import gradcheck   # the module rnnkit.nn.gradcheck is the public checker
@@ -13,6 +14,8 @@ from rnnkit.nn.optim import (SGD, Adagrad, Adam, AdamW, ConstantLR, CosineWarmup
 from rnnkit.nn.recurrent import GRU, LSTM, ElmanRNN, JordanRNN, RecurrentLayer
 from rnnkit.nn.norm import BatchNorm
 from rnnkit.nn.pooling import AttentionPool, LastPool, MaxPool, MeanPool
+from rnnkit.nn.random_tdnn import RandomTDNN
+from rnnkit.nn.ridge import RidgeReadout
 from rnnkit.nn.tdnn import TDNN
 
 __all__ = [
@@ -23,4 +26,5 @@ __all__ = [
     "clip_grad_norm", "global_norm",
     "LSTM", "GRU", "ElmanRNN", "JordanRNN", "RecurrentLayer",
     "TDNN", "LastPool", "MeanPool", "MaxPool", "AttentionPool", "BatchNorm",
+    "RandomTDNN", "RidgeReadout",
 ]
