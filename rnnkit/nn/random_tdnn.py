@@ -142,12 +142,23 @@ class RandomTDNN:
         B, T, C = xs.shape
         if C != self.channels.shape[1]:
             raise ValueError(f"RandomTDNN was fitted on {self.channels.shape[1]} channel(s), got {C}")
-        # bytes per case: 84 outputs, the taps, temporaries (float32) and one group's steps x biases (bool)
-        per_case = T * (4 * (N_KERNELS + 4 * CACHED + 2 * KERNEL + 8) + int(self.counts.max()))
-        step = max(1, self.chunk_bytes // per_case)
+        if lengths.shape != (B,) or (lengths < 1).any() or (lengths > T).any():
+            raise ValueError(f"lengths must be {B} numbers between 1 and {T}")
+        # bytes per case and step: 84 outputs, the taps, temporaries (float32), one group's steps x biases (bool)
+        per_step = 4 * (N_KERNELS + 4 * CACHED + 2 * KERNEL + 8) + int(self.counts.max())
+        ordered = bool((np.diff(lengths) >= 0).all())
+        order = np.arange(B) if ordered else np.argsort(lengths, kind="stable")  # similar lengths together ...
+        sizes = lengths[order] * per_step
         out = np.empty((B, int(self.counts.sum())), np.float32)
-        for a in range(0, B, step):
-            out[a: a + step] = self._transform(xs[a: a + step], lengths[a: a + step])
+        start = 0
+        while start < B:
+            stop = start + 1
+            while stop < B and (stop + 1 - start) * sizes[stop] <= self.chunk_bytes:
+                stop += 1
+            rows = slice(start, stop) if ordered else order[start: stop]
+            T_rows = int(lengths[rows].max())  # ... so that a chunk crops the padding to its longest case
+            out[rows] = self._transform(xs[rows, :T_rows], lengths[rows])
+            start = stop
         return out
 
     def _transform(self, xs, lengths) -> np.ndarray:

@@ -228,6 +228,9 @@ def test_state_round_trip_and_bad_states():
             broken(**{name: value})
     with pytest.raises(ValueError, match="channel"):
         layer.transform(np.zeros((1, 25, 3), np.float32), [25])
+    for bad_lengths in ([26], [0], [25, 25]):
+        with pytest.raises(ValueError, match="lengths"):
+            layer.transform(np.zeros((1, 25, 2), np.float32), bad_lengths)
 
 
 def test_huge_dilation_reads_only_the_centre_tap():
