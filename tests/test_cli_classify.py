@@ -56,8 +56,8 @@ def run_err(argv, capsys):
 def test_train_predict_evaluate_end_to_end(tmp_path, toy, capsys):
     tr, te = toy
     out = tmp_path / "run"
-    assert main(["classify", "train", tr, "--test", te, "--out", str(out), "--epochs", "4", "--hidden-size", "8",
-                 "--minutes", "1"]) == 0
+    assert main(["classify", "train", tr, "--test", te, "--out", str(out), "--model", "auto", "--epochs", "4",
+                 "--hidden-size", "8", "--minutes", "1"]) == 0
     text = capsys.readouterr().out
     assert "accuracy" in text and "1-NN DTW (full window)" in text and "majority class" in text
     for name in ("model.safetensors", "config.json", "metrics.csv", "report.json", "confusion.png",
@@ -76,6 +76,30 @@ def test_train_predict_evaluate_end_to_end(tmp_path, toy, capsys):
     capsys.readouterr()
     assert main(["classify", "evaluate", str(out), te]) == 0
     assert "balanced accuracy" in capsys.readouterr().out
+
+
+def test_default_rocket_end_to_end(tmp_path, toy, capsys):
+    """The default model: random-TDNN members, one metrics row each, no learning curves; predict and evaluate
+    read it back."""
+    tr, te = toy
+    out = tmp_path / "run"
+    assert main(["classify", "train", tr, "--test", te, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "random-TDNN member(s)" in text and "1-NN DTW (full window)" in text
+    for name in ("model.safetensors", "config.json", "metrics.csv", "report.json", "confusion.png"):
+        assert (out / name).is_file(), name
+    assert not (out / "learning_curves.png").exists()
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["member"] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert all(0.0 <= float(r["loo_accuracy"]) <= 1.0 and float(r["ridge_alpha"]) > 0 for r in rows)
+    rep = json.loads((out / "report.json").read_text())
+    assert main(["classify", "predict", str(out), te]) == 0
+    pred = list(csv.DictReader(open(out / "predictions.csv")))
+    labels = [r["label"] for r in pred]
+    assert np.mean([r["predicted"] == lab for r, lab in zip(pred, labels)]) == pytest.approx(rep["accuracy"])
+    capsys.readouterr()
+    assert main(["classify", "evaluate", str(out), te, "--no-baselines"]) == 0
+    assert f"accuracy {rep['accuracy']:.4f}" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not (UCR / "UnitTest_TRAIN.ts").exists(), reason="shared UCR data not present")

@@ -50,7 +50,7 @@ def test_branches_and_pools(model, pool):
     rng = np.random.default_rng(1)
     X, y = waves(12, rng)
     normalize = {"mean": "global", "max": "series", "last": "series+scale", "attention": "series+scale"}[pool]
-    clf = SequenceClassifier(model=model, pool=pool, stride=2, normalize=normalize, random_state=3, **SMALL).fit(X, y)
+    clf = SequenceClassifier(pool=pool, stride=2, normalize=normalize, random_state=3, **{**SMALL, "model": model}).fit(X, y)
     compare(clf, X)
 
 
@@ -58,8 +58,8 @@ def test_branches_and_pools(model, pool):
 def test_cells_bidirectional_stacked_and_ensembles(cell):
     rng = np.random.default_rng(2)
     X, y = waves(12, rng)
-    clf = SequenceClassifier(model="rnn", cell=cell, bidirectional=True, num_layers=2, stride=1, n_estimators=2,
-                             normalize="none", random_state=4, **SMALL).fit(X, y)
+    clf = SequenceClassifier(cell=cell, bidirectional=True, num_layers=2, stride=1, n_estimators=2,
+                             normalize="none", random_state=4, **{**SMALL, "model": "rnn"}).fit(X, y)
     assert clf.nets_[0].front is None  # stride 1: the recurrent layer reads the series directly
     compare(clf, X)
 

@@ -48,7 +48,7 @@ def test_padded_batch_classifies_each_case_as_alone(model, pool):
     rng = np.random.default_rng(1)
     X, y = waves(12, rng, lengths=(9, 40), channels=2)
     clf = SequenceClassifier(model=model, pool=pool, stride=2, epochs=2, patience=5, dtype="float64",
-                             random_state=3, **{k: v for k, v in SMALL.items() if k not in ("epochs", "patience")})
+                             random_state=3, **{k: v for k, v in SMALL.items() if k not in ("epochs", "patience", "model")})
     clf.fit(X, y)
     together = clf.predict_proba(X)
     alone = np.concatenate([clf.predict_proba([c]) for c in X])
@@ -180,7 +180,7 @@ def test_mixed_labels_refused_and_val_size_zero_trains_on_everything():
 def test_explicit_normalisation_is_kept_without_a_validation_split():
     rng = np.random.default_rng(9)
     X, y = waves(6, rng)
-    clf = SequenceClassifier(model="auto", normalize="series", val_size=0.0, **{**SMALL, "epochs": 2}).fit(X, y)
+    clf = SequenceClassifier(normalize="series", val_size=0.0, **{**SMALL, "epochs": 2}).fit(X, y)
     assert (clf.model_, clf.normalize_) == ("combined", "series")
 
 
