@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.export.graph import Graph
+from rnnkit.export.graph import FLOAT, INT64, Graph
 from rnnkit.nn.random_tdnn import KERNEL, N_KERNELS, TAPS
 
 _F32, _F64 = 1, 11  # TensorProto element types for Cast
@@ -111,10 +111,23 @@ def features(g: Graph, tdnn, x: str, lengths: str) -> str:
     return g.op("Transpose", F, perm=[1, 0], hint="rocket.features")  # (B, F)
 
 
+def features_by_case(g: Graph, tdnn, x: str, lengths: str, name: str = "rocket") -> str:
+    """:func:`features` one case at a time (a Scan over the batch): the (84, biases per group, T) comparisons
+    of a whole batch would hold 5 bytes per feature and step and case (gigabytes for a test set of long
+    series); one case at a time holds one case's."""
+    body = g.subgraph(f"{name}_case")
+    C = int(tdnn.channels.shape[1])
+    x_b = body.input(f"{name}.x_b", FLOAT, [C, "T"], fresh=True)
+    n_b = body.input(f"{name}.length_b", INT64, [], fresh=True)
+    F = features(body, tdnn, body.op("Unsqueeze", x_b, body.ints(0)), body.op("Unsqueeze", n_b, body.ints(0)))
+    body.output(body.op("Squeeze", F, body.ints(0)), f"{name}.features_b", FLOAT, [len(tdnn.biases)], fresh=True)
+    return g.op("Scan", x, lengths, hint=f"{name}.features", body=body.proto(), num_scan_inputs=2)  # (B, F)
+
+
 def member_scores(g: Graph, member, x: str, lengths: str, k: int) -> str:
     """One RocketMember on x (B, C, T) float32 -> its softmax input, decision / temperature (B, K) float64."""
     r = member.readout
-    F = g.op("Cast", features(g, member.tdnn, x, lengths), to=_F64)
+    F = g.op("Cast", features_by_case(g, member.tdnn, x, lengths, f"member{k}"), to=_F64)
     z = g.op("Div", g.op("Sub", F, g.const(r.mean, f"member{k}.mean", np.float64)),
              g.const(r.scale, f"member{k}.scale", np.float64))
     z = g.op("Add", g.op("MatMul", z, g.const(r.weight, f"member{k}.weight", np.float64)),

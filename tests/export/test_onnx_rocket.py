@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.export.classify_rocket import features
+from rnnkit.export.classify_rocket import features, features_by_case
 from rnnkit.export.graph import FLOAT, INT64, Graph
 from rnnkit.export.onnx import export_graphs
 from rnnkit.nn.random_tdnn import RandomTDNN
@@ -43,19 +43,23 @@ def padded(X, fill=np.nan, extra=3):
 
 
 def feature_graph(tdnn, C):
-    """A session computing one RandomTDNN's features: x (B, C, T), lengths (B,) -> F (B, n_features)."""
+    """A session computing one RandomTDNN's features: x (B, C, T), lengths (B,) -> F (B, n_features) for the
+    whole batch at once and Fc case by case (as the classifier's graph does)."""
     g = Graph("rocket_features")
     x = g.input("x", FLOAT, ["B", C, "T"])
-    g.output(features(g, tdnn, x, g.input("lengths", INT64, ["B"])), "F", FLOAT, ["B", len(tdnn.biases)])
+    lengths = g.input("lengths", INT64, ["B"])
+    g.output(features(g, tdnn, x, lengths), "F", FLOAT, ["B", len(tdnn.biases)])
+    g.output(features_by_case(g, tdnn, x, lengths), "Fc", FLOAT, ["B", len(tdnn.biases)])
     return session(g.model())
 
 
 def same_features(tdnn, xs, lengths):
     """Assert the graph's features of right-padded xs (B, T, C) equal transform's bit for bit."""
     expected = tdnn.transform(xs, lengths)
-    got = run(feature_graph(tdnn, xs.shape[2]), x=np.ascontiguousarray(xs.transpose(0, 2, 1)), lengths=lengths)["F"]
-    assert got.dtype == np.float32 and got.shape == expected.shape
-    assert np.array_equal(got, expected), f"{np.mean(got != expected):.2e} of the features differ"
+    out = run(feature_graph(tdnn, xs.shape[2]), x=np.ascontiguousarray(xs.transpose(0, 2, 1)), lengths=lengths)
+    for got in out.values():
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        assert np.array_equal(got, expected), f"{np.mean(got != expected):.2e} of the features differ"
 
 
 def check(clf, X):
