@@ -132,8 +132,8 @@ def test_classifier_in_torch(tmp_path, model, pool, cell):
     from tests.export.test_onnx_classify import SMALL, waves
 
     X, y = waves(9, np.random.default_rng(0), lengths=(30, 31))  # equal lengths: plain torch, no masks
-    clf = SequenceClassifier(model=model, pool=pool, cell=cell, bidirectional=True, stride=2, n_estimators=2,
-                             random_state=0, **SMALL).fit(X, y)
+    clf = SequenceClassifier(pool=pool, cell=cell, bidirectional=True, stride=2, n_estimators=2,
+                             random_state=0, **{**SMALL, "model": model}).fit(X, y)
     tensors, info = load(tmp_path, clf)
     assert info["classes_"] == ["saw", "sine", "square"]
     data = Padded(clf._prepare(X), np.float32)
