@@ -112,14 +112,16 @@ def features(g: Graph, tdnn, x: str, lengths: str) -> str:
 
 
 def features_by_case(g: Graph, tdnn, x: str, lengths: str, name: str = "rocket") -> str:
-    """:func:`features` one case at a time (a Scan over the batch): the (84, biases per group, T) comparisons
-    of a whole batch would hold 5 bytes per feature and step and case (gigabytes for a test set of long
-    series); one case at a time holds one case's."""
+    """:func:`features` one case at a time (a Scan over the batch), each cropped to its own length: the
+    (84, biases per group, T) comparisons of a whole batch would hold 5 bytes per feature, step and case
+    (gigabytes for a test set of long series), and a short case would pay for the longest one's steps."""
     body = g.subgraph(f"{name}_case")
     C = int(tdnn.channels.shape[1])
     x_b = body.input(f"{name}.x_b", FLOAT, [C, "T"], fresh=True)
     n_b = body.input(f"{name}.length_b", INT64, [], fresh=True)
-    F = features(body, tdnn, body.op("Unsqueeze", x_b, body.ints(0)), body.op("Unsqueeze", n_b, body.ints(0)))
+    n = body.op("Unsqueeze", n_b, body.ints(0))  # (1,)
+    x_own = body.op("Slice", x_b, body.ints(0), n, body.ints(1))  # the case's own steps: padding costs nothing
+    F = features(body, tdnn, body.op("Unsqueeze", x_own, body.ints(0)), n)
     body.output(body.op("Squeeze", F, body.ints(0)), f"{name}.features_b", FLOAT, [len(tdnn.biases)], fresh=True)
     return g.op("Scan", x, lengths, hint=f"{name}.features", body=body.proto(), num_scan_inputs=2)  # (B, F)
 
