@@ -60,12 +60,14 @@ class RocketMember:
 
 def fit_members(data, ys: np.ndarray, n_classes: int, seeds, t0: float, max_minutes: float | None, log=None,
                 stop=None) -> list[RocketMember]:
-    """One member per seed, each with its own kernels, until the seeds, the time budget (``max_minutes`` since
-    ``t0``) or ``stop()`` run out; at least one member is always fitted."""
+    """One member per seed, each with its own kernels, until the seeds or ``stop()`` run out, or the next member
+    would end past the time budget (``max_minutes`` since ``t0``, each member taking as long as the average so
+    far); at least one member is always fitted."""
     members = []
     for k, seed in enumerate(seeds):
         spent = time.perf_counter() - t0
-        if k and ((stop is not None and stop()) or (max_minutes is not None and spent > 60.0 * max_minutes)):
+        if k and ((stop is not None and stop()) or (max_minutes is not None
+                                                     and spent * (k + 1) / k > 60.0 * max_minutes)):
             if log is not None:
                 log(f"stopped after {k} of {len(seeds)} members (time budget or interrupt)")
             break
