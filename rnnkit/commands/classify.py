@@ -247,6 +247,9 @@ def run_train(args, locks) -> int:
     clf.config.check()
     _check_pair(args, X, y, test)
     out = locks.hold(_run_dir(args))
+    if args.model == "rocket" and (args.workers > 1 or args.ray_address):
+        print("note: --workers and --ray-address spread trained networks' batches (--model auto, combined, tdnn, "
+              "rnn); the rocket model fits in seconds in this process", file=sys.stderr)
     print(f"classify: {len(X)} training cases, {len(set(y.tolist()))} classes, {X[0].shape[0]} channel(s), "
           f"lengths {min(c.shape[1] for c in X)}-{max(c.shape[1] for c in X)}", flush=True)
     with GracefulStop(notice="stopping after this step; the networks trained so far are saved (again to abort)") \
