@@ -23,6 +23,18 @@ def _eigh(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.linalg.eigh(G)
 
 
+def _stratified_rows(y: np.ndarray, n: int) -> np.ndarray:
+    """About n row indices, sorted, with every class in proportion (at least one case each); seeded, so the
+    same data give the same sample."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in np.unique(y):
+        idx = np.flatnonzero(y == k)
+        take = max(1, int(round(n * len(idx) / len(y))))
+        rows.append(rng.choice(idx, min(take, len(idx)), replace=False))
+    return np.sort(np.concatenate(rows))
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = np.exp(z - z.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
@@ -36,19 +48,50 @@ class RidgeReadout:
     matrix (or of the F x F one when there are more cases than features).
     """
 
-    def __init__(self, alphas=ALPHAS):
+    def __init__(self, alphas=ALPHAS, max_loo_cases: int = 3000):
         self.alphas = np.asarray(alphas, np.float64)
+        self.max_loo_cases = int(max_loo_cases)
 
     def fit(self, F: np.ndarray, y: np.ndarray, n_classes: int) -> "RidgeReadout":
-        """F (N, P) features, y (N,) class indices in 0..n_classes-1."""
+        """F (N, P) features, y (N,) class indices in 0..n_classes-1.
+
+        Up to ``max_loo_cases`` cases the penalty comes from exact leave-one-out on all of them. Beyond, the
+        eigendecomposition (cubic in the cases) would take minutes: the penalty and temperature are chosen by
+        leave-one-out on a stratified sample of ``max_loo_cases`` cases, the penalty scaled by N / sample
+        size (X^T X grows with N), and the weights come from one linear solve on all cases."""
         F = np.asarray(F)
-        N = len(F)
+        N, P = F.shape
         self.mean = F.mean(axis=0, dtype=np.float64)
         sd = F.std(axis=0, dtype=np.float64)
         self.scale = np.where(sd > 1e-8, sd, 1.0)
         X = (F - self.mean) / self.scale  # (N, P) float64, centred
         Y = -np.ones((N, n_classes))
         Y[np.arange(N), y] = 1.0
+        self.bias = Y.mean(axis=0)  # features are centred: the intercept is the targets' mean
+        Yc = Y - self.bias
+        if N <= self.max_loo_cases:
+            self.alpha, loo_scores, self.loo_errors, self.weight = self._loo(X, Y, weights=True)
+            ys = y
+        else:
+            rows = _stratified_rows(y, self.max_loo_cases)
+            alpha, loo_scores, self.loo_errors, _ = self._loo(X[rows], Y[rows], weights=False)
+            self.alpha = alpha * N / len(rows)
+            ys = y[rows]
+            if N <= P:  # the dual system (N x N) is the smaller one
+                self.weight = X.T @ np.linalg.solve(X @ X.T + self.alpha * np.eye(N), Yc)
+            else:
+                self.weight = np.linalg.solve(X.T @ X + self.alpha * np.eye(P), X.T @ Yc)
+        self.loo_scores = loo_scores  # (n, K) scores of each (sampled) case from the fit without it
+        nll = [-np.mean(np.log(_softmax(loo_scores / t)[np.arange(len(ys)), ys] + 1e-300)) for t in TEMPERATURES]
+        self.temperature = float(TEMPERATURES[int(np.argmin(nll))])
+        self.loo_accuracy = float(np.mean(loo_scores.argmax(axis=1) == ys))
+        return self
+
+    def _loo(self, X: np.ndarray, Y: np.ndarray, weights: bool):
+        """(chosen penalty, leave-one-out scores (N, K) at it, mean squared leave-one-out residual per penalty,
+        weights (P, K) at it or None) for features X and targets Y, both centred here."""
+        N = len(X)
+        X = X - X.mean(axis=0)
         ym = Y.mean(axis=0)
         Yc = Y - ym
         if N <= X.shape[1]:
@@ -75,18 +118,14 @@ class RidgeReadout:
             errors.append(float(np.mean(loo ** 2)))
             if best is None or errors[-1] < best[0]:
                 best = (errors[-1], a, Y - loo)
-        _, self.alpha, loo_scores = best
-        self.loo_errors = np.array(errors)  # (len(alphas),) mean squared leave-one-out residual per penalty
-        self.loo_scores = loo_scores  # (N, K) each case's scores from the fit without it, at the chosen penalty
-        if U is not None:
-            self.weight = X.T @ (U @ ((1.0 / (s + self.alpha))[:, None] * QtY))
-        else:
-            self.weight = V @ ((1.0 / (s + self.alpha))[:, None] * (XV.T @ Yc))
-        self.bias = ym  # features are centred: the intercept is the targets' mean
-        nll = [-np.mean(np.log(_softmax(loo_scores / t)[np.arange(N), y] + 1e-300)) for t in TEMPERATURES]
-        self.temperature = float(TEMPERATURES[int(np.argmin(nll))])
-        self.loo_accuracy = float(np.mean(loo_scores.argmax(axis=1) == y))
-        return self
+        _, alpha, loo_scores = best
+        weight = None
+        if weights:
+            if U is not None:
+                weight = X.T @ (U @ ((1.0 / (s + alpha))[:, None] * QtY))
+            else:
+                weight = V @ ((1.0 / (s + alpha))[:, None] * (XV.T @ Yc))
+        return alpha, loo_scores, np.array(errors), weight
 
     def decision(self, F: np.ndarray) -> np.ndarray:
         """Scores (N, K): larger is more likely."""

@@ -135,3 +135,34 @@ def test_state_round_trip_and_bad_states():
     for name, value in bad.items():
         with pytest.raises(ValueError):
             RidgeReadout.from_state({**state, name: value})
+
+
+@pytest.mark.parametrize("N,P", [(300, 40), (160, 400)])  # primal (N > P) and dual (N <= P) final solves
+def test_many_cases_choose_on_a_sample_and_solve_on_all(N, P):
+    """Beyond max_loo_cases: the penalty is the sample's leave-one-out choice scaled by N / sample size, the
+    weights are the exact ridge solution on all N cases at that penalty, and the sample keeps every class."""
+    rng = np.random.default_rng(5)
+    K = 4
+    y = rng.integers(0, K, N)
+    y[:3] = 3  # a rare class still sampled
+    F = rng.normal(size=(N, P)) + 0.8 * np.eye(K)[y] @ rng.normal(size=(K, P))
+    small = RidgeReadout(max_loo_cases=60).fit(F, y, K)
+    n_sample = small.loo_scores.shape[0]
+    assert 55 <= n_sample <= 65
+    sample = RidgeReadout()
+    X = standardised(F)
+    # the same sample, drawn the way the readout draws it, refitted exactly: same penalty choice
+    from rnnkit.nn.ridge import _stratified_rows
+
+    picked = _stratified_rows(y, 60)
+    assert set(np.unique(y[picked])) == set(range(K)) and len(picked) == n_sample
+    ref_alpha, _, ref_errors, _ = sample._loo(X[picked], targets(y, K)[picked], weights=False)
+    np.testing.assert_allclose(small.loo_errors, ref_errors, rtol=1e-10)
+    assert small.alpha == pytest.approx(ref_alpha * N / n_sample)
+    beta = ridge_solve(X, targets(y, K), small.alpha)
+    np.testing.assert_allclose(small.weight, beta[1:], rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(small.bias, beta[0], rtol=1e-7, atol=1e-9)
+    # and it classifies the training data about as well as the exact leave-one-out fit
+    exact = RidgeReadout().fit(F, y, K)
+    acc = lambda r: np.mean(r.decision(F).argmax(axis=1) == y)  # noqa: E731
+    assert acc(small) >= acc(exact) - 0.05
