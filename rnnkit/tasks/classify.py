@@ -158,7 +158,7 @@ class SequenceClassifier:
 
     def _new_net(self, seed) -> ClassifierNet:
         return ClassifierNet(self.n_inputs_, self.n_classes_, self._arch(), dtype=np.dtype(self.config.dtype),
-                             rng=as_rng(seed))
+                             rng=as_rng(seed), threads=self.config.threads)
 
     # -- fit ------------------------------------------------------------------------------------------------
     def fit(self, X, y, log=None, progress: bool = False, stop=None) -> "SequenceClassifier":
