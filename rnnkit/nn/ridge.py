@@ -1,6 +1,7 @@
 """A linear softmax readout fitted in closed form: ridge regression on one-vs-rest targets, the penalty chosen
-by exact leave-one-out error from one eigendecomposition, and a softmax temperature fitted to the leave-one-out
-scores so that probabilities are calibrated on cases the fit did not see.
+by exact leave-one-out error from one eigendecomposition (on a stratified sample beyond ``max_loo_cases``, then
+one linear solve on all cases), and a softmax temperature fitted to the leave-one-out scores so that
+probabilities are calibrated on cases the fit did not see.
 """
 from __future__ import annotations
 
@@ -64,7 +65,9 @@ class RidgeReadout:
         self.mean = F.mean(axis=0, dtype=np.float64)
         sd = F.std(axis=0, dtype=np.float64)
         self.scale = np.where(sd > 1e-8, sd, 1.0)
-        X = (F - self.mean) / self.scale  # (N, P) float64, centred
+        X = F.astype(np.float64)  # (N, P), standardised in place: one float64 copy of the features
+        X -= self.mean
+        X /= self.scale
         Y = -np.ones((N, n_classes))
         Y[np.arange(N), y] = 1.0
         self.bias = Y.mean(axis=0)  # features are centred: the intercept is the targets' mean
@@ -77,10 +80,10 @@ class RidgeReadout:
             alpha, loo_scores, self.loo_errors, _ = self._loo(X[rows], Y[rows], weights=False)
             self.alpha = alpha * N / len(rows)
             ys = y[rows]
-            if N <= P:  # the dual system (N x N) is the smaller one
-                self.weight = X.T @ np.linalg.solve(X @ X.T + self.alpha * np.eye(N), Yc)
-            else:
-                self.weight = np.linalg.solve(X.T @ X + self.alpha * np.eye(P), X.T @ Yc)
+            G = X @ X.T if N <= P else X.T @ X  # the smaller of the dual (N x N) and primal (P x P) systems
+            G.flat[:: len(G) + 1] += self.alpha
+            self.weight = X.T @ np.linalg.solve(G, Yc) if N <= P else np.linalg.solve(G, X.T @ Yc)
+            del G
         self.loo_scores = loo_scores  # (n, K) scores of each (sampled) case from the fit without it
         nll = [-np.mean(np.log(_softmax(loo_scores / t)[np.arange(len(ys)), ys] + 1e-300)) for t in TEMPERATURES]
         self.temperature = float(TEMPERATURES[int(np.argmin(nll))])
@@ -129,7 +132,11 @@ class RidgeReadout:
 
     def decision(self, F: np.ndarray) -> np.ndarray:
         """Scores (N, K): larger is more likely."""
-        return ((np.asarray(F) - self.mean) / self.scale) @ self.weight + self.bias
+        F = np.asarray(F)
+        out = np.empty((len(F), len(self.bias)))
+        for a in range(0, len(F), 1024):  # row chunks: float64 temporaries of 1,024 rows, not of all N
+            out[a: a + 1024] = ((F[a: a + 1024] - self.mean) / self.scale) @ self.weight + self.bias
+        return out
 
     def predict_proba(self, F: np.ndarray) -> np.ndarray:
         return _softmax(self.decision(F) / self.temperature)

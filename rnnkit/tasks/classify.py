@@ -44,6 +44,15 @@ def _choice_key(history, monitor: str) -> tuple:
     return (min(r["val_loss"] for r in evals),)
 
 
+def _finite32(data: Padded, which: str) -> Padded:
+    """``data`` if every value fits float32 after normalisation (the random TDNN adds nine of them per channel);
+    else UserError naming the fix."""
+    if not np.isfinite(data.xs).all() or np.abs(data.xs).max(initial=0.0) > 1e36 / (9 * data.xs.shape[2]):
+        raise UserError(f"the {which} data hold values too large for the float32 time-delay layer after "
+                        "normalisation (beyond 1e36); rescale them, or use normalize='global' or 'series'")
+    return data
+
+
 def _label_kind(v) -> str:
     if isinstance(v, str):
         return "string"
@@ -251,7 +260,7 @@ class SequenceClassifier:
         (normalize "auto" means "global"), zero-padded with lengths."""
         self.model_ = "rocket"
         self.normalize_ = "global" if self.config.normalize == "auto" else self.config.normalize
-        data = Padded([self._normalize(c) for c in raw], np.float32)
+        data = _finite32(Padded([self._normalize(c) for c in raw], np.float32), "training")
         self.nets_ = fit_members(data, ys, self.n_classes_, seeds, t0, self.config.max_minutes, log, stop)
 
     # -- predict --------------------------------------------------------------------------------------------
@@ -264,7 +273,7 @@ class SequenceClassifier:
         members' probabilities are averaged."""
         self._check_fitted()
         if self.model_ == "rocket":
-            data = Padded(self._prepare(X), np.float32)
+            data = _finite32(Padded(self._prepare(X), np.float32), "given")
             return sum(m.predict_proba(data) for m in self.nets_) / len(self.nets_)
         data = Padded(self._prepare(X), np.dtype(self.config.dtype))
         probs = np.zeros((len(data), self.n_classes_))
@@ -330,6 +339,7 @@ class SequenceClassifier:
         try:
             conf = dict(dataclass_dict(ClassifyConfig, meta["config"], f"checkpoint {path} metadata field 'config'"))
             conf["channels"], conf["kernels"] = tuple(conf["channels"]), tuple(conf["kernels"])
+            conf["threads"] = None  # a setting of the machine that trained it, not of the model: automatic here
             self = cls(**conf)
             self.config.check()
             classes = meta["classes_"]
@@ -362,14 +372,14 @@ class SequenceClassifier:
                     raise ValueError("members_ must list one description per member")
                 expected = {}
                 for k, info in enumerate(infos):
-                    expected.update(RocketMember.expected(f"member{k}", info, C, self.n_classes_))
+                    expected.update(RocketMember.expected(f"member{k}", info, self.n_inputs_, self.n_classes_))
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"checkpoint {path}: metadata is damaged ({exc}); retrain the classifier") from None
         if self.model_ == "rocket":
             tensors, _ = load_checkpoint(path, expected=expected)
             try:
-                self.nets_ = [RocketMember.from_tensors(tensors, f"member{k}") for k in range(members)]
-            except ValueError as exc:
+                self.nets_ = [RocketMember.from_tensors(tensors, f"member{k}", infos[k]) for k in range(members)]
+            except (KeyError, TypeError, ValueError) as exc:
                 raise UserError(f"checkpoint {path}: a random-TDNN member is damaged ({exc}); retrain the "
                                 "classifier") from None
             self.histories_ = []

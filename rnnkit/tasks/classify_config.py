@@ -76,9 +76,9 @@ class ClassifyConfig:
         need(self.max_minutes is None or 0 < self.max_minutes < math.inf,
              f"max_minutes must be positive and finite (or None for no limit), got {self.max_minutes}")
         need(int(self.workers) >= 1, f"workers must be at least 1, got {self.workers}")
-        need(self.threads is None or (isinstance(self.threads, int) and not isinstance(self.threads, bool)
-                                      and 1 <= self.threads <= 1024),
-             f"threads must be None (automatic) or a whole number from 1 to 1024, got {self.threads!r}")
+        from rnnkit.nn.recurrent.threads import check_threads
+
+        check_threads(self.threads)
         if self.workers > 1 or self.ray_address:
             from rnnkit.distributed import require_ray
             require_ray(f"--workers {self.workers}")

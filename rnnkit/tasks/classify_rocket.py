@@ -1,7 +1,8 @@
 """The classifier's "rocket" members: a random time-delay layer (rnnkit.nn.random_tdnn) whose PPV features feed a
 closed-form ridge readout (rnnkit.nn.ridge). Fitting one member reads the training cases twice and solves one
 eigenproblem; nothing is trained by gradient, so there is no validation split and no early stopping: the ridge
-penalty and the softmax temperature are chosen by exact leave-one-out on the training cases.
+penalty and the softmax temperature are chosen by exact leave-one-out on the training cases (on a stratified
+sample of them beyond 3,000; see rnnkit.nn.ridge).
 """
 from __future__ import annotations
 
@@ -50,12 +51,15 @@ class RocketMember:
                 **{f"{prefix}.ridge.{k}": v for k, v in RidgeReadout.state_shapes(n_feat, n_classes).items()}}
 
     @classmethod
-    def from_tensors(cls, tensors: dict, prefix: str) -> "RocketMember":
+    def from_tensors(cls, tensors: dict, prefix: str, info: dict) -> "RocketMember":
+        """The member saved under ``prefix``; ``info`` is its :meth:`describe` from the metadata."""
         def part(name):
             head = f"{prefix}.{name}."
             return {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
 
-        return cls(RandomTDNN.from_state(part("tdnn")), RidgeReadout.from_state(part("ridge")))
+        readout = RidgeReadout.from_state(part("ridge"))
+        readout.loo_accuracy = float(info["loo_accuracy"])
+        return cls(RandomTDNN.from_state(part("tdnn")), readout)
 
 
 def fit_members(data, ys: np.ndarray, n_classes: int, seeds, t0: float, max_minutes: float | None, log=None,

@@ -23,7 +23,8 @@ class Padded:
         C = cases[0].shape[0]
         self.xs = np.zeros((len(cases), int(self.lengths.max()), C), dtype=dtype)
         for i, c in enumerate(cases):
-            self.xs[i, : c.shape[1]] = c.T
+            with np.errstate(over="ignore"):  # beyond float32 becomes inf, which the callers refuse
+                self.xs[i, : c.shape[1]] = c.T
 
     def __len__(self) -> int:
         return len(self.lengths)

@@ -56,7 +56,8 @@ def _load(cls, path):
 
     tensors, meta = io.load_checkpoint(path)
     check(path, meta, tensors)
-    self = cls(config=ForecastConfig(**meta["config"]))
+    # threads is a setting of the machine that trained it, not of the model: automatic here
+    self = cls(config=ForecastConfig(**{**meta["config"], "threads": None}))
     for k in _LEARNED:
         setattr(self, k, meta[k])
     self.scalers_ = {k: SeriesScaler.from_json(v) for k, v in meta["scalers_"].items()}

@@ -200,3 +200,45 @@ def test_short_constant_single_case_classes_and_many_channels_give_probabilities
         assert np.isfinite(p).all() and np.allclose(p.sum(axis=1), 1.0), name
     flat = SequenceClassifier(n_estimators=1).fit(np.full((6, 30), 2.0), np.array([0, 0, 0, 0, 1, 1]))
     assert (flat.predict(np.full((2, 30), 2.0)) == 0).all()  # nothing to learn: the majority class
+
+
+@pytest.mark.parametrize("normalize", ["series+scale", "series", "none"])
+def test_every_normalisation_saves_loads_and_saves_again(tmp_path, normalize):
+    """The random TDNN reads n_inputs_ channels (3 per data channel with series+scale); a loaded model saves
+    again (its members keep their leave-one-out accuracy) and the second file predicts the same."""
+    rng = np.random.default_rng(11)
+    X = [rng.normal(size=(2, int(n))) * 10.0 ** rng.integers(-2, 3) for n in rng.integers(20, 40, 16)]
+    y = np.array(["a", "b"] * 8)
+    clf = SequenceClassifier(normalize=normalize, n_estimators=2, random_state=0).fit(X, y)
+    clf.save(tmp_path / "one.safetensors")
+    back = SequenceClassifier.load(tmp_path / "one.safetensors")
+    back.save(tmp_path / "two.safetensors")
+    again = SequenceClassifier.load(tmp_path / "two.safetensors")
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    assert [m.describe() for m in again.nets_] == [m.describe() for m in clf.nets_]
+
+
+def test_threads_reach_the_networks_and_are_not_saved(tmp_path):
+    """threads= sets the trained networks' recurrent layers; it is a machine setting, so a loaded model is
+    automatic again."""
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(12, 1, 30))
+    y = np.array(["a", "b"] * 6)
+    clf = SequenceClassifier(model="rnn", threads=2, epochs=2, n_estimators=1, hidden_size=8).fit(X, y)
+    assert clf.nets_[0].rnn.threads == 2
+    clf.save(tmp_path / "m.safetensors")
+    back = SequenceClassifier.load(tmp_path / "m.safetensors")
+    assert back.config.threads is None and back.nets_[0].rnn.threads is None
+    np.testing.assert_allclose(back.predict_proba(X), clf.predict_proba(X), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e37, 1e40])
+def test_values_float32_cannot_hold_are_refused(scale):
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(10, 1, 30))
+    y = np.array(["a", "b"] * 5)
+    with pytest.raises(UserError, match="too large for the float32"):
+        SequenceClassifier(normalize="none", n_estimators=1).fit(X * scale, y)
+    clf = SequenceClassifier(n_estimators=1).fit(X, y)
+    with pytest.raises(UserError, match="too large for the float32"):
+        clf.predict_proba(X * 1e40)

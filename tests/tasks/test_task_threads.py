@@ -20,13 +20,23 @@ def test_forecaster_layers_get_the_configured_threads():
         ForecastConfig(horizon=3, threads=0).check()
 
 
+def test_a_loaded_forecaster_chooses_its_threads_again(tmp_path):
+    """threads is the training machine's setting: a saved forecaster loads with threads None (automatic)."""
+    y = 10 + np.sin(np.arange(80) / 3.0)
+    f = Forecaster(horizon=3, season=1, cell="gru", hidden_size=8, epochs=2, threads=2, seed=0).fit(y)
+    f.save(tmp_path / "f.safetensors")
+    back = Forecaster.load(tmp_path / "f.safetensors")
+    assert back.config.threads is None and all(net.encoder.threads is None for net in back.nets_)
+
+
 def test_classifier_network_and_config_take_threads():
     arch = dict(model="rnn", stride=1, channels=[], kernels=[], cell="gru", hidden_size=6, num_layers=2,
                 bidirectional=True, pool="mean", front_size=4, dropout=0.0)
     net = ClassifierNet(2, 3, arch, rng=0, threads=2)
     assert net.rnn.threads == 2 and all(core.threads == 2 for core in net.rnn.cores)  # the GRU's team size
     assert ClassifierNet(2, 3, arch, rng=0).rnn.threads is None
-    assert ClassifyConfig(threads=2).threads == 2
+    with pytest.raises(UserError, match="threads"):
+        ClassifyConfig(threads=0).check()
 
 
 def test_memory_run_passes_threads_and_the_cli_hands_them_over(tmp_path, monkeypatch):
