@@ -15,6 +15,7 @@ import socket
 from pathlib import Path
 
 from rnnkit.errors import UserError
+from rnnkit.limits import proc_bytes
 
 try:
     import fcntl
@@ -192,17 +193,6 @@ def check_room(run_dir, nbytes: int, what: str = "run folder") -> None:
 
 
 # -- memory -----------------------------------------------------------------------------------------
-def _vm_bytes() -> int | None:
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 @contextlib.contextmanager
 def memory_cap(extra_bytes: int):
     """Within the block the process may grow by at most ``extra_bytes`` of address space (RLIMIT_AS): a
@@ -212,7 +202,7 @@ def memory_cap(extra_bytes: int):
     except ImportError:  # pragma: no cover
         yield
         return
-    vm = _vm_bytes()
+    vm = proc_bytes("/proc/self/status", "VmSize")
     if vm is None:
         yield
         return

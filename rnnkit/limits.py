@@ -23,16 +23,23 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} PB"
 
 
-def free_bytes() -> int | None:
-    """Memory available now (Linux MemAvailable), or None when the OS does not say."""
+def proc_bytes(path: str, field: str) -> int | None:
+    """A "Field:  N kB" line of a Linux /proc file (/proc/meminfo, /proc/self/status) in bytes, or None when
+    the OS does not say."""
+    key = field.encode() + b":"
     try:
-        with open("/proc/meminfo", "rb") as f:
+        with open(path, "rb") as f:
             for line in f:
-                if line.startswith(b"MemAvailable:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def free_bytes() -> int | None:
+    """Memory available now (Linux MemAvailable), or None when the OS does not say."""
+    return proc_bytes("/proc/meminfo", "MemAvailable")
 
 
 def check_memory(nbytes: float, what: str, fix: str = "", *, now: bool = False) -> None:
