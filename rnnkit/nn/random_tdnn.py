@@ -15,7 +15,7 @@ KERNEL = 9  # taps per kernel; weights -1 everywhere except three taps of 2, so 
 TAPS = np.array(list(itertools.combinations(range(KERNEL), 3)))  # (84, 3): where the three 2s sit
 N_KERNELS = len(TAPS)
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0  # quantile positions (k * GOLDEN) mod 1 spread evenly without a pattern
-STATE = ("dilations", "kernel", "padded", "channels", "counts", "biases")
+N_FEATURES = 10_000  # MiniRocket's default; rounded down to a multiple of the 84 kernels (9,996)
 CACHED = 8  # channel subsets whose shifted series are kept while one dilation's 84 kernels run
 
 
@@ -69,7 +69,7 @@ class RandomTDNN:
     biases of the group, and ``biases`` (F,).
     """
 
-    def __init__(self, n_features: int = 10_000, max_dilations: int = 32, rng=None, chunk_bytes: int = 64 << 20):
+    def __init__(self, n_features: int = N_FEATURES, max_dilations: int = 32, rng=None, chunk_bytes: int = 64 << 20):
         self.n_features, self.max_dilations = int(n_features), int(max_dilations)
         self.rng = as_rng(rng)
         self.chunk_bytes = int(chunk_bytes)

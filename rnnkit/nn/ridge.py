@@ -12,7 +12,6 @@ ALPHAS = np.logspace(-3, 5, 17)  # penalties tried, on standardised features
 # prediction is right (the log-loss would then keep falling as the temperature does): scores live on the
 # +-1 scale of the targets, so a gap of 2 still gives exp(-200), not 0.
 TEMPERATURES = np.logspace(-2, 1.5, 36)
-STATE = ("mean", "scale", "weight", "bias", "alpha", "temperature")
 
 
 def _eigh(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +76,9 @@ class RidgeReadout:
             ys = y
         else:
             rows = _stratified_rows(y, self.max_loo_cases)
-            alpha, loo_scores, self.loo_errors, _ = self._loo(X[rows], Y[rows], weights=False)
+            sample = X[rows]  # a copy, centred on its own mean
+            sample -= sample.mean(axis=0)
+            alpha, loo_scores, self.loo_errors, _ = self._loo(sample, Y[rows], weights=False)
             self.alpha = alpha * N / len(rows)
             ys = y[rows]
             G = X @ X.T if N <= P else X.T @ X  # the smaller of the dual (N x N) and primal (P x P) systems
@@ -92,9 +93,8 @@ class RidgeReadout:
 
     def _loo(self, X: np.ndarray, Y: np.ndarray, weights: bool):
         """(chosen penalty, leave-one-out scores (N, K) at it, mean squared leave-one-out residual per penalty,
-        weights (P, K) at it or None) for features X and targets Y, both centred here."""
+        weights (P, K) at it or None) for centred features X and targets Y (centred here)."""
         N = len(X)
-        X = X - X.mean(axis=0)
         ym = Y.mean(axis=0)
         Yc = Y - ym
         if N <= X.shape[1]:

@@ -47,9 +47,10 @@ def _choice_key(history, monitor: str) -> tuple:
 def _finite32(data: Padded, which: str) -> Padded:
     """``data`` if every value fits float32 after normalisation (the random TDNN adds nine of them per channel);
     else UserError naming the fix."""
-    if not np.isfinite(data.xs).all() or np.abs(data.xs).max(initial=0.0) > 1e36 / (9 * data.xs.shape[2]):
+    limit = 1e36 / (9 * data.xs.shape[2])  # nine taps per channel summed, with room to spare below 3.4e38
+    if not np.isfinite(data.xs).all() or np.abs(data.xs).max(initial=0.0) > limit:
         raise UserError(f"the {which} data hold values too large for the float32 time-delay layer after "
-                        "normalisation (beyond 1e36); rescale them, or use normalize='global' or 'series'")
+                        f"normalisation (beyond {limit:.1e}); rescale them, or use normalize='global' or 'series'")
     return data
 
 

@@ -10,10 +10,8 @@ import time
 
 import numpy as np
 
-from rnnkit.nn.random_tdnn import RandomTDNN
+from rnnkit.nn.random_tdnn import N_FEATURES, RandomTDNN
 from rnnkit.nn.ridge import RidgeReadout
-
-N_FEATURES = 10_000  # MiniRocket's default; rounded down to a multiple of 84 kernels (9,996)
 
 
 class RocketMember:

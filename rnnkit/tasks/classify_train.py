@@ -22,8 +22,8 @@ class Padded:
         self.lengths = np.array([c.shape[1] for c in cases], dtype=np.int64)
         C = cases[0].shape[0]
         self.xs = np.zeros((len(cases), int(self.lengths.max()), C), dtype=dtype)
-        for i, c in enumerate(cases):
-            with np.errstate(over="ignore"):  # beyond float32 becomes inf, which the callers refuse
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf (the rocket model refuses it by name)
+            for i, c in enumerate(cases):
                 self.xs[i, : c.shape[1]] = c.T
 
     def __len__(self) -> int:
