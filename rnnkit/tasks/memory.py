@@ -312,7 +312,7 @@ def _load(file: Path) -> tuple[SequenceModel, MemoryConfig]:
     io.check_keys(meta, ("config", "step"), f"checkpoint {file} metadata")
     io.field(meta, "step", int, f"checkpoint {file} metadata", optional=True, low=0)
     io.dataclass_dict(MemoryConfig, cfg, f"checkpoint {file} metadata field 'config'")
-    config = MemoryConfig(**cfg).validate()
+    config = MemoryConfig(**{**cfg, "threads": None}).validate()  # threads: the training machine's, not the model's
     if config.hidden_size * config.num_layers > file.stat().st_size:  # each unit has weights in the file
         raise UserError(f"checkpoint {file}: config hidden_size {config.hidden_size} x num_layers "
                         f"{config.num_layers} is larger than the file can hold; the metadata is damaged")
