@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--save", help="also write the table here (and a JSON beside it)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from blas_env import blas_line
+    from blas_env import FORCING, blas_line
 
     folder = Path(args.data)
     names = pairs(folder, args.datasets.split(",") if args.datasets else None)
@@ -134,7 +134,8 @@ def main(argv=None) -> int:
         sources = folder / "SOURCES.txt"
         src = [f"data: {ln.strip()}" for ln in (sources.read_text().splitlines() if sources.is_file() else [])
                if ln.split(maxsplit=1)[:1] and ln.split(maxsplit=1)[0] in names]
-        cmd = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python " + " ".join(sys.argv)
+        unset = not any(v in os.environ for v in FORCING)  # the command as it ran: the variables unset or not
+        cmd = ("env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE " if unset else "") + "python " + " ".join(sys.argv)
         Path(args.save).write_text("\n".join([cmd, *head, *src, "", *lines]) + "\n")
         Path(args.save).with_suffix(".json").write_text(json.dumps(results, indent=2))
     return 0
