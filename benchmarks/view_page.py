@@ -61,6 +61,10 @@ def main() -> int:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from blas_env import blas_line
+
+    print(blas_line())  # the page's build time runs the model's forward pass in NumPy
     lm = text.load(args.run)
     a = lm.model.arch()
     print(f"model: {a['cell']} {a['num_layers']}x{a['hidden_size']}, {lm.model.num_params():,} parameters, "
